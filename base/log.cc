@@ -1,0 +1,41 @@
+#include "base/log.h"
+
+#include <memory>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+namespace mconnect::log {
+
+spdlog::level::level_enum LevelFromVerbosity(int verbosity) {
+  switch (verbosity) {
+    case 0: return spdlog::level::warn;
+    case 1: return spdlog::level::info;
+    case 2: return spdlog::level::debug;
+    default: return spdlog::level::trace;
+  }
+}
+
+void ToStderr(std::string_view name, int verbosity) {
+  auto logger = std::make_shared<spdlog::logger>(std::string(name), std::make_shared<spdlog::sinks::stderr_sink_st>());
+  logger->set_pattern("%n: %v");
+  logger->set_level(LevelFromVerbosity(verbosity));
+  spdlog::set_default_logger(std::move(logger));
+}
+
+Result<void> ToFile(std::string_view name, const std::string& path, int verbosity) {
+  try {
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_st>(path);
+    auto logger = std::make_shared<spdlog::logger>(std::string(name), std::move(sink));
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %n[%P] %l: %v");
+    // The file is for after-the-fact diagnosis: keep info even without -v.
+    logger->set_level(verbosity > 0 ? LevelFromVerbosity(verbosity) : spdlog::level::info);
+    logger->flush_on(spdlog::level::trace);
+    spdlog::set_default_logger(std::move(logger));
+  } catch (const spdlog::spdlog_ex& e) {
+    return Fail("cannot open log file {}: {}", path, e.what());
+  }
+  return {};
+}
+
+}  // namespace mconnect::log
