@@ -1,1 +1,235 @@
-// placeholder: being written
+#include "launcher/ssh_config.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/subprocess.h"
+
+namespace mconnect::launcher {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kSshGTimeout = 10s;
+constexpr std::size_t kMaxQuoted = 80;
+// Large enough for any real timeout, small enough that seconds * 1000 fits an int.
+constexpr long kMaxSeconds = 1'000'000;
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// Printable ASCII only, at most kMaxQuoted characters: error lines go to a terminal.
+std::string Sanitize(std::string_view text) {
+  std::string clean;
+  for (char c : text.substr(0, kMaxQuoted)) clean += (c >= 0x20 && c <= 0x7e) ? c : '?';
+  if (text.size() > kMaxQuoted) clean += "...";
+  return clean;
+}
+
+std::string Lower(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
+std::vector<std::string_view> Words(std::string_view text) {
+  std::vector<std::string_view> words;
+  while (true) {
+    while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+    if (text.empty()) break;
+    std::size_t end = 0;
+    while (end < text.size() && !IsSpace(text[end])) ++end;
+    words.push_back(text.substr(0, end));
+    text.remove_prefix(end);
+  }
+  return words;
+}
+
+// ssh expands "~" itself when it uses a path, but ssh -G prints some of them (identityfile)
+// as written; we open these files ourselves, so we expand the one form that matters.
+std::string ExpandTilde(std::string_view path) {
+  if (path != "~" && !path.starts_with("~/")) return std::string(path);
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return std::string(path);
+  return std::string(home) + std::string(path.substr(1));
+}
+
+std::optional<long> ParseNumber(std::string_view text, long min, long max) {
+  if (text.empty() || text.size() > 10) return std::nullopt;
+  long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> ParseBool(std::string_view text) {
+  std::string lower = Lower(text);
+  if (lower == "yes" || lower == "true") return true;
+  if (lower == "no" || lower == "false") return false;
+  return std::nullopt;
+}
+
+std::string NoneIsEmpty(std::string_view value) { return Lower(value) == "none" ? std::string() : std::string(value); }
+
+void AppendPaths(std::vector<std::string>& list, std::string_view value) {
+  for (auto word : Words(value)) {
+    if (Lower(word) != "none") list.push_back(ExpandTilde(word));
+  }
+}
+
+std::string FirstLine(std::string_view text) {
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    auto line = Trim(text.substr(0, end));
+    if (!line.empty()) return Sanitize(line);
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return {};
+}
+
+Result<void> Apply(SshSettings& s, const std::string& key, std::string_view value) {
+  auto number = [&](int& field, long min, long max, std::string_view expected) -> Result<void> {
+    auto parsed = ParseNumber(value, min, max);
+    if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected {})", key, Sanitize(value), expected);
+    field = static_cast<int>(*parsed);
+    return {};
+  };
+  auto flag = [&](bool& field) -> Result<void> {
+    auto parsed = ParseBool(value);
+    if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected yes or no)", key, Sanitize(value));
+    field = *parsed;
+    return {};
+  };
+
+  if (key == "hostname") {
+    s.hostname = value;
+  } else if (key == "user") {
+    s.user = value;
+  } else if (key == "port") {
+    auto port = ParseNumber(value, 1, 65535);
+    if (!port) return Fail("ssh -G printed port \"{}\" (expected 1..65535)", Sanitize(value));
+    s.port = static_cast<std::uint16_t>(*port);
+  } else if (key == "identityfile") {
+    // One file per line, the path may contain spaces.
+    if (!value.empty() && Lower(value) != "none") s.identity_files.push_back(ExpandTilde(value));
+  } else if (key == "identitiesonly") {
+    return flag(s.identities_only);
+  } else if (key == "identityagent") {
+    s.identity_agent = value == "none" || value == "SSH_AUTH_SOCK" ? std::string(value) : ExpandTilde(value);
+  } else if (key == "userknownhostsfile") {
+    AppendPaths(s.user_known_hosts_files, value);
+  } else if (key == "globalknownhostsfile") {
+    AppendPaths(s.global_known_hosts_files, value);
+  } else if (key == "stricthostkeychecking") {
+    std::string lower = Lower(value);
+    if (lower == "true" || lower == "yes") {
+      s.strict_host_key_checking = "yes";
+    } else if (lower == "false" || lower == "no" || lower == "off") {
+      s.strict_host_key_checking = "no";
+    } else if (lower == "ask" || lower == "accept-new") {
+      s.strict_host_key_checking = lower;
+    } else {
+      return Fail("ssh -G printed stricthostkeychecking \"{}\" (expected yes, no, ask or accept-new)",
+                  Sanitize(value));
+    }
+  } else if (key == "hostkeyalias") {
+    s.host_key_alias = NoneIsEmpty(value);
+  } else if (key == "connecttimeout") {
+    if (Lower(value) == "none") {
+      s.connect_timeout_s = 0;
+      return {};
+    }
+    return number(s.connect_timeout_s, 0, kMaxSeconds, "a number of seconds or none");
+  } else if (key == "serveraliveinterval") {
+    return number(s.server_alive_interval_s, 0, kMaxSeconds, "a number of seconds");
+  } else if (key == "serveralivecountmax") {
+    return number(s.server_alive_count_max, 0, kMaxSeconds, "a count");
+  } else if (key == "controlpath") {
+    std::string path = NoneIsEmpty(value);
+    s.control_path = path.empty() ? path : ExpandTilde(path);
+  } else if (key == "proxycommand") {
+    s.proxy_command = NoneIsEmpty(value);
+  } else if (key == "proxyjump") {
+    s.proxy_jump = NoneIsEmpty(value);
+  } else if (key == "batchmode") {
+    return flag(s.batch_mode);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<SshSettings> ParseSshG(std::string_view output, std::string_view alias) {
+  SshSettings settings;
+  settings.host_alias = alias;
+  while (!output.empty()) {
+    auto end = output.find('\n');
+    std::string_view line = Trim(output.substr(0, end));
+    output.remove_prefix(end == std::string_view::npos ? output.size() : end + 1);
+    if (line.empty()) continue;
+    std::size_t key_end = 0;
+    while (key_end < line.size() && !IsSpace(line[key_end])) ++key_end;
+    std::string key = Lower(line.substr(0, key_end));
+    std::string_view value = Trim(line.substr(key_end));
+    if (value.find('\0') != std::string_view::npos) {
+      return Fail("ssh -G printed a NUL byte in {}", Sanitize(key));
+    }
+    if (auto applied = Apply(settings, key, value); !applied) return Fail(std::move(applied.error()));
+  }
+  if (settings.hostname.empty()) return Fail("ssh -G printed no hostname for {}", Sanitize(alias));
+  if (settings.user.empty()) return Fail("ssh -G printed no user for {}", Sanitize(alias));
+  return settings;
+}
+
+Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host) {
+  std::string ssh(Trim(ssh_command));
+  if (ssh.empty()) ssh = "ssh";
+  if (host.empty()) return Fail("no host given");
+  if (host.front() == '-') return Fail("host \"{}\" looks like an option", Sanitize(host));
+  if (host.find('\0') != std::string_view::npos || ssh.find('\0') != std::string::npos) {
+    return Fail("host or ssh command contains a NUL byte");
+  }
+
+  CommandOptions options;
+  options.timeout = kSshGTimeout;
+  auto result = RunCommand(ShellCommand("exec " + ssh + " -G \"$1\"", {std::string(host)}), options);
+  std::string shown = fmt::format("{} -G {}", Sanitize(ssh), Sanitize(host));
+  if (!result) return Fail("cannot run {}: {}", shown, result.error().message);
+  if (result->timed_out) {
+    return Fail("{} did not finish within {} s", shown, std::chrono::seconds(kSshGTimeout).count());
+  }
+  if (!result->ok()) {
+    std::string why = FirstLine(result->err);
+    std::string status = result->exit_code >= 0 ? fmt::format("exit status {}", result->exit_code)
+                                                 : fmt::format("signal {}", result->signal);
+    if (why.empty()) return Fail("{} failed ({})", shown, status);
+    return Fail("{} failed ({}): {}", shown, status, why);
+  }
+  return ParseSshG(result->out, host);
+}
+
+std::string DestinationName(const SshSettings& settings) {
+  bool ipv6 = settings.hostname.find(':') != std::string::npos;
+  std::string host = ipv6 ? fmt::format("[{}]", settings.hostname) : settings.hostname;
+  if (settings.user.empty()) return fmt::format("{}:{}", host, settings.port);
+  return fmt::format("{}@{}:{}", settings.user, host, settings.port);
+}
+
+}  // namespace mconnect::launcher

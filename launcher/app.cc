@@ -1,0 +1,255 @@
+#include "launcher/app.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "base/log.h"
+#include "launcher/master_link.h"
+#include "launcher/mosh_client.h"
+#include "launcher/profile.h"
+#include "launcher/ssh_config.h"
+#include "proto/socket_path.h"
+
+namespace mconnect::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+void PrintError(const Error& error) {
+  if (!error.message.empty()) std::fprintf(stderr, "mconnect: %s\n", error.message.c_str());
+}
+
+long Since(Clock::time_point start) {
+  return static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
+}
+
+std::string Json(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+// Everything the connect, stop and ip commands need before they talk to a master.
+struct Resolved {
+  SshSettings ssh;
+  HostProfile profile;
+};
+
+Result<Resolved> Resolve(Options& options) {
+  std::string profile_path = options.config_path.empty() ? DefaultProfilePath() : options.config_path;
+  auto profile = LoadProfile(profile_path, options.config_path.empty() ? MissingProfile::kUseDefaults
+                                                                       : MissingProfile::kFail);
+  if (!profile) return Fail(profile.error());
+  HostProfile host = profile->ForHost(SplitDestination(options.destination).host);
+  ApplyProfile(options, host);
+  auto ssh = ResolveSshSettings(options.ssh, options.destination);
+  if (!ssh) return Fail(ssh.error());
+  return Resolved{std::move(*ssh), std::move(host)};
+}
+
+control::DiscoverIpRequest IpRequest(const Options& options, bool refresh) {
+  control::DiscoverIpRequest request;
+  for (const auto& spec : options.remote_ip) request.add_strategies(spec);
+  request.set_timeout_ms(10000);
+  request.set_refresh(refresh);
+  return request;
+}
+
+std::string DescribeFailures(const control::DiscoverIpReply& reply) {
+  std::string text;
+  for (const auto& candidate : reply.candidates()) {
+    if (candidate.error().empty()) continue;
+    text += (text.empty() ? "" : "; ") + candidate.error();
+  }
+  return text;
+}
+
+}  // namespace
+
+int RunConnect(Options options) {
+  auto start = Clock::now();
+  if (options.local) {
+    PrintError(Error{"--local is not supported by this version of mconnect"});
+    return 1;
+  }
+  auto resolved = Resolve(options);
+  if (!resolved) {
+    PrintError(resolved.error());
+    return kExitConnectionFailed;
+  }
+  long resolve_ms = Since(start);
+
+  auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
+  if (!link) {
+    PrintError(link.error());
+    return kExitConnectionFailed;
+  }
+
+  auto step = Clock::now();
+  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, false),
+                                                        proto::MessageType::kDiscoverIpReply, milliseconds(60000));
+  if (!ip) {
+    PrintError(Error{"finding the server's address failed: " + ip.error().message});
+    return 1;
+  }
+  if (ip->address().empty()) {
+    PrintError(Error{"no address for mosh: " + DescribeFailures(*ip)});
+    return 1;
+  }
+  if (std::string failures = DescribeFailures(*ip); !failures.empty()) {
+    std::fprintf(stderr, "mconnect: %s; using %s\n", failures.c_str(), ip->address().c_str());
+  }
+  long ip_ms = Since(step);
+
+  step = Clock::now();
+  control::StartMoshServerRequest request;
+  request.set_server(options.server);
+  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
+  request.set_colors(ClientColors(options.client));
+  request.set_port_range(options.port_range);
+  request.set_bind(options.bind_server);
+  for (const auto& word : options.remote_command) request.add_command(word);
+  request.set_timeout_ms(20000);
+  request.set_verbose(static_cast<std::uint32_t>(std::max(0, options.verbosity - 1)));
+  auto server = link->client.Call<control::StartMoshServerReply>(
+      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+  if (!server) {
+    PrintError(server.error());
+    return 1;
+  }
+  long server_ms = Since(step);
+
+  if (options.timings || options.verbosity > 0) {
+    std::fprintf(stderr,
+                 "mconnect: %s master %s in %ld ms (pid %u) · address %s in %ld ms · mosh-server port %u in %ld ms · "
+                 "total %ld ms (ssh -G %ld ms)\n",
+                 resolved->ssh.host_alias.c_str(), link->started ? "started" : "reused",
+                 static_cast<long>(link->elapsed.count()), link->client.master_pid(), ip->address().c_str(), ip_ms,
+                 server->port(), server_ms, Since(start), resolve_ms);
+  }
+  Error failed = ExecMoshClient(options, ip->address(), server->port(), server->key());
+  PrintError(failed);
+  return 1;
+}
+
+int RunIp(Options options) {
+  auto resolved = Resolve(options);
+  if (!resolved) {
+    PrintError(resolved.error());
+    return kExitConnectionFailed;
+  }
+  auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
+  if (!link) {
+    PrintError(link.error());
+    return kExitConnectionFailed;
+  }
+  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, false),
+                                                        proto::MessageType::kDiscoverIpReply, milliseconds(60000));
+  if (!ip) {
+    PrintError(ip.error());
+    return 1;
+  }
+  if (options.json) {
+    std::printf("%s\n", Json(*ip).c_str());
+  } else {
+    for (const auto& candidate : ip->candidates()) {
+      std::string age = candidate.age_ms() > 0 ? fmt::format(", cached {} s ago", candidate.age_ms() / 1000) : "";
+      if (candidate.error().empty()) {
+        std::printf("%-40s %s (%u ms%s)\n", candidate.strategy().c_str(), candidate.address().c_str(),
+                    candidate.elapsed_ms(), age.c_str());
+      } else {
+        std::printf("%-40s failed: %s (%u ms)\n", candidate.strategy().c_str(), candidate.error().c_str(),
+                    candidate.elapsed_ms());
+      }
+    }
+  }
+  return ip->address().empty() ? 1 : 0;
+}
+
+int RunStatus(const Options& options) {
+  std::string directory = proto::DefaultRuntimeDir();
+  if (!options.socket_path.empty()) {
+    directory = options.socket_path.substr(0, options.socket_path.rfind('/'));
+  } else {
+    std::string profile_path = options.config_path.empty() ? DefaultProfilePath() : options.config_path;
+    if (auto profile = LoadProfile(profile_path); profile && !profile->ForHost("").socket_dir.empty()) {
+      directory = profile->ForHost("").socket_dir;
+    }
+  }
+  std::vector<control::StatusReply> masters;
+  std::vector<std::string> stale;
+  for (const auto& socket : proto::ListSockets(directory)) {
+    auto client = proto::ControlClient::Connect(socket, milliseconds(1000));
+    if (!client) {
+      stale.push_back(socket);
+      continue;
+    }
+    auto status = client->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                     proto::MessageType::kStatusReply, milliseconds(2000));
+    if (status) masters.push_back(std::move(*status));
+  }
+  if (options.json) {
+    std::string out = "{\"masters\": [";
+    for (std::size_t i = 0; i < masters.size(); ++i) out += (i ? ", " : "") + Json(masters[i]);
+    out += "], \"stale_sockets\": [";
+    for (std::size_t i = 0; i < stale.size(); ++i) out += fmt::format("{}\"{}\"", i ? ", " : "", stale[i]);
+    out += "]}";
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  if (masters.empty() && stale.empty()) {
+    std::printf("no masters running (socket directory %s)\n", directory.c_str());
+    return 0;
+  }
+  std::printf("%-32s %8s %10s %8s %7s  %s\n", "DESTINATION", "PID", "UPTIME", "CHANNELS", "EXECS", "SOCKET");
+  for (const auto& m : masters) {
+    std::printf("%-32s %8u %9lus %8u %7lu  %s\n", m.destination().c_str(), m.pid(),
+                static_cast<unsigned long>(m.uptime_ms() / 1000), m.channels(), static_cast<unsigned long>(m.execs()),
+                m.socket_path().c_str());
+  }
+  for (const auto& socket : stale) std::printf("%-32s %8s %10s %8s %7s  %s\n", "(stale)", "-", "-", "-", "-", socket.c_str());
+  return 0;
+}
+
+int RunStop(const Options& options) {
+  Options resolved_options = options;
+  auto resolved = Resolve(resolved_options);
+  if (!resolved) {
+    PrintError(resolved.error());
+    return kExitConnectionFailed;
+  }
+  std::string socket = SocketPathFor(resolved->ssh, resolved_options, resolved->profile);
+  auto client = proto::ControlClient::Connect(socket, milliseconds(2000));
+  if (!client) {
+    PrintError(Error{fmt::format("no master running for {} ({})", DestinationName(resolved->ssh), socket)});
+    return 1;
+  }
+  std::uint32_t pid = client->master_pid();
+  auto stopped = client->Call<control::StopReply>(proto::MessageType::kStop, control::StopRequest{},
+                                                  proto::MessageType::kStopReply, milliseconds(5000));
+  if (!stopped) {
+    PrintError(stopped.error());
+    return 1;
+  }
+  // The master removes its socket on the way out; wait for that (bounded) so that a command
+  // run right after `mconnect stop` sees no master.
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  struct stat st{};
+  while (::stat(socket.c_str(), &st) == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  std::printf("stopped master for %s (pid %u)\n", DestinationName(resolved->ssh).c_str(), pid);
+  return 0;
+}
+
+}  // namespace mconnect::launcher

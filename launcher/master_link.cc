@@ -1,0 +1,117 @@
+#include "launcher/master_link.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "base/log.h"
+#include "proto/socket_path.h"
+
+namespace mconnect::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kConnectTimeout = std::chrono::milliseconds(3000);
+
+std::string HostKeyPolicy(const SshSettings& settings, const HostProfile& profile) {
+  std::string policy = settings.strict_host_key_checking;
+  // ssh's own default is "ask"; then the profile may be stricter or looser.
+  if (policy.empty() || policy == "ask") policy = profile.host_key_policy == "strict" ? "yes" : profile.host_key_policy;
+  if (settings.batch_mode && policy == "ask") policy = "yes";  // nobody to ask
+  return policy;
+}
+
+std::vector<std::string> MuxArguments(const SshSettings& settings, const Options& options, const HostProfile& profile,
+                                      const std::string& socket_path) {
+  std::vector<std::string> args{MuxExecutable(options), "--user", settings.user, "--host", settings.hostname,
+                                "--port", std::to_string(settings.port), "--socket", socket_path,
+                                "--strict-host-key-checking", HostKeyPolicy(settings, profile), "--progress"};
+  if (!settings.host_key_alias.empty()) args.insert(args.end(), {"--host-key-alias", settings.host_key_alias});
+  for (const auto& file : settings.user_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
+  for (const auto& file : settings.global_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
+  for (const auto& file : settings.identity_files) args.insert(args.end(), {"--identity", file});
+  if (settings.identities_only) args.push_back("--identities-only");
+  if (!settings.identity_agent.empty()) args.insert(args.end(), {"--identity-agent", settings.identity_agent});
+  if (settings.connect_timeout_s > 0) {
+    args.insert(args.end(), {"--connect-timeout", std::to_string(settings.connect_timeout_s)});
+  }
+  int keepalive = settings.server_alive_interval_s > 0 ? settings.server_alive_interval_s : profile.keepalive_s;
+  args.insert(args.end(), {"--keepalive", std::to_string(keepalive > 0 ? keepalive : 3600)});
+  args.insert(args.end(), {"--persist", std::to_string(options.persist_s.value_or(profile.persist_s))});
+  args.insert(args.end(), {"--remote-ip-ttl", std::to_string(profile.remote_ip_cache_ttl_s)});
+  for (int i = 0; i < options.verbosity; ++i) args.push_back("-v");
+  return args;
+}
+
+// Runs the master in the foreground on our terminal (it may ask about the host key) until it
+// has published its socket and detached, or failed; returns its exit status.
+Result<int> RunMux(const std::vector<std::string>& args) {
+  log::Debug("starting {}", fmt::join(args, " "));
+  pid_t pid = ::fork();
+  if (pid < 0) return Fail("fork: {}", std::strerror(errno));
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "mconnect: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return Fail("waitpid: {}", std::strerror(errno));
+  }
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+std::string SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile) {
+  if (!options.socket_path.empty()) return options.socket_path;
+  return proto::PathsFor(profile.socket_dir, settings.user, settings.hostname, settings.port).socket;
+}
+
+std::string MuxExecutable(const Options& options) {
+  if (!options.mux_path.empty()) return options.mux_path;
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string path(self, static_cast<std::size_t>(n));
+    std::string sibling = path.substr(0, path.rfind('/') + 1) + "mconnect-mux";
+    if (::access(sibling.c_str(), X_OK) == 0) return sibling;
+  }
+  return "mconnect-mux";
+}
+
+Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Options& options,
+                                        const HostProfile& profile) {
+  auto start = Clock::now();
+  std::string socket_path = SocketPathFor(settings, options, profile);
+  auto elapsed = [&start] { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start); };
+
+  auto existing = proto::ControlClient::Connect(socket_path, kConnectTimeout);
+  if (existing) return MasterLink{std::move(*existing), socket_path, false, elapsed()};
+  log::Debug("no master yet: {}", existing.error().message);
+
+  if (!settings.proxy_jump.empty() || !settings.proxy_command.empty()) {
+    return Fail("{} is reached through {} {}, which this version of mconnect cannot follow yet",
+                settings.host_alias, settings.proxy_jump.empty() ? "ProxyCommand" : "ProxyJump",
+                settings.proxy_jump.empty() ? settings.proxy_command : settings.proxy_jump);
+  }
+  std::string directory = socket_path.substr(0, socket_path.rfind('/'));
+  if (options.socket_path.empty()) {
+    if (auto made = proto::EnsurePrivateDirectory(directory); !made) return Fail(made.error());
+  }
+  auto status = RunMux(MuxArguments(settings, options, profile, socket_path));
+  if (!status) return Fail(status.error());
+  if (*status != 0) return Fail(Error{""});  // the master said why on our terminal
+  auto started = proto::ControlClient::Connect(socket_path, kConnectTimeout);
+  if (!started) return Fail("the master started but does not answer: {}", started.error().message);
+  return MasterLink{std::move(*started), socket_path, true, elapsed()};
+}
+
+}  // namespace mconnect::launcher

@@ -1,0 +1,34 @@
+// Reaching the master for a destination: connect to its socket, or start one (authenticating
+// on this terminal) and then connect. Never two masters for one destination: the master's own
+// lock decides, and a second starter waits for the first.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/result.h"
+#include "launcher/cli.h"
+#include "launcher/profile.h"
+#include "launcher/ssh_config.h"
+#include "proto/client.h"
+
+namespace mconnect::launcher {
+
+struct MasterLink {
+  proto::ControlClient client;
+  std::string socket_path;
+  bool started = false;  // this call started the master (a cold start)
+  std::chrono::milliseconds elapsed{0};
+};
+
+// The socket for these settings: --socket, else the profile's socket-dir (or the default
+// runtime directory) and the destination's name.
+std::string SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile);
+
+// The mconnect-mux executable: --mux, else next to this program, else on PATH.
+std::string MuxExecutable(const Options& options);
+
+Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Options& options,
+                                        const HostProfile& profile);
+
+}  // namespace mconnect::launcher

@@ -1,0 +1,53 @@
+// SSH settings for a destination, taken from the user's own ssh configuration through
+// `ssh -G HOST` (OpenSSH evaluates Host/Match blocks, Include, defaults and canonicalisation
+// itself; we never parse ssh_config by hand).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace mconnect::launcher {
+
+struct SshSettings {
+  std::string host_alias;  // what the user typed (the argument of ssh -G)
+  std::string hostname;
+  std::string user;
+  std::uint16_t port = 22;
+  std::vector<std::string> identity_files;  // in ssh's order; "~/" expanded
+  bool identities_only = false;
+  std::string identity_agent;  // empty: $SSH_AUTH_SOCK; "none": no agent; else a socket path
+  // Empty when configured as "none" (ssh -G always prints the defaults otherwise).
+  std::vector<std::string> user_known_hosts_files;
+  std::vector<std::string> global_known_hosts_files;
+  std::string strict_host_key_checking;  // yes|no|ask|accept-new
+  std::string host_key_alias;
+  int connect_timeout_s = 0;  // 0: none
+  int server_alive_interval_s = 0;
+  int server_alive_count_max = 3;
+  std::string control_path;   // empty when none; %-tokens as ssh -G leaves them
+  std::string proxy_command;  // empty when none; %h/%p/%r unexpanded, as ssh -G prints them
+  std::string proxy_jump;     // empty when none
+  bool batch_mode = false;
+};
+
+// Parses the output of `ssh -G`: one "key value" per line, keys lowercase (compared without
+// case anyway). identityfile lines accumulate; userknownhostsfile and globalknownhostsfile are
+// space-separated lists; "none" means empty for proxycommand, proxyjump and controlpath; a
+// leading "~/" is expanded with $HOME (ssh -G leaves identityfile unexpanded);
+// stricthostkeychecking true/false become yes/no. Unknown keys are ignored. Errors name the
+// key: `ssh -G printed port "70000" (expected 1..65535)`.
+Result<SshSettings> ParseSshG(std::string_view output, std::string_view alias);
+
+// Runs `exec SSH_COMMAND -G "$1"` through /bin/sh with `host` as $1, so a mosh-style
+// --ssh='ssh -F FILE' works, with a 10 s limit, and parses its output. On failure: one line
+// with ssh's first line of stderr.
+Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host);
+
+// "user@host:port", with an IPv6 host in brackets: "bob@[2001:db8::1]:22".
+std::string DestinationName(const SshSettings& settings);
+
+}  // namespace mconnect::launcher

@@ -1,0 +1,243 @@
+#include "mux/control_server.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace mconnect::mux {
+namespace {
+
+// A client that does not read its replies cannot make the master hold more than this.
+constexpr std::size_t kMaxQueuedOutput = 4 * proto::kMaxFrameBytes;
+constexpr std::chrono::seconds kHelloDeadline{5};
+
+}  // namespace
+
+struct ControlServer::Client {
+  std::uint64_t id = 0;
+  UniqueFd fd;
+  std::vector<std::uint8_t> in;
+  std::vector<std::uint8_t> out;
+  bool identified = false;  // the first frame was ours
+  bool hello_done = false;
+  bool closed = false;
+  std::chrono::steady_clock::time_point hello_deadline;
+};
+
+const std::map<std::uint32_t, ControlServer::Handler>& ControlServer::Handlers() {
+  using T = proto::MessageType;
+  static const std::map<std::uint32_t, Handler> handlers = {
+      {static_cast<std::uint32_t>(T::kHello), &ControlServer::OnHello},
+      {static_cast<std::uint32_t>(T::kStatus), &ControlServer::OnStatus},
+      {static_cast<std::uint32_t>(T::kExec), &ControlServer::OnExec},
+      {static_cast<std::uint32_t>(T::kDiscoverIp), &ControlServer::OnDiscoverIp},
+      {static_cast<std::uint32_t>(T::kStartMoshServer), &ControlServer::OnStartMoshServer},
+      {static_cast<std::uint32_t>(T::kStop), &ControlServer::OnStop},
+  };
+  return handlers;
+}
+
+ControlServer::ControlServer(MasterServices& services) : services_(services) {}
+ControlServer::~ControlServer() = default;
+
+void ControlServer::Add(UniqueFd fd) {
+  auto client = std::make_unique<Client>();
+  client->id = next_id_++;
+  client->fd = std::move(fd);
+  client->hello_deadline = std::chrono::steady_clock::now() + kHelloDeadline;
+  clients_.emplace(client->id, std::move(client));
+}
+
+void ControlServer::AddPollFds(std::vector<pollfd>& fds) const {
+  for (const auto& [id, client] : clients_) {
+    short events = POLLIN;
+    if (!client->out.empty()) events |= POLLOUT;
+    fds.push_back({client->fd.get(), events, 0});
+  }
+}
+
+void ControlServer::HandleEvents(const pollfd* fds, std::size_t count) {
+  // Handlers may add replies to any client; collect ids first so the map can change safely.
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, client] : clients_) ids.push_back(id);
+  for (std::size_t i = 0; i < count && i < ids.size(); ++i) {
+    auto it = clients_.find(ids[i]);
+    if (it == clients_.end() || fds[i].revents == 0) continue;
+    Client& client = *it->second;
+    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ReadFrom(client);
+    if (!client.closed && (fds[i].revents & POLLOUT)) WriteTo(client);
+  }
+  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+std::optional<std::chrono::steady_clock::time_point> ControlServer::NextDeadline() const {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (const auto& [id, client] : clients_) {
+    if (!client->hello_done && (!next || client->hello_deadline < *next)) next = client->hello_deadline;
+  }
+  return next;
+}
+
+void ControlServer::ExpireHandshakes() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [id, client] : clients_) {
+    if (!client->hello_done && now >= client->hello_deadline) Close(*client, "did not finish its Hello in time");
+  }
+  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+void ControlServer::Close(Client& client, std::string_view why) {
+  if (client.closed) return;
+  if (!why.empty()) log::Warn("control client {}: {}; closing it", client.id, why);
+  client.closed = true;
+  client.fd.Reset();
+}
+
+void ControlServer::ReadFrom(Client& client) {
+  std::uint8_t buffer[16384];
+  ssize_t n = ::read(client.fd.get(), buffer, sizeof buffer);
+  if (n == 0) return Close(client, "");
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    return Close(client, std::strerror(errno));
+  }
+  client.in.insert(client.in.end(), buffer, buffer + n);
+
+  if (!client.identified) {
+    switch (proto::IdentifyProtocol(client.in)) {
+      case proto::Protocol::kNeedMore: return;
+      case proto::Protocol::kControl: client.identified = true; break;
+      case proto::Protocol::kOpenSshMux:
+        return Close(client, "speaks OpenSSH's mux protocol, which this master does not serve yet");
+      case proto::Protocol::kUnknown: return Close(client, "sent a first frame of no known protocol");
+    }
+  }
+  std::size_t offset = 0;
+  while (!client.closed) {
+    auto parsed = proto::ParseFrame(std::span(client.in).subspan(offset));
+    if (!parsed) return Close(client, proto::FrameErrorName(parsed.error()));
+    if (!parsed->has_value()) break;
+    offset += (*parsed)->consumed;
+    Dispatch(client, (*parsed)->frame);
+  }
+  if (!client.closed) client.in.erase(client.in.begin(), client.in.begin() + static_cast<std::ptrdiff_t>(offset));
+}
+
+void ControlServer::WriteTo(Client& client) {
+  while (!client.out.empty()) {
+    ssize_t n = ::write(client.fd.get(), client.out.data(), client.out.size());
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      return Close(client, std::strerror(errno));
+    }
+    client.out.erase(client.out.begin(), client.out.begin() + n);
+  }
+}
+
+void ControlServer::Dispatch(Client& client, const proto::Frame& frame) {
+  log::Debug("control client {}: {}", client.id, proto::MessageTypeName(frame.type));
+  if (!client.hello_done && frame.type != static_cast<std::uint32_t>(proto::MessageType::kHello)) {
+    return Close(client, "sent a request before Hello");
+  }
+  auto handler = Handlers().find(frame.type);
+  if (handler == Handlers().end()) {
+    control::ErrorReply error;
+    error.set_message(fmt::format("unknown request type {:#x}", frame.type));
+    return Send(client, proto::MessageType::kError, error);
+  }
+  (this->*handler->second)(client, frame);
+}
+
+void ControlServer::Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message) {
+  if (client.closed) return;
+  if (client.out.size() > kMaxQueuedOutput) return Close(client, "does not read its replies");
+  if (!proto::AppendFrame(client.out, type, message)) {
+    control::ErrorReply error;
+    error.set_message("reply too large for one frame");
+    proto::AppendFrame(client.out, proto::MessageType::kError, error);
+  }
+  WriteTo(client);
+}
+
+void ControlServer::SendTo(std::uint64_t client_id, proto::MessageType type,
+                           const google::protobuf::MessageLite& message) {
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) {
+    log::Debug("control client {} left before its {} was ready", client_id, proto::MessageTypeName(
+                                                                                 static_cast<std::uint32_t>(type)));
+    return;
+  }
+  Send(*it->second, type, message);
+}
+
+template <typename T>
+MasterServices::Reply<T> ControlServer::ReplyTo(const Client& client, proto::MessageType type) {
+  return [this, id = client.id, type](std::expected<T, control::ErrorReply> result) {
+    if (result) {
+      SendTo(id, type, *result);
+    } else {
+      SendTo(id, proto::MessageType::kError, result.error());
+    }
+  };
+}
+
+void ControlServer::OnHello(Client& client, const proto::Frame& frame) {
+  control::Hello hello;
+  if (!proto::DecodePayload(frame, hello)) return Close(client, "sent a malformed Hello");
+  if (hello.version() != proto::kProtocolVersion) {
+    log::Warn("control client {} speaks version {}, this master {}", client.id, hello.version(),
+              proto::kProtocolVersion);
+  }
+  client.hello_done = true;
+  control::HelloReply reply;
+  reply.set_version(proto::kProtocolVersion);
+  reply.set_program("mconnect-mux");
+  reply.set_pid(static_cast<std::uint32_t>(::getpid()));
+  Send(client, proto::MessageType::kHelloReply, reply);
+}
+
+void ControlServer::OnStatus(Client& client, const proto::Frame&) {
+  control::StatusReply reply = services_.Status();
+  reply.set_clients(static_cast<std::uint32_t>(clients_.size()));
+  Send(client, proto::MessageType::kStatusReply, reply);
+}
+
+void ControlServer::OnExec(Client& client, const proto::Frame& frame) {
+  control::ExecRequest request;
+  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed Exec");
+  services_.Exec(request, ReplyTo<control::ExecReply>(client, proto::MessageType::kExecReply));
+}
+
+void ControlServer::OnDiscoverIp(Client& client, const proto::Frame& frame) {
+  control::DiscoverIpRequest request;
+  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed DiscoverIp");
+  services_.DiscoverIp(request, ReplyTo<control::DiscoverIpReply>(client, proto::MessageType::kDiscoverIpReply));
+}
+
+void ControlServer::OnStartMoshServer(Client& client, const proto::Frame& frame) {
+  control::StartMoshServerRequest request;
+  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed StartMoshServer");
+  services_.StartMoshServer(request,
+                            ReplyTo<control::StartMoshServerReply>(client, proto::MessageType::kStartMoshServerReply));
+}
+
+void ControlServer::OnStop(Client& client, const proto::Frame&) {
+  Send(client, proto::MessageType::kStopReply, control::StopReply{});
+  services_.Stop();
+}
+
+void ControlServer::FlushAll() {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  for (auto& [id, client] : clients_) {
+    while (!client->closed && !client->out.empty() && std::chrono::steady_clock::now() < deadline) {
+      pollfd fd{client->fd.get(), POLLOUT, 0};
+      if (::poll(&fd, 1, 50) > 0) WriteTo(*client);
+    }
+  }
+}
+
+}  // namespace mconnect::mux

@@ -1,0 +1,85 @@
+// The control-protocol side of the master's socket: one state machine per client, a
+// {type -> handler} table, bounded buffers both ways. The first frame must be Hello; a frame
+// that cannot be parsed, or is too big, closes that client only; an unknown type gets an
+// ErrorReply and the client stays.
+#pragma once
+
+#include <poll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "proto/control.pb.h"
+#include "proto/frame.h"
+
+namespace mconnect::mux {
+
+// What the master offers to control clients. Asynchronous answers arrive through callbacks,
+// which may run after the asking client has gone (then they are dropped).
+class MasterServices {
+ public:
+  template <typename T>
+  using Reply = std::function<void(std::expected<T, control::ErrorReply>)>;
+
+  virtual ~MasterServices() = default;
+  virtual control::StatusReply Status() = 0;
+  virtual void Exec(const control::ExecRequest& request, Reply<control::ExecReply> reply) = 0;
+  virtual void DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) = 0;
+  virtual void StartMoshServer(const control::StartMoshServerRequest& request,
+                               Reply<control::StartMoshServerReply> reply) = 0;
+  virtual void Stop() = 0;
+};
+
+class ControlServer {
+ public:
+  explicit ControlServer(MasterServices& services);
+  ~ControlServer();
+
+  void Add(UniqueFd client);
+  // Appends one pollfd per client (in a stable order) ...
+  void AddPollFds(std::vector<pollfd>& fds) const;
+  // ... and takes back their revents, same order.
+  void HandleEvents(const pollfd* fds, std::size_t count);
+  std::size_t client_count() const { return clients_.size(); }
+  // A client must finish its Hello within an absolute deadline of connecting (not an idle timer
+  // that each byte resets), so one that stalls mid-frame cannot hold a slot forever.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
+  void ExpireHandshakes();
+  // Sends what is queued (best effort, bounded time) before the master exits.
+  void FlushAll();
+
+ private:
+  struct Client;
+  using Handler = void (ControlServer::*)(Client&, const proto::Frame&);
+
+  void ReadFrom(Client& client);
+  void WriteTo(Client& client);
+  void Dispatch(Client& client, const proto::Frame& frame);
+  void Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message);
+  template <typename T>
+  MasterServices::Reply<T> ReplyTo(const Client& client, proto::MessageType type);
+  void SendTo(std::uint64_t client_id, proto::MessageType type, const google::protobuf::MessageLite& message);
+  void Close(Client& client, std::string_view why);
+
+  void OnHello(Client& client, const proto::Frame& frame);
+  void OnStatus(Client& client, const proto::Frame& frame);
+  void OnExec(Client& client, const proto::Frame& frame);
+  void OnDiscoverIp(Client& client, const proto::Frame& frame);
+  void OnStartMoshServer(Client& client, const proto::Frame& frame);
+  void OnStop(Client& client, const proto::Frame& frame);
+
+  static const std::map<std::uint32_t, Handler>& Handlers();
+
+  MasterServices& services_;
+  std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
+  std::uint64_t next_id_ = 1;
+};
+
+}  // namespace mconnect::mux

@@ -1,0 +1,214 @@
+#include "mux/host_key.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include "base/log.h"
+#include "base/ssh2.h"
+#include "base/subprocess.h"
+
+namespace mconnect::mux {
+namespace {
+
+struct KeyType {
+  int session_type;        // LIBSSH2_HOSTKEY_TYPE_*
+  int known_host_type;     // LIBSSH2_KNOWNHOST_KEY_*
+  const char* name;        // as in known_hosts
+  const char* label;       // as OpenSSH prints it
+  const char* methods;     // libssh2 host-key method names for this type
+};
+
+constexpr KeyType kKeyTypes[] = {
+    {LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_KNOWNHOST_KEY_ED25519, "ssh-ed25519", "ED25519", "ssh-ed25519"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_256, LIBSSH2_KNOWNHOST_KEY_ECDSA_256, "ecdsa-sha2-nistp256", "ECDSA",
+     "ecdsa-sha2-nistp256"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_KNOWNHOST_KEY_ECDSA_384, "ecdsa-sha2-nistp384", "ECDSA",
+     "ecdsa-sha2-nistp384"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_521, LIBSSH2_KNOWNHOST_KEY_ECDSA_521, "ecdsa-sha2-nistp521", "ECDSA",
+     "ecdsa-sha2-nistp521"},
+    {LIBSSH2_HOSTKEY_TYPE_RSA, LIBSSH2_KNOWNHOST_KEY_SSHRSA, "ssh-rsa", "RSA", "rsa-sha2-512,rsa-sha2-256"},
+};
+
+const KeyType* FindKeyType(int session_type) {
+  for (const auto& type : kKeyTypes) {
+    if (type.session_type == session_type) return &type;
+  }
+  return nullptr;
+}
+
+std::string Base64(const unsigned char* data, std::size_t length, bool pad) {
+  std::string out(4 * ((length + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(length));
+  out.resize(static_cast<std::size_t>(n));
+  while (!pad && !out.empty() && out.back() == '=') out.pop_back();
+  return out;
+}
+
+std::string Fingerprint(LIBSSH2_SESSION* session) {
+  const char* hash = libssh2_hostkey_hash(session, LIBSSH2_HOSTKEY_HASH_SHA256);
+  if (hash == nullptr) return "(unavailable)";
+  return "SHA256:" + Base64(reinterpret_cast<const unsigned char*>(hash), 32, false);
+}
+
+// Asks on the controlling terminal, as OpenSSH does; no terminal means no.
+bool AskOnTerminal(const std::string& question, const std::string& fingerprint) {
+  int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  FILE* tty = ::fdopen(fd, "r+");
+  if (tty == nullptr) {
+    ::close(fd);
+    return false;
+  }
+  bool accepted = false;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::fputs(question.c_str(), tty);
+    std::fflush(tty);
+    char line[256];
+    if (std::fgets(line, sizeof line, tty) == nullptr) break;
+    std::string answer(line);
+    while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
+    if (answer == "yes" || answer == fingerprint) {
+      accepted = true;
+      break;
+    }
+    if (answer == "no") break;
+    std::fputs("Please type 'yes', 'no' or the fingerprint: ", tty);
+    std::fflush(tty);
+  }
+  std::fclose(tty);
+  return accepted;
+}
+
+Result<void> AppendKnownHost(const std::string& file, const std::string& line) {
+  std::ofstream out(file, std::ios::app);
+  if (!out) return Fail("cannot write host key to {}", file);
+  out << line << '\n';
+  if (!out.flush()) return Fail("cannot write host key to {}", file);
+  return {};
+}
+
+}  // namespace
+
+Result<HostKeyPolicy> ParseHostKeyPolicy(std::string_view value) {
+  if (value == "yes" || value == "true" || value == "strict") return HostKeyPolicy::kStrict;
+  if (value == "accept-new" || value == "no" || value == "false" || value == "off") return HostKeyPolicy::kAcceptNew;
+  if (value == "ask" || value.empty()) return HostKeyPolicy::kAsk;
+  return Fail("unknown host-key policy \"{}\" (yes, accept-new, ask or no)", value);
+}
+
+std::string KnownHostsName(const HostKeyCheck& check) {
+  if (check.port < 0 || check.port == 22) return check.host;
+  return fmt::format("[{}]:{}", check.host, check.port);
+}
+
+std::string PreferredHostKeyMethods(const HostKeyCheck& check) {
+  std::vector<std::string> known;
+  for (const auto& file : check.known_hosts_files) {
+    if (::access(file.c_str(), R_OK) != 0) continue;
+    CommandOptions options;
+    options.timeout = std::chrono::seconds(5);
+    auto found = RunCommand({"ssh-keygen", "-F", KnownHostsName(check), "-f", file}, options);
+    if (!found || !found->ok()) continue;
+    std::istringstream lines(found->out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream words(line);
+      std::string host, type;
+      words >> host >> type;
+      for (const auto& key_type : kKeyTypes) {
+        if (type == key_type.name) known.push_back(key_type.methods);
+      }
+    }
+  }
+  std::string methods;
+  auto add = [&methods](const std::string& names) {
+    if (methods.find(names) != std::string::npos) return;
+    if (!methods.empty()) methods += ",";
+    methods += names;
+  };
+  for (const auto& names : known) add(names);
+  for (const auto& type : kKeyTypes) add(type.methods);
+  return methods;
+}
+
+Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) {
+  std::size_t key_length = 0;
+  int session_type = 0;
+  const char* key = libssh2_session_hostkey(session, &key_length, &session_type);
+  const KeyType* type = FindKeyType(session_type);
+  if (key == nullptr || type == nullptr) return Fail("the server offered no usable host key");
+
+  Ssh2KnownHosts hosts(libssh2_knownhost_init(session));
+  if (!hosts) return Fail("cannot initialise known-hosts checking");
+  for (const auto& file : check.known_hosts_files) {
+    if (::access(file.c_str(), R_OK) != 0) continue;
+    if (libssh2_knownhost_readfile(hosts.get(), file.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
+      log::Warn("{}: some lines could not be read", file);
+    }
+  }
+  const std::string name = KnownHostsName(check);
+  const std::string fingerprint = Fingerprint(session);
+  int result = libssh2_knownhost_checkp(
+      hosts.get(), check.host.c_str(), check.port, key, key_length,
+      LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | type->known_host_type, nullptr);
+  switch (result) {
+    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+      log::Info("host key for {} matches known_hosts ({} {})", name, type->label, fingerprint);
+      return {};
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
+      std::string file = check.known_hosts_files.empty() ? "known_hosts" : check.known_hosts_files.front();
+      std::fprintf(stderr,
+                   "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+                   "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+                   "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+                   "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n"
+                   "Someone could be eavesdropping on you right now (man-in-the-middle attack)!\n"
+                   "It is also possible that a host key has just been changed.\n"
+                   "The fingerprint for the %s key sent by the remote host is\n%s.\n"
+                   "Remove the old key with: ssh-keygen -f '%s' -R '%s'\n",
+                   type->label, fingerprint.c_str(), file.c_str(), name.c_str());
+      return Fail("host key for {} has changed; refusing to connect (host key verification failed)", name);
+    }
+    case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+      break;
+    default:
+      return Fail("cannot check the host key of {}: {}", name, Ssh2LastError(session));
+  }
+
+  // Unknown key.
+  switch (check.policy) {
+    case HostKeyPolicy::kStrict:
+      return Fail("no {} host key is known for {} and strict checking is on (host key verification failed)",
+                  type->label, name);
+    case HostKeyPolicy::kAsk: {
+      std::string question = fmt::format(
+          "The authenticity of host '{}' can't be established.\n{} key fingerprint is {}.\n"
+          "This key is not known by any other names.\n"
+          "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
+          name, type->label, fingerprint);
+      if (!AskOnTerminal(question, fingerprint)) {
+        return Fail("host key for {} is not known and was not accepted (host key verification failed)", name);
+      }
+      break;
+    }
+    case HostKeyPolicy::kAcceptNew:
+      break;
+  }
+  if (check.known_hosts_files.empty()) return Fail("no known_hosts file to record the key of {} in", name);
+  const std::string& file = check.known_hosts_files.front();
+  auto written = AppendKnownHost(
+      file, fmt::format("{} {} {}", name, type->name, Base64(reinterpret_cast<const unsigned char*>(key), key_length, true)));
+  if (!written) return written;
+  std::fprintf(stderr, "Warning: Permanently added '%s' (%s) to the list of known hosts.\n", name.c_str(),
+               type->label);
+  return {};
+}
+
+}  // namespace mconnect::mux

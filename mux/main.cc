@@ -1,0 +1,175 @@
+// mconnect-mux: the master for one destination. Started by the launcher (`mconnect`) with the
+// settings `ssh -G` resolved; authenticates in the foreground on the user's terminal, then
+// publishes its socket and detaches, like OpenSSH's ControlPersist. Exit status 0 means a
+// master (this one, or one that was already starting) is serving the socket; 255 means the
+// connection or authentication failed, with one line on stderr saying why.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "base/log.h"
+#include "mux/listener.h"
+#include "mux/master.h"
+#include "mux/ssh_connection.h"
+#include "proto/socket_path.h"
+
+namespace {
+
+using namespace mconnect;
+
+struct Args {
+  mux::ConnectParams connect;
+  std::string strict = "ask";
+  int connect_timeout_s = 15;
+  int keepalive_s = 30;
+  int persist_s = 600;
+  int remote_ip_ttl_s = 300;
+  std::string socket_path;
+  std::string log_path;
+  bool foreground = false;
+  bool progress = false;
+  int verbosity = 0;
+};
+
+std::string Directory(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Another master holds the lock: it is running or still authenticating. Wait (bounded) until
+// it answers on the socket rather than start a second connection.
+int WaitForOtherMaster(const std::string& socket_path, std::chrono::seconds budget) {
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  while (std::chrono::steady_clock::now() < deadline) {
+    struct stat st{};
+    if (::stat(socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::fprintf(stderr, "mconnect: another master for this destination holds the lock but does not serve %s\n",
+               socket_path.c_str());
+  return 255;
+}
+
+// Leaves the terminal: the parent exits 0 (the socket is already listening, so the launcher
+// can connect at once), the child carries on in a new session with its log file as stderr.
+bool Detach(const std::string& log_path, int verbosity) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid > 0) ::_exit(0);
+  ::setsid();
+  if (::chdir("/") != 0) {
+    // Not fatal: nothing here uses relative paths.
+  }
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO) ::close(null);
+  }
+  if (auto logged = log::ToFile("mconnect-mux", log_path, verbosity); !logged) return true;
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  Args args;
+  CLI::App app{"mconnect-mux: the persistent SSH master behind mconnect (started by mconnect)"};
+  app.add_option("--user", args.connect.user, "remote user")->required();
+  app.add_option("--host", args.connect.host, "HostName to connect to")->required();
+  app.add_option("--port", args.connect.port, "SSH port")->check(CLI::Range(1, 65535));
+  app.add_option("--host-key-alias", args.connect.host_key_alias, "HostKeyAlias");
+  app.add_option("--known-hosts", args.connect.known_hosts_files, "known_hosts file (repeatable; first gets new keys)");
+  app.add_option("--strict-host-key-checking", args.strict, "yes | accept-new | ask | no");
+  app.add_option("--identity", args.connect.identity_files, "IdentityFile (repeatable)");
+  app.add_flag("--identities-only", args.connect.identities_only, "IdentitiesOnly");
+  app.add_option("--identity-agent", args.connect.identity_agent, "agent socket, or none");
+  app.add_option("--connect-timeout", args.connect_timeout_s, "seconds for TCP + handshake + auth");
+  app.add_option("--keepalive", args.keepalive_s, "seconds between keepalives")->check(CLI::Range(1, 86400));
+  app.add_option("--persist", args.persist_s, "idle seconds before exiting (0: never)")->check(CLI::NonNegativeNumber);
+  app.add_option("--remote-ip-ttl", args.remote_ip_ttl_s, "seconds a remote-ip answer is cached");
+  app.add_option("--socket", args.socket_path, "socket to serve")->required();
+  app.add_option("--log", args.log_path, "log file once detached (default: next to the socket)");
+  app.add_flag("--foreground", args.foreground, "do not detach (for debugging)");
+  app.add_flag("--progress", args.progress, "show progress on stderr");
+  app.add_flag("-v", args.verbosity, "more detail (repeatable)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  log::ToStderr("mconnect-mux", args.verbosity);
+  ::umask(077);  // the log, the lock and the socket are the user's alone
+
+  auto policy = mux::ParseHostKeyPolicy(args.strict);
+  if (!policy) {
+    std::fprintf(stderr, "mconnect: %s\n", policy.error().message.c_str());
+    return 255;
+  }
+  args.connect.host_key_policy = *policy;
+  args.connect.timeout = std::chrono::seconds(std::max(1, args.connect_timeout_s));
+  proto::MasterPaths paths = proto::PathsForSocket(args.socket_path);
+  if (!args.log_path.empty()) paths.log = args.log_path;
+
+  if (auto dir = proto::EnsurePrivateDirectory(Directory(paths.socket)); !dir) {
+    std::fprintf(stderr, "mconnect: %s\n", dir.error().message.c_str());
+    return 255;
+  }
+  auto lock = mux::TryLock(paths.lock);
+  if (!lock) {
+    std::fprintf(stderr, "mconnect: %s\n", lock.error().message.c_str());
+    return 255;
+  }
+  if (lock->first == mux::LockState::kBusy) {
+    return WaitForOtherMaster(paths.socket, args.connect.timeout + std::chrono::seconds(60));
+  }
+
+  const std::string destination =
+      fmt::format("{}@{}:{}", args.connect.user, args.connect.host, args.connect.port);
+  bool show_progress = args.progress && ::isatty(STDERR_FILENO);
+  auto progress = [&](std::string_view step) {
+    if (show_progress) std::fprintf(stderr, "\rmconnect: %s: %-20.*s", destination.c_str(), int(step.size()), step.data());
+    log::Info("{}", step);
+  };
+  auto connection = mux::SshConnection::Open(args.connect, progress);
+  if (show_progress) std::fprintf(stderr, "\r\033[K");
+  if (!connection) {
+    std::fprintf(stderr, "mconnect: %s\n", connection.error().message.c_str());
+    return 255;
+  }
+  auto listener = mux::Listen(paths.socket);
+  if (!listener) {
+    std::fprintf(stderr, "mconnect: %s\n", listener.error().message.c_str());
+    return 255;
+  }
+  if (!args.foreground && !Detach(paths.log, args.verbosity)) {
+    std::fprintf(stderr, "mconnect: cannot detach the master: fork failed\n");
+    return 255;
+  }
+  mux::MasterConfig config;
+  config.destination = destination;
+  config.user = args.connect.user;
+  config.host = args.connect.host;
+  config.port = args.connect.port;
+  config.socket_path = paths.socket;
+  config.persist = std::chrono::seconds(args.persist_s);
+  config.keepalive = std::chrono::seconds(args.keepalive_s);
+  config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
+  log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
+  mux::Master master(std::move(config), std::move(*connection), std::move(*listener));
+  int status = master.Run();
+  (void)lock->second;  // held until here: the lock lives as long as this master
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }

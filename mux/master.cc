@@ -1,0 +1,304 @@
+#include "mux/master.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+#include "mux/listener.h"
+#include "mux/mosh_server.h"
+
+namespace mconnect::mux {
+namespace {
+
+volatile sig_atomic_t g_signal = 0;
+void OnSignal(int signal) { g_signal = signal; }
+
+constexpr std::chrono::milliseconds kDefaultExecTimeout{30000};
+constexpr std::chrono::milliseconds kMaxExecTimeout{10 * 60 * 1000};
+constexpr std::size_t kDefaultExecOutput = 64 * 1024;
+constexpr std::size_t kMaxExecOutput = 256 * 1024;  // both streams fit one control frame
+
+std::chrono::milliseconds Bounded(std::uint32_t requested_ms, std::chrono::milliseconds fallback) {
+  if (requested_ms == 0) return fallback;
+  return std::min(std::chrono::milliseconds(requested_ms), kMaxExecTimeout);
+}
+
+control::ErrorReply MakeError(std::string message, std::string hint = {}) {
+  control::ErrorReply error;
+  error.set_message(std::move(message));
+  error.set_hint(std::move(hint));
+  return error;
+}
+
+}  // namespace
+
+// The server as remote-ip strategies see it: commands run over this master's connection.
+class Master::IpHost : public remoteip::Host {
+ public:
+  IpHost(SshDriver& driver, std::string host_name) : driver_(driver), host_name_(std::move(host_name)) {}
+
+  void RunCommand(std::string command, std::chrono::milliseconds timeout,
+                  std::function<void(remoteip::CommandOutcome)> done) override {
+    driver_.Exec({std::move(command), timeout, 4096}, [done = std::move(done)](ExecOutcome outcome) {
+      remoteip::CommandOutcome result;
+      result.exit_status = outcome.exit_status;
+      result.out = std::move(outcome.out);
+      result.err = std::move(outcome.err);
+      result.timed_out = outcome.timed_out;
+      result.error = std::move(outcome.error);
+      done(std::move(result));
+    });
+  }
+  std::optional<std::string> PeerAddress() const override { return driver_.connection().peer_address(); }
+  std::string HostName() const override { return host_name_; }
+
+ private:
+  SshDriver& driver_;
+  std::string host_name_;
+};
+
+Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, UniqueFd listen_fd)
+    : config_(std::move(config)),
+      driver_(std::move(connection), config_.keepalive),
+      server_(*this),
+      listen_fd_(std::move(listen_fd)),
+      ip_cache_(config_.remote_ip_ttl),
+      ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
+      started_(Clock::now()) {
+  struct stat st{};
+  if (::lstat(config_.socket_path.c_str(), &st) == 0) {
+    socket_inode_ = st.st_ino;
+    socket_device_ = st.st_dev;
+  }
+}
+
+Master::~Master() = default;
+
+control::StatusReply Master::Status() {
+  control::StatusReply reply;
+  reply.set_destination(config_.destination);
+  reply.set_user(config_.user);
+  reply.set_host(config_.host);
+  reply.set_port(static_cast<std::uint32_t>(config_.port));
+  reply.set_pid(static_cast<std::uint32_t>(::getpid()));
+  reply.set_socket_path(config_.socket_path);
+  reply.set_uptime_ms(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()));
+  reply.set_channels(static_cast<std::uint32_t>(driver_.busy_channels()));
+  reply.set_clients(static_cast<std::uint32_t>(server_.client_count()));
+  reply.set_peer_address(driver_.connection().peer_address());
+  reply.set_execs(driver_.execs_started());
+  reply.set_persist_s(static_cast<std::uint32_t>(config_.persist.count()));
+  return reply;
+}
+
+void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply> reply) {
+  if (request.command().empty()) return reply(std::unexpected(MakeError("Exec needs a command")));
+  ExecSpec spec;
+  spec.command = request.command();
+  spec.timeout = Bounded(request.timeout_ms(), kDefaultExecTimeout);
+  spec.max_output = request.max_output() == 0 ? kDefaultExecOutput
+                                              : std::min<std::size_t>(request.max_output(), kMaxExecOutput);
+  log::Info("exec: {}", spec.command);
+  driver_.Exec(std::move(spec), [reply = std::move(reply)](ExecOutcome outcome) {
+    if (!outcome.error.empty()) return reply(std::unexpected(MakeError(outcome.error)));
+    control::ExecReply result;
+    result.set_stdout(std::move(outcome.out));
+    result.set_stderr(std::move(outcome.err));
+    result.set_exit_status(outcome.exit_status);
+    result.set_exit_signal(outcome.exit_signal);
+    result.set_timed_out(outcome.timed_out);
+    result.set_truncated(outcome.truncated);
+    reply(std::move(result));
+  });
+}
+
+void Master::DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) {
+  std::vector<std::string> specs(request.strategies().begin(), request.strategies().end());
+  if (specs.empty()) specs.push_back("peer");
+  if (request.refresh()) {
+    for (const auto& spec : specs) ip_cache_.Erase(spec);
+  }
+  auto chain = remoteip::Chain::Parse(specs, &ip_cache_);
+  if (!chain) return reply(std::unexpected(MakeError(chain.error().message)));
+  auto timeout = Bounded(request.timeout_ms(), std::chrono::milliseconds(10000));
+  chain->Run(*ip_host_, timeout, [reply = std::move(reply)](remoteip::ChainResult result) {
+    control::DiscoverIpReply out;
+    for (const auto& candidate : result.candidates) {
+      auto* c = out.add_candidates();
+      c->set_strategy(candidate.strategy);
+      c->set_address(candidate.address);
+      c->set_error(candidate.error);
+      c->set_elapsed_ms(static_cast<std::uint32_t>(candidate.elapsed.count()));
+      c->set_age_ms(static_cast<std::uint64_t>(candidate.age.count()));
+      if (!candidate.error.empty()) log::Info("remote-ip: {}", candidate.error);
+    }
+    if (result.address) {
+      out.set_address(*result.address);
+      log::Info("remote-ip: {}", *result.address);
+    }
+    reply(std::move(out));
+  });
+}
+
+void Master::StartMoshServer(const control::StartMoshServerRequest& request,
+                             Reply<control::StartMoshServerReply> reply) {
+  RunMoshServer(request, false, std::move(reply));
+}
+
+void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
+                           Reply<control::StartMoshServerReply> reply) {
+  MoshServerParams params;
+  if (!request.server().empty()) params.server = request.server();
+  if (locale_fallback) {
+    params.locale = {"LANG=C.UTF-8"};
+  } else {
+    params.locale.assign(request.locale().begin(), request.locale().end());
+  }
+  params.colors = request.colors();
+  params.port_range = request.port_range();
+  if (!request.bind().empty()) params.bind = request.bind();
+  params.command.assign(request.command().begin(), request.command().end());
+  params.verbose = static_cast<int>(request.verbose());
+  auto command = BuildMoshServerCommand(params);
+  if (!command) return reply(std::unexpected(MakeError(command.error().message)));
+
+  log::Info("starting mosh-server: {}", *command);
+  auto started = Clock::now();
+  ExecSpec spec{*command, Bounded(request.timeout_ms(), std::chrono::milliseconds(20000)), 16 * 1024};
+  driver_.Exec(std::move(spec), [this, request, locale_fallback, started, locale = params.locale,
+                                 reply = std::move(reply)](ExecOutcome outcome) mutable {
+    if (!outcome.error.empty()) return reply(std::unexpected(MakeError("cannot start mosh-server: " + outcome.error)));
+    if (outcome.timed_out) {
+      return reply(std::unexpected(MakeError("mosh-server did not answer within the time limit",
+                                             "check that mosh-server runs on the server: ssh HOST mosh-server new")));
+    }
+    auto parsed = ParseMoshServerOutput(outcome.exit_status, outcome.out, outcome.err);
+    if (!parsed) {
+      if (parsed.error().kind == MoshServerFailure::kLocale && !locale_fallback) {
+        log::Warn("the server lacks the requested locale; retrying mosh-server with LANG=C.UTF-8");
+        return RunMoshServer(request, true, std::move(reply));
+      }
+      log::Warn("mosh-server failed: {}", parsed.error().message);
+      return reply(std::unexpected(MakeError(parsed.error().message, parsed.error().hint)));
+    }
+    control::StartMoshServerReply result;
+    result.set_port(parsed->port);
+    result.set_key(parsed->key);
+    result.set_server_pid(parsed->server_pid);
+    std::string used;
+    for (const auto& entry : locale) used += (used.empty() ? "" : " ") + entry;
+    result.set_locale_used(used);
+    result.set_elapsed_ms(static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
+    log::Info("mosh-server listening on UDP port {} (pid {}), key {}", parsed->port, parsed->server_pid,
+              Secret{parsed->key});
+    reply(std::move(result));
+  });
+}
+
+void Master::AcceptClients() {
+  for (int i = 0; i < 64; ++i) {
+    auto client = AcceptOwnUid(listen_fd_.get());
+    if (!client) {
+      log::Warn("{}", client.error().message);
+      return;
+    }
+    if (!client->valid()) return;
+    server_.Add(std::move(*client));
+  }
+}
+
+void Master::RemoveSocket() {
+  // Only remove the path if it is still our socket: a newer master may have replaced it.
+  struct stat there{};
+  if (::lstat(config_.socket_path.c_str(), &there) == 0 && there.st_ino == socket_inode_ &&
+      there.st_dev == socket_device_) {
+    ::unlink(config_.socket_path.c_str());
+  }
+}
+
+int Master::Run() {
+  sigset_t blocked, during_poll;
+  sigemptyset(&blocked);
+  for (int signal : {SIGTERM, SIGINT, SIGHUP}) {
+    sigaddset(&blocked, signal);
+    struct sigaction action{};
+    action.sa_handler = OnSignal;
+    ::sigaction(signal, &action, nullptr);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  ::sigprocmask(SIG_BLOCK, &blocked, &during_poll);
+  sigdelset(&during_poll, SIGTERM);
+  sigdelset(&during_poll, SIGINT);
+  sigdelset(&during_poll, SIGHUP);
+
+  log::Info("master for {} serving {} (persist {} s)", config_.destination, config_.socket_path,
+            config_.persist.count());
+  int exit_status = 0;
+  Clock::time_point idle_since = Clock::now();
+  std::vector<pollfd> fds;
+  while (true) {
+    if (g_signal != 0) {
+      log::Info("signal {}: exiting", static_cast<int>(g_signal));
+      break;
+    }
+    if (stopping_) {
+      log::Info("stop requested: exiting");
+      break;
+    }
+    if (driver_.dead()) {
+      exit_status = 255;
+      break;
+    }
+    auto now = Clock::now();
+    bool idle = server_.client_count() == 0 && driver_.busy_channels() == 0;
+    if (!idle) idle_since = now;
+    std::optional<Clock::time_point> deadline = driver_.NextDeadline();
+    if (auto handshake = server_.NextDeadline(); handshake) {
+      deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
+    }
+    if (config_.persist.count() > 0) {
+      auto idle_end = idle_since + config_.persist;
+      if (idle && now >= idle_end) {
+        log::Info("idle for {} s: exiting", config_.persist.count());
+        break;
+      }
+      deadline = deadline ? std::min(*deadline, idle_end) : idle_end;
+    }
+
+    fds.clear();
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
+    server_.AddPollFds(fds);
+    timespec timeout{};
+    timespec* timeout_ptr = nullptr;
+    if (deadline) {
+      auto left = std::max(Clock::duration::zero(), *deadline - now);
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(left);
+      timeout.tv_sec = seconds.count();
+      timeout.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(left - seconds).count();
+      timeout_ptr = &timeout;
+    }
+    int ready = ::ppoll(fds.data(), fds.size(), timeout_ptr, &during_poll);
+    if (ready < 0 && errno != EINTR) {
+      log::Error("ppoll: {}", std::strerror(errno));
+      exit_status = 1;
+      break;
+    }
+    driver_.Pump();
+    server_.ExpireHandshakes();
+    if (ready > 0) server_.HandleEvents(fds.data() + 2, fds.size() - 2);
+    driver_.Pump();  // start what the requests just queued
+    if (ready > 0 && (fds[0].revents & POLLIN)) AcceptClients();
+  }
+  server_.FlushAll();
+  RemoveSocket();
+  return exit_status;
+}
+
+}  // namespace mconnect::mux

@@ -1,0 +1,58 @@
+// One authenticated SSH connection: TCP (TCP_NODELAY), handshake, host-key check, public-key
+// authentication. Everything here runs once, in the foreground, blocking, with an absolute
+// deadline; afterwards the session is switched to non-blocking for the master's event loop.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/ssh2.h"
+#include "base/unique_fd.h"
+#include "mux/host_key.h"
+
+namespace mconnect::mux {
+
+struct ConnectParams {
+  std::string user;
+  std::string host;            // HostName to connect to
+  int port = 22;
+  std::string host_key_alias;  // HostKeyAlias, if any
+  std::vector<std::string> known_hosts_files;
+  HostKeyPolicy host_key_policy = HostKeyPolicy::kAsk;
+  std::vector<std::string> identity_files;
+  bool identities_only = false;
+  std::string identity_agent;  // socket path; empty: $SSH_AUTH_SOCK; "none": no agent
+  std::chrono::seconds timeout{15};
+};
+
+// What the user sees while the slow steps run.
+using ProgressFn = std::function<void(std::string_view step)>;
+
+class SshConnection {
+ public:
+  static Result<std::unique_ptr<SshConnection>> Open(const ConnectParams& params, const ProgressFn& progress);
+
+  LIBSSH2_SESSION* session() const { return session_.get(); }
+  int fd() const { return socket_.get(); }
+  // The address the TCP connection reached (the `peer` remote-ip strategy).
+  const std::string& peer_address() const { return peer_address_; }
+  const std::string& auth_method() const { return auth_method_; }
+
+  // Sends SSH_MSG_DISCONNECT (best effort) before the session is freed.
+  ~SshConnection();
+
+ private:
+  SshConnection() = default;
+  Result<void> Authenticate(const ConnectParams& params);
+
+  UniqueFd socket_;
+  Ssh2Session session_;
+  std::string peer_address_;
+  std::string auth_method_;
+};
+
+}  // namespace mconnect::mux

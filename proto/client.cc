@@ -1,0 +1,98 @@
+#include "proto/client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mconnect::proto {
+
+Result<UniqueFd> ConnectUnix(const std::string& socket_path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof address.sun_path) return Fail("socket path too long: {}", socket_path);
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Fail("socket: {}", std::strerror(errno));
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    return Fail("{}: {}", socket_path, std::strerror(errno));
+  }
+  ucred credentials{};
+  socklen_t length = sizeof credentials;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0 ||
+      credentials.uid != ::getuid()) {
+    return Fail("{} is served by another user (uid {}); refusing to use it", socket_path, credentials.uid);
+  }
+  return fd;
+}
+
+Result<ControlClient> ControlClient::Connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
+  auto fd = ConnectUnix(socket_path);
+  if (!fd) return Fail(fd.error());
+  ControlClient client(std::move(*fd));
+  control::Hello hello;
+  hello.set_version(kProtocolVersion);
+  hello.set_program("mconnect");
+  auto reply = client.Call<control::HelloReply>(MessageType::kHello, hello, MessageType::kHelloReply, timeout);
+  if (!reply) return Fail("{}: no answer from a master ({})", socket_path, reply.error().message);
+  client.master_pid_ = reply->pid();
+  return client;
+}
+
+Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf::MessageLite& request,
+                                       MessageType reply_type, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&deadline] {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<long>(0, ms.count()));
+  };
+  std::vector<std::uint8_t> out;
+  if (!AppendFrame(out, type, request)) return Fail("request too large");
+  std::size_t written = 0;
+  while (written < out.size()) {
+    pollfd pfd{fd_.get(), POLLOUT, 0};
+    if (::poll(&pfd, 1, left()) <= 0) return Fail("timed out sending {}", MessageTypeName(static_cast<uint32_t>(type)));
+    ssize_t n = ::send(fd_.get(), out.data() + written, out.size() - written, MSG_NOSIGNAL);
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return Fail("the master went away ({})", std::strerror(errno));
+    if (n > 0) written += static_cast<std::size_t>(n);
+  }
+  while (true) {
+    auto parsed = ParseFrame(in_);
+    if (!parsed) return Fail("the master sent a bad frame: {}", FrameErrorName(parsed.error()));
+    if (parsed->has_value()) {
+      Frame frame = std::move((*parsed)->frame);
+      in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>((*parsed)->consumed));
+      if (frame.type == static_cast<std::uint32_t>(MessageType::kError)) {
+        control::ErrorReply error;
+        DecodePayload(frame, error);
+        if (error.hint().empty()) return Fail("{}", error.message());
+        return Fail("{}\nhint: {}", error.message(), error.hint());
+      }
+      if (frame.type != static_cast<std::uint32_t>(reply_type)) {
+        return Fail("the master answered {} with {}", MessageTypeName(static_cast<uint32_t>(type)),
+                    MessageTypeName(frame.type));
+      }
+      return frame;
+    }
+    pollfd pfd{fd_.get(), POLLIN, 0};
+    int ready = ::poll(&pfd, 1, left());
+    if (ready == 0) return Fail("timed out waiting for the master's {}", MessageTypeName(static_cast<uint32_t>(reply_type)));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return Fail("poll: {}", std::strerror(errno));
+    }
+    std::uint8_t buffer[16384];
+    ssize_t n = ::read(fd_.get(), buffer, sizeof buffer);
+    if (n == 0) return Fail("the master closed the connection");
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return Fail("reading from the master: {}", std::strerror(errno));
+    }
+    in_.insert(in_.end(), buffer, buffer + n);
+  }
+}
+
+}  // namespace mconnect::proto

@@ -1,0 +1,48 @@
+// The client side of the control protocol, for the launcher and `mconnect status|stop|ip`:
+// blocking calls with an absolute deadline each. Refuses a socket served by another uid.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "proto/control.pb.h"
+#include "proto/frame.h"
+
+namespace mconnect::proto {
+
+class ControlClient {
+ public:
+  // Connects and exchanges Hello. Fails when nothing (or something else) answers there.
+  static Result<ControlClient> Connect(const std::string& socket_path, std::chrono::milliseconds timeout);
+
+  // Sends one request and waits for its reply (or an ErrorReply, which becomes the Error with
+  // its hint after " — hint: ").
+  template <typename Reply>
+  Result<Reply> Call(MessageType type, const google::protobuf::MessageLite& request, MessageType reply_type,
+                     std::chrono::milliseconds timeout) {
+    auto frame = RoundTrip(type, request, reply_type, timeout);
+    if (!frame) return Fail(frame.error());
+    Reply reply;
+    if (!DecodePayload(*frame, reply)) return Fail("the master sent a malformed {}", MessageTypeName(frame->type));
+    return reply;
+  }
+
+  std::uint32_t master_pid() const { return master_pid_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  Result<Frame> RoundTrip(MessageType type, const google::protobuf::MessageLite& request, MessageType reply_type,
+                          std::chrono::milliseconds timeout);
+
+  UniqueFd fd_;
+  std::vector<std::uint8_t> in_;
+  std::uint32_t master_pid_ = 0;
+};
+
+// Connects a Unix stream socket and checks the peer runs as our uid.
+Result<UniqueFd> ConnectUnix(const std::string& socket_path);
+
+}  // namespace mconnect::proto

@@ -1,0 +1,39 @@
+// Validation of the addresses that remote-ip strategies produce. Whatever a remote command
+// prints is untrusted: before mosh-client is pointed at it, it must be exactly one IP literal
+// that can carry unicast UDP. Pure: no I/O, no clock.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace mconnect::remoteip {
+
+// The canonical form (inet_ntop) of the one IPv4 or IPv6 literal that `output` consists of.
+// Surrounding whitespace (a trailing newline, CRLF) is allowed; anything else is an error whose
+// message is a short fragment meant to follow "STRATEGY: ": the shape of the output ("printed
+// nothing", "printed 3 lines: ...", "printed HTML, not an address", "printed a hostname, not an
+// IP literal: \"example.org\"") or why the literal is unusable for mosh's UDP (0.0.0.0/8 and ::,
+// multicast, 255.255.255.255, IPv6 zone ids such as "fe80::1%eth0", meaningful only on the
+// server). At most ~40 sanitized printable characters of the output are ever quoted. An
+// IPv4-mapped IPv6 address (::ffff:a.b.c.d) is returned as a.b.c.d. Loopback is accepted: it is
+// right when client and server share a host (tests, --local).
+Result<std::string> ParseAddressOutput(std::string_view output);
+
+// `text` made safe to quote in a one-line message: printable ASCII only (anything else becomes
+// '?'), at most `max_chars` characters, then "..." if it was cut. Remote output may hold
+// terminal escape sequences or a whole web page; neither belongs in an error line.
+std::string SanitizeForMessage(std::string_view text, std::size_t max_chars = 40);
+
+// True when `text` is exactly an IPv4 or IPv6 literal (no whitespace, no zone id, no port).
+bool IsIpLiteral(std::string_view text);
+
+// The server address (third field) of `$SSH_CONNECTION`, "client_ip client_port server_ip
+// server_port", in canonical form; nullopt unless the value has exactly those four fields with
+// IP literals and numeric ports. Surrounding whitespace is ignored.
+std::optional<std::string> SshConnectionServerAddress(std::string_view ssh_connection_value);
+
+}  // namespace mconnect::remoteip

@@ -1,0 +1,6 @@
+# Real mosh sessions through the master, driven through tmux.
+mconnect_test(mosh_e2e_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/e2e/mosh_e2e_test.cc
+  LIBS mconnect_lab_support
+  LABELS e2e)
+add_dependencies(mosh_e2e_test mconnect mconnect-mux)

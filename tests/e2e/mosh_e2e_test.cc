@@ -1,0 +1,125 @@
+// End to end: tmux runs the real `mconnect` against a real sshd; the master starts mosh-server
+// over its connection and the stock mosh-client takes over the terminal. We type into the mosh
+// session and read the screen.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/mconnect_lab.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class MoshE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto lab = MconnectLab::Start();
+    ASSERT_TRUE(lab) << lab.error().message;
+    lab_ = std::move(*lab);
+  }
+  void TearDown() override {
+    // mosh-client replaced mconnect in the pane; stop it by pid before tmux goes.
+    for (auto& tmux : panes_) {
+      if (tmux->PanePid() > 0) KillPid(tmux->PanePid());
+    }
+    panes_.clear();
+    if (lab_) lab_->Cleanup();
+  }
+
+  // Starts `mconnect lab` in a fresh tmux server and waits for the remote shell's prompt to
+  // answer a typed command. Returns the pane.
+  Tmux* StartSession(const std::string& name) {
+    std::string dir = lab_->dir().Sub(name);
+    ::mkdir(dir.c_str(), 0700);
+    panes_.push_back(std::make_unique<Tmux>(dir));
+    Tmux* tmux = panes_.back().get();
+    auto started = tmux->Start("exec " + lab_->ShellCommand({"--timings", lab_->SshOption(), "lab"}), lab_->env());
+    EXPECT_TRUE(started) << started.error().message;
+    return tmux;
+  }
+
+  std::string Screen(const Tmux& tmux) {
+    auto text = tmux.CaptureHistory();
+    return text ? *text : text.error().message;
+  }
+
+  std::unique_ptr<MconnectLab> lab_;
+  std::vector<std::unique_ptr<Tmux>> panes_;
+};
+
+TEST_F(MoshE2eTest, TypedCommandRunsInAMoshSessionThroughTheMaster) {
+  Tmux* tmux = StartSession("t1");
+  ASSERT_NE(tmux, nullptr);
+  // mosh-client is the pane's process once mconnect has handed over (exec keeps the pid).
+  auto client = WaitForProcess(
+      [pid = tmux->PanePid()](const ProcessInfo& p) { return p.pid == pid && p.exe == "mosh-client"; }, 30s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen(*tmux);
+
+  // Let mosh's first frames arrive, then type as a person would.
+  ASSERT_TRUE(tmux->WaitForRegex("[#$] ", 30s)) << Screen(*tmux);
+  ASSERT_TRUE(tmux->Type("echo MARK-$((6*7))"));
+  ASSERT_TRUE(tmux->SendKeys("Enter"));
+  ASSERT_TRUE(tmux->WaitFor("MARK-42", 30s)) << Screen(*tmux);
+
+  // The address is the one the master's TCP connection reached; the key is in no argv.
+  auto key = client->Getenv("MOSH_KEY");
+  ASSERT_TRUE(key.has_value()) << "mosh-client gets its key from MOSH_KEY";
+  ASSERT_EQ(key->size(), 22u);
+  ASSERT_EQ(client->argv.size(), 4u);
+  EXPECT_EQ(client->argv[0], "mosh-client");
+  EXPECT_THAT(client->argv[1], HasSubstr("-# "));
+  EXPECT_EQ(client->argv[2], "127.0.0.1");
+  int port = std::stoi(client->argv[3]);
+  EXPECT_GE(port, 60001);
+  EXPECT_LE(port, 60999);
+  for (const auto& process : FindProcesses([](const ProcessInfo&) { return true; })) {
+    for (const auto& arg : process.argv) {
+      EXPECT_THAT(arg, Not(HasSubstr(*key))) << "pid " << process.pid << " (" << process.exe << ") has the key in argv";
+    }
+    if (process.pid != client->pid) {
+      for (const auto& variable : process.environ) {
+        EXPECT_THAT(variable, Not(HasSubstr(*key))) << "pid " << process.pid << " (" << process.exe << ")";
+      }
+    }
+  }
+  // The master's log names the mosh-server but never its key.
+  auto log = ReadFile(lab_->SocketPath().substr(0, lab_->SocketPath().size() - 5) + ".log");
+  ASSERT_TRUE(log) << log.error().message;
+  EXPECT_THAT(*log, HasSubstr("mosh-server listening on UDP port " + std::to_string(port)));
+  EXPECT_THAT(*log, Not(HasSubstr(*key)));
+}
+
+TEST_F(MoshE2eTest, SecondSessionReusesTheMaster) {
+  Tmux* first = StartSession("t1");
+  ASSERT_TRUE(first->WaitForRegex("[#$] ", 40s)) << Screen(*first);
+  ASSERT_TRUE(first->Type("echo FIRST-$((1+1))"));
+  ASSERT_TRUE(first->SendKeys("Enter"));
+  ASSERT_TRUE(first->WaitFor("FIRST-2", 30s)) << Screen(*first);
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+
+  Tmux* second = StartSession("t2");
+  ASSERT_TRUE(second->WaitForRegex("[#$] ", 40s)) << Screen(*second);
+  ASSERT_TRUE(second->Type("echo SECOND-$((2+2))"));
+  ASSERT_TRUE(second->SendKeys("Enter"));
+  ASSERT_TRUE(second->WaitFor("SECOND-4", 30s)) << Screen(*second);
+
+  EXPECT_EQ(lab_->MasterPid(), master);
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << "one authentication for two sessions:\n"
+                                                              << lab_->sshd().Log();
+  auto status = lab_->Run({"status", "--json"});
+  ASSERT_TRUE(status);
+  EXPECT_THAT(status->out, HasSubstr("\"socket_path\":\"" + lab_->SocketPath() + "\""));
+  EXPECT_EQ(status->out.find("\"destination\""), status->out.rfind("\"destination\""));
+}
+
+}  // namespace
+}  // namespace mconnect::testing

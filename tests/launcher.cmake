@@ -1,0 +1,5 @@
+# The launcher's unit tests: command line, profile, and the example profile in contrib/.
+mconnect_test(launcher_cli_test
+  SOURCES launcher/cli_test.cc launcher/profile_test.cc
+  LIBS mconnect_launcher
+  LABELS unit)

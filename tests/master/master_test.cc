@@ -1,0 +1,329 @@
+// The master against a real sshd: started once and reused, the control protocol, stop and
+// stale sockets, and every kind of bad input the issue names — each a clear line and a
+// non-zero exit, nothing hanging.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <poll.h>
+
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "proto/control.pb.h"
+#include "tests/support/mconnect_lab.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+int Lines(const std::string& text) {
+  int lines = 0;
+  for (char c : text) lines += c == '\n';
+  return lines;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+class MasterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto lab = MconnectLab::Start();
+    ASSERT_TRUE(lab) << lab.error().message;
+    lab_ = std::move(*lab);
+  }
+
+  // `mconnect ip lab`: starts (or reuses) the master and asks for the address.
+  CommandOutput Ip(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"ip", lab_->SshOption()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("lab");
+    auto result = lab_->Run(args);
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  }
+
+  std::unique_ptr<MconnectLab> lab_;
+};
+
+TEST_F(MasterTest, OneMasterServesManyCommands) {
+  auto first = Ip();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_THAT(first.out, HasSubstr("peer"));
+  EXPECT_THAT(first.out, HasSubstr("127.0.0.1"));
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  auto second = Ip();
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(lab_->MasterPid(), master);
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << lab_->sshd().Log();
+
+  auto status = lab_->Run({"status", "--json"});
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->exit_code, 0) << status->err;
+  EXPECT_THAT(status->out, HasSubstr("\"socket_path\":\"" + lab_->SocketPath() + "\""));
+  EXPECT_THAT(status->out, HasSubstr("\"pid\":" + std::to_string(master)));
+  EXPECT_EQ(status->out.find("\"destination\""), status->out.rfind("\"destination\"")) << "exactly one master";
+}
+
+TEST_F(MasterTest, SocketIsPrivate) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  struct stat socket{}, directory{};
+  ASSERT_EQ(::stat(lab_->SocketPath().c_str(), &socket), 0);
+  EXPECT_TRUE(S_ISSOCK(socket.st_mode));
+  EXPECT_EQ(socket.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((lab_->env().runtime_dir + "/mconnect").c_str(), &directory), 0);
+  EXPECT_EQ(directory.st_mode & 0777, 0700u);
+}
+
+TEST_F(MasterTest, ExecReturnsOutputAndExitStatus) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  auto client = lab_->Connect();
+  ASSERT_TRUE(client) << client.error().message;
+  control::ExecRequest request;
+  request.set_command("echo out; echo err >&2; exit 3");
+  auto reply = client->Call<control::ExecReply>(proto::MessageType::kExec, request, proto::MessageType::kExecReply, 20s);
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_EQ(reply->stdout(), "out\n");
+  EXPECT_EQ(reply->stderr(), "err\n");
+  EXPECT_EQ(reply->exit_status(), 3);
+  EXPECT_FALSE(reply->timed_out());
+
+  // Several commands at once on one connection: each gets its own channel and answer.
+  std::vector<proto::ControlClient> clients;
+  for (int i = 0; i < 4; ++i) {
+    auto c = lab_->Connect();
+    ASSERT_TRUE(c);
+    clients.push_back(std::move(*c));
+  }
+  for (int i = 0; i < 4; ++i) {
+    control::ExecRequest echo;
+    echo.set_command("echo " + std::to_string(i));
+    auto answer = clients[i].Call<control::ExecReply>(proto::MessageType::kExec, echo, proto::MessageType::kExecReply, 20s);
+    ASSERT_TRUE(answer) << answer.error().message;
+    EXPECT_EQ(answer->stdout(), std::to_string(i) + "\n");
+  }
+}
+
+TEST_F(MasterTest, ExecTimeoutIsBounded) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  auto client = lab_->Connect();
+  ASSERT_TRUE(client);
+  control::ExecRequest request;
+  request.set_command("sleep 20");
+  request.set_timeout_ms(500);
+  auto start = std::chrono::steady_clock::now();
+  auto reply = client->Call<control::ExecReply>(proto::MessageType::kExec, request, proto::MessageType::kExecReply, 15s);
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_TRUE(reply->timed_out());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+  // The master still serves.
+  control::ExecRequest echo;
+  echo.set_command("echo alive");
+  auto after = client->Call<control::ExecReply>(proto::MessageType::kExec, echo, proto::MessageType::kExecReply, 20s);
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after->stdout(), "alive\n");
+}
+
+TEST_F(MasterTest, StopEndsTheMasterAndRemovesItsSocket) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  auto stop = lab_->Run({"stop", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->exit_code, 0) << stop->err;
+  EXPECT_THAT(stop->out, HasSubstr("stopped master"));
+  EXPECT_FALSE(Exists(lab_->SocketPath()));
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = ProcessGone(master);
+    if (!gone) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(gone);
+  auto again = lab_->Run({"stop", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->exit_code, 1);
+  EXPECT_THAT(again->err, HasSubstr("no master running"));
+}
+
+TEST_F(MasterTest, StaleSocketOfAKilledMasterIsReplaced) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  ASSERT_EQ(::kill(master, SIGKILL), 0);
+  for (int i = 0; i < 100 && !ProcessGone(master); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(Exists(lab_->SocketPath())) << "a killed master leaves its socket behind";
+  auto status = lab_->Run({"status"});
+  ASSERT_TRUE(status);
+  EXPECT_THAT(status->out, HasSubstr("(stale)"));
+
+  auto next = Ip();
+  ASSERT_EQ(next.exit_code, 0) << next.err;
+  pid_t replacement = lab_->MasterPid();
+  EXPECT_GT(replacement, 0);
+  EXPECT_NE(replacement, master);
+}
+
+TEST_F(MasterTest, UnknownHostIsOneLineAnd255) {
+  auto result = lab_->Run({"ip", lab_->SshOption(), "no-such-host.invalid"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 255);
+  EXPECT_THAT(result->err, HasSubstr("could not resolve hostname no-such-host.invalid"));
+  EXPECT_EQ(Lines(result->err), 1) << result->err;
+}
+
+TEST_F(MasterTest, RefusedPortIsOneLineAnd255) {
+  int port = FreeTcpPort();
+  std::string config = lab_->dir().Sub("dead_config");
+  std::ofstream(config) << "Host dead\n  HostName 127.0.0.1\n  Port " << port
+                        << "\n  UserKnownHostsFile " << lab_->sshd().known_hosts() << "\n  BatchMode yes\n";
+  auto result = lab_->Run({"ip", "--ssh=ssh -F " + config, "dead"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 255);
+  EXPECT_THAT(result->err, HasSubstr("port " + std::to_string(port) + ": Connection refused"));
+  EXPECT_EQ(Lines(result->err), 1) << result->err;
+}
+
+TEST_F(MasterTest, ChangedHostKeyFailsBeforeAuthenticating) {
+  ASSERT_TRUE(lab_->sshd().Rekey());
+  std::size_t log_before = lab_->sshd().Log().size();
+  auto result = lab_->Run({"ip", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 255);
+  EXPECT_THAT(result->err, HasSubstr("REMOTE HOST IDENTIFICATION HAS CHANGED"));
+  EXPECT_THAT(result->err, HasSubstr("mconnect: host key for [127.0.0.1]:" + std::to_string(lab_->sshd().port()) +
+                                     " has changed"));
+  EXPECT_EQ(lab_->MasterPid(), 0);
+  // Nothing was sent after the key exchange: the server saw no authentication attempt at all.
+  std::string after = lab_->sshd().Log().substr(log_before);
+  EXPECT_THAT(after, Not(HasSubstr("publickey")));
+  EXPECT_THAT(after, Not(HasSubstr("Accepted")));
+}
+
+TEST_F(MasterTest, RemoteIpCommandPrintingHtmlIsAClearError) {
+  auto result = lab_->Run({lab_->SshOption(), "--remote-ip", "command:printf '<html><body>blocked</body></html>\\n'", "lab"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_THAT(result->err, HasSubstr("command:printf"));
+  EXPECT_THAT(result->err, HasSubstr("HTML"));
+  EXPECT_EQ(Lines(result->err), 1) << result->err;
+}
+
+TEST_F(MasterTest, RemoteIpCommandPrintingNothingIsAClearError) {
+  auto result = lab_->Run({lab_->SshOption(), "--remote-ip", "command:true", "lab"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_THAT(result->err, HasSubstr("command:true"));
+  EXPECT_THAT(result->err, HasSubstr("nothing"));
+  EXPECT_EQ(Lines(result->err), 1) << result->err;
+}
+
+TEST_F(MasterTest, RemoteIpChainFallsThroughToTheNextStrategy) {
+  auto result = Ip({"--remote-ip", "command:echo not-an-address", "--remote-ip", "command:echo 203.0.113.7"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("failed"));
+  EXPECT_THAT(result.out, HasSubstr("203.0.113.7"));
+}
+
+TEST_F(MasterTest, MissingMoshServerSaysHowToFixIt) {
+  auto result = lab_->Run({lab_->SshOption(), "--server=/nonexistent/mosh-server", "lab"});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_THAT(result->err, HasSubstr("--server"));
+  EXPECT_LE(Lines(result->err), 2) << "one line and a hint: " << result->err;
+}
+
+// Raw bytes on the master's socket, as a buggy or hostile client would send them.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& path) {
+    auto fd = proto::ConnectUnix(path);
+    if (fd) fd_ = std::move(*fd);
+  }
+  bool Send(const std::vector<std::uint8_t>& bytes) {
+    return ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // True when the master closed the connection within the timeout.
+  bool ClosedWithin(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{fd_.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 100) > 0) {
+        char buffer[4096];
+        ssize_t n = ::read(fd_.get(), buffer, sizeof buffer);
+        if (n <= 0) return true;
+      }
+    }
+    return false;
+  }
+  bool valid() const { return fd_.valid(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+TEST_F(MasterTest, MalformedFramesCloseOnlyThatClient) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  pid_t master = lab_->MasterPid();
+  auto good = lab_->Connect();
+  ASSERT_TRUE(good);
+
+  const std::vector<std::vector<std::uint8_t>> attacks = {
+      {0xff, 0xff, 0xff, 0xff, 0x6d, 0x63, 0x00, 0x01},        // oversized length
+      {0x00, 0x00, 0x00, 0x02, 0x6d, 0x63, 0x00, 0x01},        // length too small for a type
+      {'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '\n'},  // not our protocol
+      {0x00, 0x00, 0x00, 0x08, 0x6d, 0x63, 0x00, 0x03, 0xde, 0xad, 0xbe, 0xef},  // Status before Hello
+      {0x00, 0x00, 0x00, 0x07, 0x6d, 0x63, 0x00, 0x01, 0xff, 0xff, 0xff},        // Hello that is not protobuf
+  };
+  for (const auto& attack : attacks) {
+    RawClient bad(lab_->SocketPath());
+    ASSERT_TRUE(bad.valid());
+    ASSERT_TRUE(bad.Send(attack));
+    EXPECT_TRUE(bad.ClosedWithin(5s)) << "the master must drop a client that sends garbage";
+  }
+  // A client that stalls mid-frame does not block the others.
+  RawClient stalled(lab_->SocketPath());
+  ASSERT_TRUE(stalled.Send({0x00, 0x00, 0x01, 0x00, 0x6d, 0x63, 0x00, 0x01, 0x08}));
+
+  auto status = good->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                 proto::MessageType::kStatusReply, 5s);
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_EQ(status->pid(), static_cast<std::uint32_t>(master));
+  EXPECT_EQ(lab_->MasterPid(), master);
+
+  // ... and a client that never finishes its Hello is dropped at the handshake deadline.
+  EXPECT_TRUE(stalled.ClosedWithin(10s));
+
+  // An unknown request type after Hello gets an error reply and the client stays connected.
+  auto unknown = good->Call<control::StatusReply>(static_cast<proto::MessageType>(proto::kTypeBase | 0x7f),
+                                                  control::StatusRequest{}, proto::MessageType::kStatusReply, 5s);
+  ASSERT_FALSE(unknown);
+  EXPECT_THAT(unknown.error().message, HasSubstr("unknown request type"));
+  auto still = good->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                proto::MessageType::kStatusReply, 5s);
+  EXPECT_TRUE(still) << still.error().message;
+}
+
+TEST_F(MasterTest, LooseSocketDirectoryIsRefused) {
+  std::string directory = lab_->env().runtime_dir + "/mconnect";
+  ASSERT_EQ(::mkdir(directory.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(directory.c_str(), 0755), 0);
+  auto result = Ip();
+  EXPECT_EQ(result.exit_code, 255);
+  EXPECT_THAT(result.err, HasSubstr("chmod 700"));
+  EXPECT_EQ(lab_->MasterPid(), 0);
+}
+
+}  // namespace
+}  // namespace mconnect::testing

@@ -1,0 +1,13 @@
+# Pure parsers and the remote-ip library: unit tests only (no network, no sshd).
+mconnect_test(remoteip_test
+  SOURCES remote-ip/address_test.cc remote-ip/cache_test.cc remote-ip/strategy_test.cc
+  LIBS mconnect_remoteip
+  LABELS unit)
+mconnect_test(mosh_server_test
+  SOURCES mux/mosh_server_test.cc
+  LIBS mconnect_mux
+  LABELS unit)
+mconnect_test(ssh_config_test
+  SOURCES launcher/ssh_config_test.cc
+  LIBS mconnect_launcher
+  LABELS unit)

@@ -1,0 +1,77 @@
+#include "tests/support/mconnect_lab.h"
+
+#include <unistd.h>
+
+#include "proto/socket_path.h"
+
+namespace mconnect::testing {
+
+Result<std::unique_ptr<MconnectLab>> MconnectLab::Start() {
+  TempDir dir;
+  LabEnv env(dir.path());
+  std::unique_ptr<MconnectLab> lab(new MconnectLab(std::move(dir), std::move(env)));
+  auto sshd = SshdLab::Start(lab->dir_.Sub("sshd"));
+  if (!sshd) return Fail(sshd.error());
+  lab->sshd_ = std::move(*sshd);
+  return lab;
+}
+
+MconnectLab::~MconnectLab() { Cleanup(); }
+
+std::string MconnectLab::SshOption() const { return "--ssh=ssh -F " + sshd_->ssh_config(); }
+
+std::vector<std::string> MconnectLab::Command(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{std::string(MCONNECT_BIN_DIR) + "/mconnect"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return env_.Command(argv);
+}
+
+std::string MconnectLab::ShellCommand(const std::vector<std::string>& args) const {
+  std::string line;
+  for (const auto& word : Command(args)) line += (line.empty() ? "" : " ") + ShellQuote(word);
+  return line;
+}
+
+Result<CommandOutput> MconnectLab::Run(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  CommandOptions options;
+  options.timeout = timeout;
+  return RunCommand(Command(args), options);
+}
+
+std::string MconnectLab::SocketPath() const {
+  auto settings = RunCommand({"ssh", "-F", sshd_->ssh_config(), "-G", "lab"});
+  std::string name = "root";
+  if (settings) {
+    for (std::size_t at = 0; at < settings->out.size();) {
+      std::size_t end = settings->out.find('\n', at);
+      if (end == std::string::npos) end = settings->out.size();
+      std::string line = settings->out.substr(at, end - at);
+      if (line.rfind("user ", 0) == 0) name = line.substr(5);
+      at = end + 1;
+    }
+  }
+  return proto::PathsFor(env_.runtime_dir + "/mconnect", name, "127.0.0.1", sshd_->port()).socket;
+}
+
+Result<proto::ControlClient> MconnectLab::Connect() const {
+  return proto::ControlClient::Connect(SocketPath(), std::chrono::seconds(5));
+}
+
+pid_t MconnectLab::MasterPid() const {
+  auto client = Connect();
+  return client ? static_cast<pid_t>(client->master_pid()) : 0;
+}
+
+void MconnectLab::Cleanup() {
+  if (pid_t master = MasterPid(); master > 0) KillPid(master);
+  // Masters and mosh-servers detach; as the subreaper (AdoptOrphans) this process inherited
+  // them, so its orphaned children are exactly what this test left running.
+  pid_t self = ::getpid();
+  for (const auto& process : FindProcesses([self](const ProcessInfo& p) {
+         return p.ppid == self && (p.exe == "mosh-server" || p.exe == "mconnect-mux");
+       })) {
+    KillPid(process.pid);
+  }
+}
+
+}  // namespace mconnect::testing
