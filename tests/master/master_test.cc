@@ -175,6 +175,23 @@ TEST_F(MasterTest, StaleSocketOfAKilledMasterIsReplaced) {
   EXPECT_NE(replacement, master);
 }
 
+TEST_F(MasterTest, MasterExitsAndCleansUpWhenTheServerGoesAway) {
+  ASSERT_EQ(Ip().exit_code, 0);
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  lab_->sshd().Stop();  // the listener and the session serving the master
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = ProcessGone(master);
+    if (!gone) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(gone) << "the master must notice the lost connection";
+  EXPECT_FALSE(Exists(lab_->SocketPath()));
+  auto next = Ip();
+  EXPECT_EQ(next.exit_code, 255);
+  EXPECT_THAT(next.err, HasSubstr("Connection refused"));
+}
+
 TEST_F(MasterTest, UnknownHostIsOneLineAnd255) {
   auto result = lab_->Run({"ip", lab_->SshOption(), "no-such-host.invalid"});
   ASSERT_TRUE(result);
