@@ -16,6 +16,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "remote-ip/strategy.h"
+
 #ifndef MCONNECT_VERSION
 #define MCONNECT_VERSION "0.1.0"
 #endif
@@ -294,7 +296,7 @@ Result<void> CheckOptions(const Options& o) {
   }
   for (const std::string& spec : o.remote_ip) {
     if (auto ok = CheckRemoteIpSpec(spec); !ok) {
-      return Fail("--remote-ip \"{}\" is not a strategy: {}", spec, ok.error().message);
+      return Fail("--remote-ip: {}", ok.error().message);
     }
   }
   if (o.client.empty()) return Fail("--client needs a program");
@@ -551,22 +553,10 @@ Result<void> CheckPortRange(std::string_view range) {
 }
 
 Result<void> CheckRemoteIpSpec(std::string_view spec) {
-  static constexpr std::string_view kCommand = "command:";
-  static constexpr std::string_view kStatic = "static:";
-  if (spec == "peer" || spec == "ssh-connection" || spec == "dns") return {};
-  if (spec.starts_with(kCommand)) {
-    const std::string_view command = spec.substr(kCommand.size());
-    if (std::ranges::all_of(command, [](unsigned char c) { return std::isspace(c) != 0; })) {
-      return Fail("command: needs a shell command after the colon");
-    }
-    return {};
-  }
-  if (spec.starts_with(kStatic)) {
-    const std::string address(spec.substr(kStatic.size()));
-    if (!IsIpLiteral(address)) return Fail("static: needs an IPv4 or IPv6 address, not \"{}\"", address);
-    return {};
-  }
-  return Fail("expected command:CMD, peer, ssh-connection, dns or static:IP");
+  // One grammar, the one the master runs: remote-ip/strategy.h.
+  auto strategy = remoteip::ParseStrategy(spec);
+  if (!strategy) return Fail(strategy.error());
+  return {};
 }
 
 Result<void> CheckPredict(std::string_view mode) {

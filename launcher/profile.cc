@@ -113,7 +113,7 @@ Result<void> ReadRemoteIp(const std::string& path, std::string_view key, const t
     auto spec = GetString(path, key, element);
     if (!spec) return Fail(spec.error());
     if (auto ok = CheckRemoteIpSpec(*spec); !ok) {
-      return FailAt(At(path, element.source()), "{} \"{}\" is not a strategy: {}", key, *spec, ok.error().message);
+      return FailAt(At(path, element.source()), "{}: {}", key, ok.error().message);
     }
     chain.push_back(std::move(*spec));
   }

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "base/subprocess.h"
+#include "base/text.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -30,12 +31,7 @@ std::string_view Trim(std::string_view text) {
 }
 
 // Printable ASCII only, at most kMaxQuoted characters: error lines go to a terminal.
-std::string Sanitize(std::string_view text) {
-  std::string clean;
-  for (char c : text.substr(0, kMaxQuoted)) clean += (c >= 0x20 && c <= 0x7e) ? c : '?';
-  if (text.size() > kMaxQuoted) clean += "...";
-  return clean;
-}
+std::string Sanitize(std::string_view text) { return SanitizeForMessage(text, kMaxQuoted); }
 
 std::string Lower(std::string_view text) {
   std::string lower(text);

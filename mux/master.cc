@@ -120,11 +120,11 @@ void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply>
 void Master::DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) {
   std::vector<std::string> specs(request.strategies().begin(), request.strategies().end());
   if (specs.empty()) specs.push_back("peer");
-  if (request.refresh()) {
-    for (const auto& spec : specs) ip_cache_.Erase(spec);
-  }
   auto chain = remoteip::Chain::Parse(specs, &ip_cache_);
   if (!chain) return reply(std::unexpected(MakeError(chain.error().message)));
+  if (request.refresh()) {
+    for (const auto& spec : chain->Specs()) ip_cache_.Erase(spec);  // canonical, as cached
+  }
   auto timeout = Bounded(request.timeout_ms(), std::chrono::milliseconds(10000));
   chain->Run(*ip_host_, timeout, [reply = std::move(reply)](remoteip::ChainResult result) {
     control::DiscoverIpReply out;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "base/subprocess.h"
+#include "base/text.h"
 #include "remote-ip/address.h"
 
 namespace mconnect::mux {
@@ -197,7 +198,7 @@ std::string Quote(std::string_view line, const std::vector<std::string>& keys) {
     }
   }
   if (auto at = text.find(kConnectPrefix); at != std::string::npos) text.resize(at + kConnectPrefix.size() - 1);
-  return remoteip::SanitizeForMessage(text, kMaxQuoted);
+  return SanitizeForMessage(text, kMaxQuoted);
 }
 
 // The first stderr line that says something (neither blank nor mosh-server's banner).
@@ -239,13 +240,13 @@ Result<std::string> BuildMoshServerCommand(const MoshServerParams& params) {
     words.push_back(params.bind);
   } else {
     return Fail("bad --bind-server \"{}\" (expected ssh, any or an IP address)",
-                remoteip::SanitizeForMessage(params.bind));
+                SanitizeForMessage(params.bind));
   }
 
   if (!params.port_range.empty()) {
     if (!IsPortRange(params.port_range)) {
       return Fail("bad mosh port range \"{}\" (expected PORT or PORT:PORT2 within 1..65535, PORT <= PORT2)",
-                  remoteip::SanitizeForMessage(params.port_range));
+                  SanitizeForMessage(params.port_range));
     }
     words.push_back("-p");
     words.push_back(params.port_range);
@@ -257,7 +258,7 @@ Result<std::string> BuildMoshServerCommand(const MoshServerParams& params) {
     auto equals = assignment.find('=');
     std::string_view name = std::string_view(assignment).substr(0, equals);
     if (equals == std::string::npos || !IsIdentifier(name)) {
-      return Fail("bad locale setting \"{}\" (expected NAME=VALUE)", remoteip::SanitizeForMessage(assignment));
+      return Fail("bad locale setting \"{}\" (expected NAME=VALUE)", SanitizeForMessage(assignment));
     }
     if (HasNul(assignment) || assignment.find('\n') != std::string::npos) {
       return Fail("locale setting {} has a control character in its value", name);
@@ -295,7 +296,7 @@ std::expected<MoshConnect, MoshServerError> ParseMoshServerOutput(int exit_statu
       case ConnectMatch::kBadPort:
         return Failure(MoshServerFailure::kBadPort,
                        fmt::format("mosh-server announced UDP port {}, outside 1..65535",
-                                   remoteip::SanitizeForMessage(connect.port_digits, 12)),
+                                   SanitizeForMessage(connect.port_digits, 12)),
                        "");
       case ConnectMatch::kMalformed:
         return Failure(MoshServerFailure::kNoConnectLine,

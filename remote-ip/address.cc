@@ -173,13 +173,6 @@ Result<std::string> ParseAddressOutput(std::string_view output) {
   return canonical;
 }
 
-std::string SanitizeForMessage(std::string_view text, std::size_t max_chars) {
-  std::string clean;
-  for (char c : text.substr(0, max_chars)) clean += (c >= 0x20 && c <= 0x7e) ? c : '?';
-  if (text.size() > max_chars) clean += "...";
-  return clean;
-}
-
 bool IsIpLiteral(std::string_view text) { return ParseLiteral(text).has_value(); }
 
 std::optional<std::string> SshConnectionServerAddress(std::string_view ssh_connection_value) {

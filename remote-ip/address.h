@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "base/text.h"
 
 namespace mconnect::remoteip {
 
@@ -23,10 +24,6 @@ namespace mconnect::remoteip {
 // right when client and server share a host (tests, --local).
 Result<std::string> ParseAddressOutput(std::string_view output);
 
-// `text` made safe to quote in a one-line message: printable ASCII only (anything else becomes
-// '?'), at most `max_chars` characters, then "..." if it was cut. Remote output may hold
-// terminal escape sequences or a whole web page; neither belongs in an error line.
-std::string SanitizeForMessage(std::string_view text, std::size_t max_chars = 40);
 
 // True when `text` is exactly an IPv4 or IPv6 literal (no whitespace, no zone id, no port).
 bool IsIpLiteral(std::string_view text);

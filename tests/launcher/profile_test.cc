@@ -301,13 +301,13 @@ TEST_F(ProfileTest, BadValuesAreErrors) {
   EXPECT_EQ(LoadError("[defaults]\nkeepalive = 99999999999\n"),
             "config.toml:2: keepalive is 99999999999; at most 2147483647 seconds");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip = [\n  \"peer\",\n  \"ipinfo\",\n]\n"),
-            "config.toml:4: remote-ip \"ipinfo\" is not a strategy: "
-            "expected command:CMD, peer, ssh-connection, dns or static:IP");
+            "config.toml:4: remote-ip: unknown remote-ip strategy \"ipinfo\" "
+            "(expected command:<shell command>, peer, ssh-connection, dns or static:<ip>)");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip = [\"static:bebou.example.org\"]\n"),
-            "config.toml:2: remote-ip \"static:bebou.example.org\" is not a strategy: "
-            "static: needs an IPv4 or IPv6 address, not \"bebou.example.org\"");
+            "config.toml:2: remote-ip: static:bebou.example.org: not an IP literal");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip = [\"command:\"]\n"),
-            "config.toml:2: remote-ip \"command:\" is not a strategy: command: needs a shell command after the colon");
+            "config.toml:2: remote-ip: command: needs a shell command to run on the server, "
+            "e.g. command:curl -sS https://ipinfo.io/ip");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip = []\n"),
             "config.toml:2: remote-ip is empty: name at least one strategy");
   EXPECT_EQ(LoadError("[defaults]\nserver = \"\"\n"), "config.toml:2: server is empty");

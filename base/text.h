@@ -1,0 +1,15 @@
+// Text from peers and remote commands, made fit for a one-line message on a terminal.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace mconnect {
+
+// `text` made safe to quote in a one-line message: printable ASCII only (anything else becomes
+// '?'), at most `max_chars` characters, then "..." if it was cut. Remote output may hold
+// terminal escape sequences or a whole web page; neither belongs in an error line.
+std::string SanitizeForMessage(std::string_view text, std::size_t max_chars = 40);
+
+}  // namespace mconnect
