@@ -76,7 +76,8 @@ bool Detach(const std::string& log_path, int verbosity) {
     ::dup2(null, STDERR_FILENO);
     if (null > STDERR_FILENO) ::close(null);
   }
-  if (auto logged = log::ToFile("mconnect-mux", log_path, verbosity); !logged) return true;
+  // Without its log file the master still serves; it just has nowhere to tell what it does.
+  (void)log::ToFile("mconnect-mux", log_path, verbosity);
   return true;
 }
 

@@ -91,7 +91,7 @@ control::StatusReply Master::Status() {
   reply.set_channels(static_cast<std::uint32_t>(driver_.busy_channels()));
   reply.set_clients(static_cast<std::uint32_t>(server_.client_count()));
   reply.set_peer_address(driver_.connection().peer_address());
-  reply.set_execs(driver_.execs_started());
+  reply.set_execs(driver_.tasks_started());
   reply.set_persist_s(static_cast<std::uint32_t>(config_.persist.count()));
   return reply;
 }

@@ -150,7 +150,7 @@ Result<void> SshConnection::Authenticate(const ConnectParams& params) {
   }
 
   std::vector<std::string> tried;
-  std::string agent_socket = params.identity_agent.empty() ? "" : params.identity_agent;
+  const std::string& agent_socket = params.identity_agent;
   bool use_agent = !params.identities_only && agent_socket != "none" &&
                    (!agent_socket.empty() || std::getenv("SSH_AUTH_SOCK") != nullptr);
   if (use_agent) {

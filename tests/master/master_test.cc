@@ -10,6 +10,7 @@
 #include <poll.h>
 
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -75,6 +76,17 @@ TEST_F(MasterTest, OneMasterServesManyCommands) {
   EXPECT_THAT(status->out, HasSubstr("\"socket_path\":\"" + lab_->SocketPath() + "\""));
   EXPECT_THAT(status->out, HasSubstr("\"pid\":" + std::to_string(master)));
   EXPECT_EQ(status->out.find("\"destination\""), status->out.rfind("\"destination\"")) << "exactly one master";
+}
+
+TEST_F(MasterTest, TwoLaunchersAtOnceStartOneMaster) {
+  auto first = std::async(std::launch::async, [this] { return Ip(); });
+  auto second = std::async(std::launch::async, [this] { return Ip(); });
+  auto a = first.get();
+  auto b = second.get();
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << "the lock lets one master authenticate:\n"
+                                                              << lab_->sshd().Log();
 }
 
 TEST_F(MasterTest, SocketIsPrivate) {

@@ -1,0 +1,46 @@
+// One user of one SSH channel (a command with captured output, an OpenSSH mux session, later
+// forwards), driven by the SshDriver. The driver opens the channel (one open in flight per
+// session), then pumps the task whenever the session may have progressed; the task makes the
+// non-blocking libssh2 calls its protocol needs and says how far it got.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <libssh2.h>
+
+namespace mconnect::mux {
+
+class ChannelTask {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Step {
+    kProgress,  // did something; pump again
+    kBlocked,   // a libssh2 call said EAGAIN, or nothing to do until more arrives
+    kFinished,  // done (the channel is closed or must be dropped); the driver frees both
+  };
+
+  virtual ~ChannelTask() = default;
+
+  // Drives the task on its open channel. After a call that returned EAGAIN the task must return
+  // kBlocked and repeat exactly that call next time (libssh2's rule for partial sends; the
+  // driver pumps nobody else while the session is blocked on sending).
+  virtual Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) = 0;
+
+  // True when the task no longer wants a channel it has not got yet (its deadline passed, its
+  // client left). The driver then calls Abort instead of opening one.
+  virtual bool Abandoned() const { return false; }
+
+  // No channel for this task after all (refused, abandoned, connection lost). Called at most
+  // once, and never after Pump returned kFinished; the task reports and is destroyed.
+  virtual void Abort(const std::string& why) = 0;
+
+  // When the driver must pump this task even if the socket stays quiet.
+  virtual std::optional<Clock::time_point> Deadline() const { return std::nullopt; }
+
+  // Counted in `mconnect status` (the master's own spare channel is not).
+  virtual bool counts_as_busy() const { return true; }
+};
+
+}  // namespace mconnect::mux

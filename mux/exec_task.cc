@@ -1,0 +1,124 @@
+#include "mux/exec_task.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "base/ssh2.h"
+
+namespace mconnect::mux {
+namespace {
+
+// A remote process that ignores the channel close must not keep the slot forever.
+constexpr auto kCloseGrace = std::chrono::seconds(3);
+
+void AppendBounded(std::string& sink, const char* data, std::size_t length, std::size_t limit, bool& truncated) {
+  std::size_t room = limit - std::min(limit, sink.size());
+  if (length > room) truncated = true;
+  sink.append(data, std::min(length, room));
+}
+
+}  // namespace
+
+ExecTask::ExecTask(ExecSpec spec, Done done)
+    : spec_(std::move(spec)), done_(std::move(done)), deadline_(Clock::now() + spec_.timeout) {}
+
+std::optional<ChannelTask::Clock::time_point> ExecTask::Deadline() const {
+  return state_ >= State::kClosing ? close_deadline_ : deadline_;
+}
+
+void ExecTask::Abort(const std::string& why) {
+  if (Clock::now() >= deadline_) {
+    outcome_.timed_out = true;
+  } else {
+    outcome_.error = why;
+  }
+  done_(std::move(outcome_));
+}
+
+ChannelTask::Step ExecTask::Finish() {
+  done_(std::move(outcome_));
+  return Step::kFinished;
+}
+
+ChannelTask::Step ExecTask::Fail(LIBSSH2_SESSION* session, std::string_view what) {
+  outcome_.error = fmt::format("{}: {}", what, Ssh2LastError(session));
+  return Finish();
+}
+
+ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  auto now = Clock::now();
+  if (state_ < State::kClosing && now >= deadline_) {
+    outcome_.timed_out = true;
+    state_ = State::kClosing;
+    close_deadline_ = now + kCloseGrace;
+  }
+  if (state_ >= State::kClosing && now >= close_deadline_) {
+    log::Warn("command did not close within {} s; dropping its channel", kCloseGrace.count());
+    return Finish();
+  }
+
+  switch (state_) {
+    case State::kStarting: {
+      int rc = libssh2_channel_exec(channel, spec_.command.c_str());
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      if (rc != 0) return Fail(session, "the server refused to run the command");
+      state_ = State::kSendingEof;
+      return Step::kProgress;
+    }
+    case State::kSendingEof: {
+      int rc = libssh2_channel_send_eof(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      if (rc != 0) return Fail(session, "cannot send EOF");
+      state_ = State::kReading;
+      return Step::kProgress;
+    }
+    case State::kReading: {
+      char buffer[16384];
+      bool got = false;
+      for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
+        ssize_t n = libssh2_channel_read_ex(channel, stream, buffer, sizeof buffer);
+        if (n == LIBSSH2_ERROR_EAGAIN || n == 0) continue;
+        if (n < 0) return Fail(session, "reading the command's output failed");
+        got = true;
+        AppendBounded(stream == 0 ? outcome_.out : outcome_.err, buffer, static_cast<std::size_t>(n),
+                      spec_.max_output, outcome_.truncated);
+      }
+      if (got) return Step::kProgress;
+      if (!libssh2_channel_eof(channel)) return Step::kBlocked;
+      state_ = State::kClosing;
+      close_deadline_ = now + kCloseGrace;
+      return Step::kProgress;
+    }
+    case State::kClosing: {
+      int rc = libssh2_channel_close(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      if (rc != 0) return Fail(session, "closing the channel failed");
+      state_ = State::kWaitingClosed;
+      return Step::kProgress;
+    }
+    case State::kWaitingClosed: {
+      int rc = libssh2_channel_wait_closed(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) {
+        // Consume what still arrives (a timed-out command's output) so the close can be seen.
+        char sink[4096];
+        while (libssh2_channel_read_ex(channel, 0, sink, sizeof sink) > 0) {
+        }
+        while (libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, sink, sizeof sink) > 0) {
+        }
+        return Step::kBlocked;
+      }
+      outcome_.exit_status = libssh2_channel_get_exit_status(channel);
+      char* signal = nullptr;
+      std::size_t signal_length = 0;
+      if (libssh2_channel_get_exit_signal(channel, &signal, &signal_length, nullptr, nullptr, nullptr, nullptr) == 0 &&
+          signal != nullptr) {
+        outcome_.exit_signal.assign(signal, signal_length);
+        libssh2_free(session, signal);
+      }
+      return Finish();
+    }
+  }
+  return Finish();
+}
+
+}  // namespace mconnect::mux

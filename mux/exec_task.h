@@ -1,0 +1,55 @@
+// A remote command with captured, bounded output and an exit status: what the control
+// protocol's Exec, StartMoshServer and the remote-ip `command:` strategy run.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "mux/channel_task.h"
+
+namespace mconnect::mux {
+
+struct ExecSpec {
+  std::string command;
+  std::chrono::milliseconds timeout{30000};
+  std::size_t max_output = 64 * 1024;  // per stream
+};
+
+struct ExecOutcome {
+  std::string out;
+  std::string err;
+  int exit_status = -1;
+  std::string exit_signal;
+  bool timed_out = false;
+  bool truncated = false;
+  std::string error;  // the channel could not be used; exit_status is meaningless then
+};
+
+class ExecTask : public ChannelTask {
+ public:
+  using Done = std::function<void(ExecOutcome)>;
+
+  ExecTask(ExecSpec spec, Done done);
+
+  Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
+  bool Abandoned() const override { return Clock::now() >= deadline_; }
+  void Abort(const std::string& why) override;
+  std::optional<Clock::time_point> Deadline() const override;
+
+ private:
+  enum class State { kStarting, kSendingEof, kReading, kClosing, kWaitingClosed };
+
+  Step Finish();
+  Step Fail(LIBSSH2_SESSION* session, std::string_view what);
+
+  ExecSpec spec_;
+  Done done_;
+  State state_ = State::kStarting;
+  ExecOutcome outcome_;
+  Clock::time_point deadline_;
+  Clock::time_point close_deadline_;
+};
+
+}  // namespace mconnect::mux
