@@ -99,7 +99,11 @@ void ControlServer::Close(Client& client, std::string_view why) {
 
 void ControlServer::ReadFrom(Client& client) {
   std::uint8_t buffer[16384];
-  ssize_t n = ::read(client.fd.get(), buffer, sizeof buffer);
+  // Until the protocol is known, read no further than the first frame's length and type: an
+  // OpenSSH client's later bytes may carry file descriptors, which a plain read() would drop.
+  constexpr std::size_t kIdentifyBytes = 8;
+  std::size_t want = client.identified ? sizeof buffer : kIdentifyBytes - client.in.size();
+  ssize_t n = ::read(client.fd.get(), buffer, want);
   if (n == 0) return Close(client, "");
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
@@ -112,7 +116,9 @@ void ControlServer::ReadFrom(Client& client) {
       case proto::Protocol::kNeedMore: return;
       case proto::Protocol::kControl: client.identified = true; break;
       case proto::Protocol::kOpenSshMux:
-        return Close(client, "speaks OpenSSH's mux protocol, which this master does not serve yet");
+        services_.AdoptOpenSshClient(std::move(client.fd), std::move(client.in));
+        client.closed = true;
+        return;
       case proto::Protocol::kUnknown: return Close(client, "sent a first frame of no known protocol");
     }
   }

@@ -35,6 +35,9 @@ class MasterServices {
   virtual void StartMoshServer(const control::StartMoshServerRequest& request,
                                Reply<control::StartMoshServerReply> reply) = 0;
   virtual void Stop() = 0;
+  // A client whose first frame is OpenSSH's mux HELLO: its socket and the bytes read so far
+  // (exactly that frame's first 8 bytes) go to the OpenSSH mux server.
+  virtual void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) = 0;
 };
 
 class ControlServer {

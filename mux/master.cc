@@ -15,7 +15,10 @@ namespace mconnect::mux {
 namespace {
 
 volatile sig_atomic_t g_signal = 0;
+volatile sig_atomic_t g_window_changed = 0;
 void OnSignal(int signal) { g_signal = signal; }
+// OpenSSH's mux clients relay SIGWINCH to the master's pid (from MUX_S_ALIVE).
+void OnWindowChange(int) { g_window_changed = 1; }
 
 constexpr std::chrono::milliseconds kDefaultExecTimeout{30000};
 constexpr std::chrono::milliseconds kMaxExecTimeout{10 * 60 * 1000};
@@ -65,6 +68,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
     : config_(std::move(config)),
       driver_(std::move(connection), config_.keepalive),
       server_(*this),
+      openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); }}),
       listen_fd_(std::move(listen_fd)),
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
@@ -201,6 +205,15 @@ void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool 
   });
 }
 
+void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) {
+  openssh_.Adopt(std::move(fd), std::move(first_bytes));
+}
+
+void Master::StopListening() {
+  RemoveSocket();
+  listen_fd_.Reset();
+}
+
 void Master::AcceptClients() {
   for (int i = 0; i < 64; ++i) {
     auto client = AcceptOwnUid(listen_fd_.get());
@@ -225,10 +238,10 @@ void Master::RemoveSocket() {
 int Master::Run() {
   sigset_t blocked, during_poll;
   sigemptyset(&blocked);
-  for (int signal : {SIGTERM, SIGINT, SIGHUP}) {
+  for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGWINCH}) {
     sigaddset(&blocked, signal);
     struct sigaction action{};
-    action.sa_handler = OnSignal;
+    action.sa_handler = signal == SIGWINCH ? OnWindowChange : OnSignal;
     ::sigaction(signal, &action, nullptr);
   }
   ::signal(SIGPIPE, SIG_IGN);
@@ -236,6 +249,7 @@ int Master::Run() {
   sigdelset(&during_poll, SIGTERM);
   sigdelset(&during_poll, SIGINT);
   sigdelset(&during_poll, SIGHUP);
+  sigdelset(&during_poll, SIGWINCH);
 
   log::Info("master for {} serving {} (persist {} s)", config_.destination, config_.socket_path,
             config_.persist.count());
@@ -256,7 +270,15 @@ int Master::Run() {
       break;
     }
     auto now = Clock::now();
-    bool idle = server_.client_count() == 0 && driver_.busy_channels() == 0;
+    bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0;
+    if (!listen_fd_ && idle) {
+      log::Info("stopped listening and the last client is done: exiting");
+      break;
+    }
+    if (g_window_changed != 0) {
+      g_window_changed = 0;
+      openssh_.OnWindowChange();
+    }
     if (!idle) idle_since = now;
     std::optional<Clock::time_point> deadline = driver_.NextDeadline();
     if (auto handshake = server_.NextDeadline(); handshake) {
@@ -272,9 +294,11 @@ int Master::Run() {
     }
 
     fds.clear();
-    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    fds.push_back({listen_fd_.get(), static_cast<short>(listen_fd_ ? POLLIN : 0), 0});
     fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
     server_.AddPollFds(fds);
+    const std::size_t control_count = fds.size() - 2;
+    openssh_.AddPollFds(fds);
     timespec timeout{};
     timespec* timeout_ptr = nullptr;
     if (deadline) {
@@ -291,10 +315,15 @@ int Master::Run() {
       break;
     }
     driver_.Pump();
+    openssh_.Update();
     server_.ExpireHandshakes();
-    if (ready > 0) server_.HandleEvents(fds.data() + 2, fds.size() - 2);
-    driver_.Pump();  // start what the requests just queued
-    if (ready > 0 && (fds[0].revents & POLLIN)) AcceptClients();
+    if (ready > 0) {
+      server_.HandleEvents(fds.data() + 2, control_count);
+      openssh_.HandleEvents(fds.data() + 2 + control_count, fds.size() - 2 - control_count);
+    }
+    driver_.Pump();  // start what the requests just queued, send what clients just wrote
+    openssh_.Update();
+    if (ready > 0 && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();
   }
   server_.FlushAll();
   RemoveSocket();

@@ -13,6 +13,7 @@
 
 #include "base/unique_fd.h"
 #include "mux/control_server.h"
+#include "mux/openssh_mux_server.h"
 #include "mux/ssh_driver.h"
 #include "remote-ip/cache.h"
 #include "remote-ip/strategy.h"
@@ -44,6 +45,7 @@ class Master : public MasterServices {
   void StartMoshServer(const control::StartMoshServerRequest& request,
                        Reply<control::StartMoshServerReply> reply) override;
   void Stop() override { stopping_ = true; }
+  void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) override;
 
  private:
   class IpHost;
@@ -53,10 +55,13 @@ class Master : public MasterServices {
   void RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
                      Reply<control::StartMoshServerReply> reply);
   void RemoveSocket();
+  // ssh -O stop: no new clients; exit once the current ones are done.
+  void StopListening();
 
   MasterConfig config_;
   SshDriver driver_;
   ControlServer server_;
+  OpenSshMuxServer openssh_;
   UniqueFd listen_fd_;
   remoteip::Cache ip_cache_;
   std::unique_ptr<IpHost> ip_host_;

@@ -11,3 +11,15 @@ mconnect_test(master_test
   LABELS integration)
 # The tests run the built executables.
 add_dependencies(master_test mconnect mconnect-mux)
+
+# Unchanged OpenSSH clients through the master's socket.
+mconnect_test(openssh_mux_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/openssh_mux_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(openssh_mux_test mconnect mconnect-mux)
+
+mconnect_test(tty_modes_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/tty_modes_test.cc
+  LIBS mconnect_mux
+  LABELS unit)

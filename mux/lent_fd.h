@@ -1,0 +1,40 @@
+// File descriptors that an OpenSSH mux client lends the master with SCM_RIGHTS: its stdin,
+// stdout and stderr, which may be a terminal, a pipe or a regular file. The master makes its
+// copy non-blocking for the event loop; that flag lives in the open file description, which the
+// client shares, so the original flags are put back when the master lets go.
+#pragma once
+
+#include <optional>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace mconnect::mux {
+
+class LentFd {
+ public:
+  LentFd() = default;
+  explicit LentFd(UniqueFd fd);
+  LentFd(LentFd&& other) noexcept = default;
+  LentFd& operator=(LentFd&& other) noexcept;
+  ~LentFd();
+
+  int get() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  bool is_tty() const { return is_tty_; }
+  // Regular files are always "ready": poll() says so, read() and write() never block.
+  bool is_regular() const { return is_regular_; }
+  void Reset();
+
+ private:
+  UniqueFd fd_;
+  std::optional<int> original_flags_;
+  bool is_tty_ = false;
+  bool is_regular_ = false;
+};
+
+// Receives one fd passed with SCM_RIGHTS on one data byte, as OpenSSH's mm_send_fd sends it.
+// nullopt: nothing there yet (EAGAIN). An error: the peer closed or sent no fd.
+Result<std::optional<UniqueFd>> ReceiveFd(int socket);
+
+}  // namespace mconnect::mux

@@ -1,0 +1,342 @@
+#include "mux/openssh_mux_server.h"
+
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "base/log.h"
+#include "mux/lent_fd.h"
+#include "mux/openssh_mux_codec.h"
+#include "mux/openssh_session.h"
+#include "mux/tty_modes.h"
+
+namespace mconnect::mux {
+namespace {
+
+namespace ossh = openssh;
+
+// Bounded: a client that sends without reading replies cannot grow these.
+constexpr std::size_t kMaxControlOutput = 64 * 1024;
+
+// Environment a session may set on the server, as OpenSSH's SendEnv defaults allow and sshd's
+// AcceptEnv usually accepts; everything else the client passes is dropped.
+bool EnvAllowed(std::string_view entry) {
+  std::size_t equals = entry.find('=');
+  if (equals == std::string_view::npos || equals == 0) return false;
+  std::string_view name = entry.substr(0, equals);
+  return name == "LANG" || name == "LANGUAGE" || name.starts_with("LC_") || name == "COLORTERM" ||
+         name == "TERM_PROGRAM" || name == "TZ";
+}
+
+}  // namespace
+
+struct OpenSshMuxServer::Client {
+  enum class Phase { kHello, kReady, kReceivingFds, kSession, kDone };
+
+  std::uint64_t id = 0;
+  UniqueFd control;
+  std::vector<std::uint8_t> in;   // the frame being read, exactly
+  std::vector<std::uint8_t> out;  // replies not yet written
+  Phase phase = Phase::kHello;
+  bool closed = false;
+  bool close_after_flush = false;
+
+  // NEW_SESSION in progress.
+  ossh::NewSession request;
+  std::vector<UniqueFd> received;
+  std::uint32_t session_id = 0;
+  std::shared_ptr<SessionPipes> pipes;
+  LentFd stdin_fd, stdout_fd, stderr_fd;
+  bool opened_reported = false;
+  bool exit_reported = false;
+  winsize window{};
+};
+
+OpenSshMuxServer::OpenSshMuxServer(SshDriver& driver, Hooks hooks) : driver_(driver), hooks_(std::move(hooks)) {}
+OpenSshMuxServer::~OpenSshMuxServer() = default;
+
+void OpenSshMuxServer::Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes) {
+  auto client = std::make_unique<Client>();
+  client->id = next_id_++;
+  client->control = std::move(fd);
+  client->in = std::move(first_bytes);
+  log::Debug("OpenSSH mux client {} connected", client->id);
+  Client& ref = *client;
+  clients_.emplace(client->id, std::move(client));
+  // OpenSSH's client sends its HELLO first and then waits for ours.
+  Send(ref, ossh::EncodeHello());
+}
+
+void OpenSshMuxServer::AddPollFds(std::vector<pollfd>& fds) {
+  poll_layout_.clear();
+  for (auto& [id, client] : clients_) {
+    std::size_t before = fds.size();
+    short control_events = POLLIN;
+    if (!client->out.empty()) control_events |= POLLOUT;
+    fds.push_back({client->control.get(), control_events, 0});
+    if (client->phase == Client::Phase::kSession && client->pipes) {
+      SessionPipes& pipes = *client->pipes;
+      bool want_input = pipes.opened && !pipes.local_eof && pipes.to_remote.size() < SessionPipes::kBufferLimit;
+      fds.push_back({client->stdin_fd.get(), static_cast<short>(want_input ? POLLIN : 0), 0});
+      fds.push_back({client->stdout_fd.get(), static_cast<short>(pipes.stdout_data.empty() ? 0 : POLLOUT), 0});
+      fds.push_back({client->stderr_fd.get(), static_cast<short>(pipes.stderr_data.empty() ? 0 : POLLOUT), 0});
+    }
+    poll_layout_.emplace_back(id, fds.size() - before);
+  }
+}
+
+void OpenSshMuxServer::HandleEvents(const pollfd* fds, std::size_t count) {
+  std::size_t offset = 0;
+  for (const auto& [id, used] : poll_layout_) {
+    if (offset + used > count) break;
+    auto it = clients_.find(id);
+    if (it != clients_.end()) {
+      Client& client = *it->second;
+      const pollfd& control = fds[offset];
+      if (control.revents & POLLOUT) Flush(client);
+      if (!client.closed && (control.revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (client.phase == Client::Phase::kReceivingFds) {
+          ReceiveFds(client);
+        } else {
+          ReadControl(client);
+        }
+      }
+      if (!client.closed && used == 4) PumpFds(client, fds + offset + 1);
+    }
+    offset += used;
+  }
+  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+void OpenSshMuxServer::ReadControl(Client& client) {
+  // Read exactly one frame at a time: fds passed after NEW_SESSION ride on the bytes after it.
+  auto wanted = ossh::FrameSizeWanted(client.in);
+  if (!wanted) return Close(client, ossh::FrameErrorName(wanted.error()));
+  std::size_t want = *wanted - client.in.size();
+  std::uint8_t buffer[4096];
+  ssize_t n = ::read(client.control.get(), buffer, std::min(want, sizeof buffer));
+  if (n == 0) {
+    if (client.pipes) client.pipes->client_gone = true;
+    return Close(client, "");
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    if (client.pipes) client.pipes->client_gone = true;
+    return Close(client, std::strerror(errno));
+  }
+  client.in.insert(client.in.end(), buffer, buffer + n);
+  auto parsed = ossh::ParseFrame(client.in);
+  if (!parsed) return Close(client, ossh::FrameErrorName(parsed.error()));
+  if (!parsed->has_value()) return;
+  auto frame = std::move((*parsed)->frame);
+  client.in.clear();
+  auto message = ossh::DecodeClientMessage(frame);
+  if (!message) {
+    if (message.error().kind == ossh::DecodeErrorKind::kUnknownType && message.error().request_id) {
+      log::Warn("OpenSSH mux client {}: unsupported request {:#x}", client.id, frame.type);
+      return Send(client, ossh::EncodeFailure(*message.error().request_id, "request not supported by mconnect"));
+    }
+    return Close(client, "sent a malformed " + ossh::DescribeDecodeError(message.error()));
+  }
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ossh::Hello>) {
+          if (client.phase != Client::Phase::kHello) return Close(client, "sent a second HELLO");
+          if (m.version != ossh::kProtocolVersion) return Close(client, "speaks another mux protocol version");
+          client.phase = Client::Phase::kReady;
+        } else if (client.phase == Client::Phase::kHello) {
+          Close(client, "sent a request before HELLO");
+        } else if constexpr (std::is_same_v<T, ossh::AliveCheck>) {
+          Send(client, ossh::EncodeAlive(m.request_id, static_cast<std::uint32_t>(::getpid())));
+        } else if constexpr (std::is_same_v<T, ossh::Terminate>) {
+          Send(client, ossh::EncodeOk(m.request_id));
+          Flush(client);
+          log::Info("exit requested by an OpenSSH client (ssh -O exit)");
+          hooks_.terminate();
+        } else if constexpr (std::is_same_v<T, ossh::StopListening>) {
+          Send(client, ossh::EncodeOk(m.request_id));
+          log::Info("stop listening requested by an OpenSSH client (ssh -O stop)");
+          hooks_.stop_listening();
+        } else if constexpr (std::is_same_v<T, ossh::NewSession>) {
+          if (client.phase != Client::Phase::kReady) return Close(client, "sent a second NEW_SESSION");
+          client.request = std::move(m);
+          client.phase = Client::Phase::kReceivingFds;
+          ReceiveFds(client);
+        } else {
+          Send(client, ossh::EncodeFailure(m.request_id, "forwarding through the master is not supported by mconnect yet"));
+        }
+      },
+      *message);
+}
+
+void OpenSshMuxServer::ReceiveFds(Client& client) {
+  while (client.received.size() < 3) {
+    auto fd = ReceiveFd(client.control.get());
+    if (!fd) return Close(client, fd.error().message);
+    if (!fd->has_value()) return;  // the next one has not arrived yet
+    client.received.push_back(std::move(**fd));
+  }
+  StartSession(client);
+}
+
+void OpenSshMuxServer::StartSession(Client& client) {
+  client.stdin_fd = LentFd(std::move(client.received[0]));
+  client.stdout_fd = LentFd(std::move(client.received[1]));
+  client.stderr_fd = LentFd(std::move(client.received[2]));
+  client.received.clear();
+  client.session_id = next_session_id_++;
+  client.phase = Client::Phase::kSession;
+
+  SessionRequest request;
+  request.term = client.request.term;
+  request.command = client.request.command;
+  request.subsystem = client.request.subsystem;
+  request.want_tty = client.request.want_tty;
+  for (const auto& entry : client.request.env) {
+    if (EnvAllowed(entry)) request.env.push_back(entry);
+  }
+  if (request.want_tty && client.stdin_fd.is_tty()) {
+    termios modes{};
+    // libssh2 1.11 caps terminal name + modes at 256 bytes.
+    std::size_t room = request.term.size() < 200 ? 256 - request.term.size() : 0;
+    if (::tcgetattr(client.stdin_fd.get(), &modes) == 0 && room > 16) {
+      request.tty_modes = EncodeTtyModes(modes, room);
+    }
+    if (::ioctl(client.stdin_fd.get(), TIOCGWINSZ, &client.window) == 0) {
+      request.columns = client.window.ws_col;
+      request.rows = client.window.ws_row;
+      request.width_px = client.window.ws_xpixel;
+      request.height_px = client.window.ws_ypixel;
+    }
+  }
+  if (request.tty_modes.empty()) request.tty_modes = std::string(1, '\0');  // TTY_OP_END only
+  log::Info("OpenSSH mux session {}: {}{}", client.session_id,
+            request.command.empty() ? "shell" : (request.subsystem ? "subsystem " : "exec ") + request.command,
+            request.want_tty ? " (pty)" : "");
+  client.pipes = std::make_shared<SessionPipes>();
+  driver_.Start(std::make_unique<OpenSshSessionTask>(std::move(request), client.pipes));
+}
+
+void OpenSshMuxServer::PumpFds(Client& client, const pollfd* fds) {
+  SessionPipes& pipes = *client.pipes;
+  if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    char buffer[32768];
+    std::size_t room = SessionPipes::kBufferLimit - std::min(SessionPipes::kBufferLimit, pipes.to_remote.size());
+    ssize_t n = ::read(client.stdin_fd.get(), buffer, std::min(room, sizeof buffer));
+    if (n > 0) {
+      pipes.to_remote.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      pipes.local_eof = true;
+    }
+  }
+  struct Output {
+    const pollfd& poll;
+    LentFd& fd;
+    std::string& data;
+  };
+  for (Output output : {Output{fds[1], client.stdout_fd, pipes.stdout_data},
+                        Output{fds[2], client.stderr_fd, pipes.stderr_data}}) {
+    if (output.data.empty() || !(output.poll.revents & (POLLOUT | POLLERR | POLLHUP))) continue;
+    ssize_t n = ::write(output.fd.get(), output.data.data(), output.data.size());
+    if (n > 0) {
+      output.data.erase(0, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      output.data.clear();  // the reader went away (EPIPE): drop, as ssh does
+    }
+  }
+}
+
+void OpenSshMuxServer::Update() {
+  for (auto& [id, client_ptr] : clients_) {
+    Client& client = *client_ptr;
+    if (client.closed || client.phase != Client::Phase::kSession) continue;
+    SessionPipes& pipes = *client.pipes;
+    if (!pipes.failure.empty() && !client.opened_reported) {
+      log::Warn("OpenSSH mux session {} failed: {}", client.session_id, pipes.failure);
+      Send(client, ossh::EncodeFailure(client.request.request_id, pipes.failure));
+      client.close_after_flush = true;
+      client.phase = Client::Phase::kDone;
+      Flush(client);
+      continue;
+    }
+    if (pipes.opened && !client.opened_reported) {
+      client.opened_reported = true;
+      Send(client, ossh::EncodeSessionOpened(client.request.request_id, client.session_id));
+      if (pipes.tty_failed) Send(client, ossh::EncodeTtyAllocFail(client.session_id));
+    }
+    if (pipes.finished && pipes.stdout_data.empty() && pipes.stderr_data.empty() && !client.exit_reported) {
+      client.exit_reported = true;
+      // A command killed by a signal exits ssh with 255, as OpenSSH's client does.
+      std::uint32_t status = pipes.exit_signal.empty() ? static_cast<std::uint32_t>(pipes.exit_status) : 255;
+      log::Info("OpenSSH mux session {} exited with {}{}", client.session_id, status,
+                pipes.exit_signal.empty() ? "" : " (signal " + pipes.exit_signal + ")");
+      if (client.opened_reported) {
+        Send(client, ossh::EncodeExitMessage(client.session_id, status));
+      } else {
+        Send(client, ossh::EncodeFailure(client.request.request_id, "the session ended before it started"));
+      }
+      client.close_after_flush = true;
+      client.phase = Client::Phase::kDone;
+      Flush(client);
+    }
+  }
+  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+void OpenSshMuxServer::OnWindowChange() {
+  for (auto& [id, client] : clients_) {
+    if (client->phase != Client::Phase::kSession || !client->stdin_fd.is_tty() || !client->request.want_tty) continue;
+    winsize size{};
+    if (::ioctl(client->stdin_fd.get(), TIOCGWINSZ, &size) != 0) continue;
+    if (size.ws_col == client->window.ws_col && size.ws_row == client->window.ws_row &&
+        size.ws_xpixel == client->window.ws_xpixel && size.ws_ypixel == client->window.ws_ypixel) {
+      continue;
+    }
+    client->window = size;
+    SessionPipes& pipes = *client->pipes;
+    pipes.columns = size.ws_col;
+    pipes.rows = size.ws_row;
+    pipes.width_px = size.ws_xpixel;
+    pipes.height_px = size.ws_ypixel;
+    pipes.window_changed = true;
+  }
+}
+
+void OpenSshMuxServer::Send(Client& client, std::vector<std::uint8_t> frame) {
+  if (client.closed) return;
+  if (client.out.size() + frame.size() > kMaxControlOutput) return Close(client, "does not read its replies");
+  client.out.insert(client.out.end(), frame.begin(), frame.end());
+  Flush(client);
+}
+
+void OpenSshMuxServer::Flush(Client& client) {
+  while (!client.closed && !client.out.empty()) {
+    ssize_t n = ::send(client.control.get(), client.out.data(), client.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      if (client.pipes) client.pipes->client_gone = true;
+      return Close(client, std::strerror(errno));
+    }
+    client.out.erase(client.out.begin(), client.out.begin() + n);
+  }
+  if (client.out.empty() && client.close_after_flush) Close(client, "");
+}
+
+void OpenSshMuxServer::Close(Client& client, std::string_view why) {
+  if (client.closed) return;
+  if (!why.empty()) log::Warn("OpenSSH mux client {}: {}; closing it", client.id, why);
+  if (client.pipes && !client.pipes->finished) client.pipes->client_gone = true;
+  client.closed = true;
+  client.stdin_fd.Reset();
+  client.stdout_fd.Reset();
+  client.stderr_fd.Reset();
+  client.control.Reset();
+}
+
+}  // namespace mconnect::mux

@@ -1,0 +1,160 @@
+// Unchanged OpenSSH 9.2 clients (`ssh -S SOCKET`, `ssh -O ...`) against the mconnect master,
+// in the shape of openssh-portable's regress/multiplex.sh. Every test also checks sshd's log:
+// a client that silently fell back to its own connection would authenticate a second time.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/mconnect_lab.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+class OpenSshMuxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto lab = MconnectLab::Start();
+    ASSERT_TRUE(lab) << lab.error().message;
+    lab_ = std::move(*lab);
+    auto started = lab_->Run({"ip", lab_->SshOption(), "lab"});
+    ASSERT_TRUE(started && started->exit_code == 0) << (started ? started->err : started.error().message);
+  }
+
+  void TearDown() override {
+    if (lab_) {
+      EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1)
+          << "an OpenSSH client made its own connection instead of using the master";
+    }
+  }
+
+  // ssh through the master's socket, in the lab's environment.
+  std::vector<std::string> Ssh(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{"ssh", "-F", lab_->sshd().ssh_config(), "-S", lab_->SocketPath(),
+                                  "-o", "ControlMaster=no"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return lab_->env().Command(argv);
+  }
+
+  CommandOutput Run(const std::vector<std::string>& args, std::string input = {},
+                    std::chrono::milliseconds timeout = 60s) const {
+    CommandOptions options;
+    options.timeout = timeout;
+    options.input = std::move(input);
+    auto result = RunCommand(Ssh(args), options);
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  }
+
+  // A shell pipeline around ssh, for redirections from and to files.
+  CommandOutput Shell(const std::string& script, std::chrono::milliseconds timeout = 120s) const {
+    std::string ssh;
+    for (const auto& word : Ssh({})) ssh += ShellQuote(word) + " ";
+    CommandOptions options;
+    options.timeout = timeout;
+    auto result = RunCommand(ShellCommand("SSH=\"" + ssh + "\"; " + script), options);
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  }
+
+  std::unique_ptr<MconnectLab> lab_;
+};
+
+TEST_F(OpenSshMuxTest, ExitStatusAndStreams) {
+  auto result = Run({"lab", "echo out; echo err >&2; exit 42"});
+  EXPECT_EQ(result.exit_code, 42) << result.err;
+  EXPECT_EQ(result.out, "out\n");
+  EXPECT_EQ(result.err, "err\n");
+}
+
+TEST_F(OpenSshMuxTest, StdinReachesTheCommandAndEofEndsIt) {
+  auto result = Run({"lab", "tr a-z A-Z"}, "hello through the master\n");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "HELLO THROUGH THE MASTER\n");
+}
+
+TEST_F(OpenSshMuxTest, SixtyFourMegabytesEachWayAreByteIdentical) {
+  std::string dir = lab_->dir().path();
+  auto result = Shell("set -e; cd " + dir +
+                      "; head -c 67108864 /dev/urandom > up"
+                      "; eval \"$SSH lab cat\" < up > down"
+                      "; cmp up down"
+                      "; eval \"$SSH lab 'cat > " + dir + "/remote'\" < up"
+                      "; cmp up remote"
+                      "; eval \"$SSH lab 'cat " + dir + "/remote'\" > back"
+                      "; cmp up back; echo SAME",
+                      180s);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("SAME"));
+}
+
+TEST_F(OpenSshMuxTest, CheckReportsTheMastersPid) {
+  pid_t master = lab_->MasterPid();
+  auto result = Run({"-O", "check", "lab"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("Master running (pid=" + std::to_string(master) + ")"));
+}
+
+TEST_F(OpenSshMuxTest, ExitEndsTheMaster) {
+  pid_t master = lab_->MasterPid();
+  auto result = Run({"-O", "exit", "lab"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("Exit request sent"));
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = ProcessGone(master);
+    if (!gone) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(gone);
+  struct stat st{};
+  EXPECT_NE(::lstat(lab_->SocketPath().c_str(), &st), 0) << "the socket is removed";
+}
+
+TEST_F(OpenSshMuxTest, StopListeningRemovesTheSocket) {
+  auto result = Run({"-O", "stop", "lab"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("Stop listening request sent"));
+  struct stat st{};
+  for (int i = 0; i < 100 && ::lstat(lab_->SocketPath().c_str(), &st) == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_NE(::lstat(lab_->SocketPath().c_str(), &st), 0);
+}
+
+TEST_F(OpenSshMuxTest, UnsupportedForwardIsRefusedClearly) {
+  auto result = Run({"-O", "forward", "-L", "127.0.0.1:" + std::to_string(FreeTcpPort()) + ":127.0.0.1:22", "lab"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_THAT(result.err, HasSubstr("not supported by mconnect"));
+}
+
+TEST_F(OpenSshMuxTest, InteractivePtySessionEchoesAndSeesResizes) {
+  std::string dir = lab_->dir().Sub("tmux");
+  ::mkdir(dir.c_str(), 0700);
+  Tmux tmux(dir);
+  std::string command = "exec";
+  for (const auto& word : Ssh({"-t", "lab"})) command += " " + ShellQuote(word);
+  ASSERT_TRUE(tmux.Start(command, lab_->env(), 100, 30));
+  ASSERT_TRUE(tmux.WaitForRegex("[#$] ", 30s)) << tmux.CaptureHistory().value_or("") << "\nmaster log:\n"
+                                                << ReadFile(lab_->SocketPath().substr(0, lab_->SocketPath().size() - 5) + ".log").value_or("");
+  ASSERT_TRUE(tmux.Type("echo TYPED-$((6*7)); stty size"));
+  ASSERT_TRUE(tmux.SendKeys("Enter"));
+  ASSERT_TRUE(tmux.WaitFor("TYPED-42", 20s)) << tmux.CaptureHistory().value_or("");
+  EXPECT_TRUE(tmux.WaitFor("30 100", 10s)) << tmux.CaptureHistory().value_or("");
+
+  auto resized = RunCommand(tmux.Command({"resize-window", "-x", "90", "-y", "25"}));
+  ASSERT_TRUE(resized && resized->exit_code == 0);
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(tmux.Type("stty size"));
+  ASSERT_TRUE(tmux.SendKeys("Enter"));
+  EXPECT_TRUE(tmux.WaitFor("25 90", 10s)) << tmux.CaptureHistory().value_or("");
+  ASSERT_TRUE(tmux.Type("exit"));
+  ASSERT_TRUE(tmux.SendKeys("Enter"));
+}
+
+}  // namespace
+}  // namespace mconnect::testing

@@ -1,0 +1,668 @@
+#include "mux/openssh_mux_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace mconnect::mux::openssh {
+namespace {
+
+std::vector<std::uint8_t> Hex(std::string_view hex) {
+  std::vector<std::uint8_t> out;
+  auto nibble = [](char c) -> std::uint8_t {
+    if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
+    return static_cast<std::uint8_t>(c - 'a' + 10);
+  };
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<std::uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> U32(std::uint32_t v) {
+  return {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 8),
+          static_cast<std::uint8_t>(v)};
+}
+
+void Append(std::vector<std::uint8_t>& out, const std::vector<std::uint8_t>& more) {
+  out.insert(out.end(), more.begin(), more.end());
+}
+
+void AppendString(std::vector<std::uint8_t>& out, std::string_view s) {
+  Append(out, U32(static_cast<std::uint32_t>(s.size())));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+// A frame around a hand-built body.
+std::vector<std::uint8_t> FrameOf(std::uint32_t type, const std::vector<std::uint8_t>& body) {
+  std::vector<std::uint8_t> out = U32(static_cast<std::uint32_t>(body.size() + 4));
+  Append(out, U32(type));
+  Append(out, body);
+  return out;
+}
+
+Frame MustParse(const std::vector<std::uint8_t>& bytes) {
+  auto parsed = ParseFrame(bytes);
+  EXPECT_TRUE(parsed.has_value());
+  if (!parsed || !parsed->has_value()) {
+    ADD_FAILURE() << "no complete frame";
+    return {};
+  }
+  EXPECT_EQ((*parsed)->consumed, bytes.size());
+  return (*parsed)->frame;
+}
+
+ClientMessage MustDecodeClient(const std::vector<std::uint8_t>& bytes) {
+  auto message = DecodeClientMessage(MustParse(bytes));
+  if (!message) {
+    ADD_FAILURE() << DescribeDecodeError(message.error());
+    return AliveCheck{0xdeadbeef};
+  }
+  return *message;
+}
+
+DecodeError MustFailClient(const std::vector<std::uint8_t>& bytes) {
+  auto message = DecodeClientMessage(MustParse(bytes));
+  EXPECT_FALSE(message.has_value());
+  if (message) return {};
+  return message.error();
+}
+
+// ---- Frames captured from OpenSSH 9.2p1's client (Debian 12) talking to a recording master. ----
+// HELLO, sent by every client before anything else.
+const char* const kHello = "000000080000000100000004";
+// ssh -S sock -O check host (and the first request of every session / -W client).
+const char* const kAliveCheck = "000000081000000400000000";
+// ssh -S sock -O exit host
+const char* const kTerminate = "000000081000000500000000";
+// ssh -S sock -O stop host
+const char* const kStopListening = "000000081000000900000000";
+// ssh -S sock -O forward -L 1234:localhost:22 host
+const char* const kOpenLocal =
+    "0000002510000006000000000000000100000000000004d2000000096c6f63616c686f737400000016";
+// ssh -S sock -O forward -R 0:localhost:22 host
+const char* const kOpenRemoteAnyPort =
+    "000000251000000600000000000000020000000000000000000000096c6f63616c686f737400000016";
+// ssh -S sock -O forward -R '*:2222:localhost:22' host
+const char* const kOpenRemoteStar =
+    "00000026100000060000000000000002000000012a000008ae000000096c6f63616c686f737400000016";
+// ssh -S sock -O forward -D 1080 host
+const char* const kOpenDynamic = "00000021100000060000000000000003000000000000043800000005736f636b7300000000";
+// ssh -S sock -O forward -L /tmp/l.sock:/run/r.sock host
+const char* const kOpenLocalUnix =
+    "000000321000000600000000000000010000000b2f746d702f6c2e736f636bfffffffe0000000b2f72756e2f722e736f636bff"
+    "fffffe";
+// ssh -S sock -O cancel -L 1234:localhost:22 host
+const char* const kCloseLocal =
+    "0000002510000007000000000000000100000000000004d2000000096c6f63616c686f737400000016";
+// ssh -S sock -O cancel -D 1080 host
+const char* const kCloseDynamic = "00000021100000070000000000000003000000000000043800000005736f636b7300000000";
+// TERM=xterm ssh -S sock host 'exit 42'   (after ALIVE_CHECK with request 0)
+const char* const kSession =
+    "00000034100000020000000100000000000000000000000000000000000000000000007e00000005787465726d0000000765"
+    "786974203432";
+// TERM=xterm ssh -tt -S sock host 'exit 42'
+const char* const kSessionTty =
+    "00000034100000020000000100000000000000010000000000000000000000000000007e00000005787465726d0000000765"
+    "786974203432";
+// TERM=xterm LANG=C.UTF-8 ssh -o SendEnv=LANG -o SetEnv=FOO=bar -e none -s -S sock host sftp
+const char* const kSessionSubsystemEnv =
+    "0000004c10000002000000010000000000000000000000000000000000000001ffffffff00000005787465726d000000047366"
+    "74700000000c4c414e473d432e5554462d3800000007464f4f3d626172";
+// ssh -S sock -W host:22 x   (after ALIVE_CHECK with request 0)
+const char* const kStdioForward = "0000001810000008000000010000000000000004686f737400000016";
+// ssh -S sock -O proxy host
+const char* const kProxy = "000000081000000f00000000";
+
+const char* const kAllCaptures[] = {
+    kHello,       kAliveCheck,   kTerminate,   kStopListening,        kOpenLocal,    kOpenRemoteAnyPort,
+    kOpenRemoteStar, kOpenDynamic, kOpenLocalUnix, kCloseLocal,       kCloseDynamic, kSession,
+    kSessionTty,  kSessionSubsystemEnv, kStdioForward, kProxy,
+};
+
+// Our encoder must produce exactly the bytes OpenSSH's client produced.
+void ExpectReencodesTo(const ClientMessage& message, const char* capture) {
+  auto bytes = EncodeClientMessage(message);
+  ASSERT_TRUE(bytes.has_value()) << EncodeErrorName(bytes.error());
+  EXPECT_EQ(*bytes, Hex(capture));
+}
+
+TEST(OpenSshMuxCapture, Hello) {
+  auto message = MustDecodeClient(Hex(kHello));
+  ASSERT_TRUE(std::holds_alternative<Hello>(message));
+  EXPECT_EQ(std::get<Hello>(message).version, kProtocolVersion);
+  EXPECT_TRUE(std::get<Hello>(message).extensions.empty());
+  ExpectReencodesTo(message, kHello);
+  // The master's HELLO has the same bytes (OpenSSH 9.2's master sends no extension either).
+  EXPECT_EQ(EncodeHello(), Hex(kHello));
+}
+
+TEST(OpenSshMuxCapture, AliveCheckTerminateStopProxy) {
+  EXPECT_EQ(MustDecodeClient(Hex(kAliveCheck)), ClientMessage(AliveCheck{0}));
+  EXPECT_EQ(MustDecodeClient(Hex(kTerminate)), ClientMessage(Terminate{0}));
+  EXPECT_EQ(MustDecodeClient(Hex(kStopListening)), ClientMessage(StopListening{0}));
+  EXPECT_EQ(MustDecodeClient(Hex(kProxy)), ClientMessage(Proxy{0}));
+  ExpectReencodesTo(AliveCheck{0}, kAliveCheck);
+  ExpectReencodesTo(Terminate{0}, kTerminate);
+  ExpectReencodesTo(StopListening{0}, kStopListening);
+  ExpectReencodesTo(Proxy{0}, kProxy);
+}
+
+TEST(OpenSshMuxCapture, OpenForwards) {
+  OpenForward local{0, {kMuxFwdLocal, "", 1234, "localhost", 22}};
+  EXPECT_EQ(MustDecodeClient(Hex(kOpenLocal)), ClientMessage(local));
+  ExpectReencodesTo(local, kOpenLocal);
+
+  OpenForward remote{0, {kMuxFwdRemote, "", 0, "localhost", 22}};
+  EXPECT_EQ(MustDecodeClient(Hex(kOpenRemoteAnyPort)), ClientMessage(remote));
+  ExpectReencodesTo(remote, kOpenRemoteAnyPort);
+
+  OpenForward star{0, {kMuxFwdRemote, "*", 2222, "localhost", 22}};
+  EXPECT_EQ(MustDecodeClient(Hex(kOpenRemoteStar)), ClientMessage(star));
+  ExpectReencodesTo(star, kOpenRemoteStar);
+
+  // -D: OpenSSH names the connect side "socks", port 0.
+  OpenForward dynamic{0, {kMuxFwdDynamic, "", 1080, "socks", 0}};
+  EXPECT_EQ(MustDecodeClient(Hex(kOpenDynamic)), ClientMessage(dynamic));
+  ExpectReencodesTo(dynamic, kOpenDynamic);
+
+  OpenForward unix_socket{0, {kMuxFwdLocal, "/tmp/l.sock", kPortStreamLocal, "/run/r.sock", kPortStreamLocal}};
+  EXPECT_EQ(MustDecodeClient(Hex(kOpenLocalUnix)), ClientMessage(unix_socket));
+  ExpectReencodesTo(unix_socket, kOpenLocalUnix);
+
+  for (const auto* forward : {&local.forward, &remote.forward, &star.forward, &dynamic.forward,
+                              &unix_socket.forward}) {
+    EXPECT_EQ(InvalidForwardReason(*forward), std::nullopt);
+  }
+}
+
+TEST(OpenSshMuxCapture, CloseForwards) {
+  CloseForward local{0, {kMuxFwdLocal, "", 1234, "localhost", 22}};
+  EXPECT_EQ(MustDecodeClient(Hex(kCloseLocal)), ClientMessage(local));
+  ExpectReencodesTo(local, kCloseLocal);
+  CloseForward dynamic{0, {kMuxFwdDynamic, "", 1080, "socks", 0}};
+  EXPECT_EQ(MustDecodeClient(Hex(kCloseDynamic)), ClientMessage(dynamic));
+  ExpectReencodesTo(dynamic, kCloseDynamic);
+}
+
+TEST(OpenSshMuxCapture, NewSessionWithoutTty) {
+  NewSession expected;
+  expected.request_id = 1;  // request 0 was the ALIVE_CHECK the client sends first
+  expected.escape_char = '~';
+  expected.term = "xterm";
+  expected.command = "exit 42";
+  EXPECT_EQ(MustDecodeClient(Hex(kSession)), ClientMessage(expected));
+  ExpectReencodesTo(expected, kSession);
+}
+
+TEST(OpenSshMuxCapture, NewSessionWithTty) {
+  NewSession expected;
+  expected.request_id = 1;
+  expected.want_tty = true;
+  expected.escape_char = '~';
+  expected.term = "xterm";
+  expected.command = "exit 42";
+  EXPECT_EQ(MustDecodeClient(Hex(kSessionTty)), ClientMessage(expected));
+  ExpectReencodesTo(expected, kSessionTty);
+}
+
+TEST(OpenSshMuxCapture, NewSessionSubsystemEnvNoEscape) {
+  NewSession expected;
+  expected.request_id = 1;
+  expected.subsystem = true;
+  expected.escape_char = kNoEscapeChar;
+  expected.term = "xterm";
+  expected.command = "sftp";
+  expected.env = {"LANG=C.UTF-8", "FOO=bar"};
+  EXPECT_EQ(MustDecodeClient(Hex(kSessionSubsystemEnv)), ClientMessage(expected));
+  ExpectReencodesTo(expected, kSessionSubsystemEnv);
+}
+
+TEST(OpenSshMuxCapture, StdioForward) {
+  NewStdioForward expected{1, "", "host", 22};
+  EXPECT_EQ(MustDecodeClient(Hex(kStdioForward)), ClientMessage(expected));
+  ExpectReencodesTo(expected, kStdioForward);
+}
+
+// Every prefix of every capture: the framer wants more and never fails or reads too far.
+TEST(OpenSshMuxCapture, EveryTruncatedPrefixNeedsMoreBytes) {
+  for (const char* capture : kAllCaptures) {
+    auto bytes = Hex(capture);
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      auto parsed = ParseFrame(std::span(bytes).first(n));
+      ASSERT_TRUE(parsed.has_value()) << capture << " at " << n;
+      EXPECT_FALSE(parsed->has_value()) << capture << " at " << n;
+      auto wanted = FrameSizeWanted(std::span(bytes).first(n));
+      ASSERT_TRUE(wanted.has_value());
+      EXPECT_EQ(*wanted, n < 4 ? 4u : bytes.size());
+    }
+  }
+}
+
+// Every capture with its body cut short (and the length field saying so): a clean error, or, where
+// the cut falls between two env strings, a shorter message that re-encodes to exactly those bytes.
+TEST(OpenSshMuxCapture, EveryTruncatedBodyIsACleanErrorOrAnExactShorterMessage) {
+  for (const char* capture : kAllCaptures) {
+    Frame whole = MustParse(Hex(capture));
+    for (std::size_t n = 0; n < whole.body.size(); ++n) {
+      Frame cut{whole.type, std::vector<std::uint8_t>(whole.body.begin(), whole.body.begin() + n)};
+      auto message = DecodeClientMessage(cut);
+      if (!message) {
+        EXPECT_EQ(message.error().kind, DecodeErrorKind::kTruncated) << capture << " at " << n;
+        EXPECT_EQ(message.error().type, whole.type);
+        EXPECT_FALSE(DescribeDecodeError(message.error()).empty());
+        continue;
+      }
+      EXPECT_EQ(whole.type, kMuxCNewSession) << capture << " decoded when cut at " << n;
+      auto again = EncodeClientMessage(*message);
+      ASSERT_TRUE(again.has_value());
+      EXPECT_EQ(*again, FrameOf(cut.type, cut.body)) << capture << " at " << n;
+    }
+  }
+}
+
+TEST(OpenSshMuxCapture, TruncationErrorsNameTheFieldAndRequest) {
+  Frame whole = MustParse(Hex(kSession));
+  // Cut inside "term": the request id was read, the term was not.
+  Frame cut{whole.type, std::vector<std::uint8_t>(whole.body.begin(), whole.body.begin() + 30)};
+  auto message = DecodeClientMessage(cut);
+  ASSERT_FALSE(message.has_value());
+  EXPECT_EQ(message.error().request_id, 1u);
+  EXPECT_EQ(message.error().field, "term");
+  EXPECT_EQ(DescribeDecodeError(message.error()), "MUX_C_NEW_SESSION (request 1): term: truncated");
+}
+
+TEST(OpenSshMuxCapture, FramesBackToBackAreCutOneAtATime) {
+  std::vector<std::uint8_t> stream = Hex(kHello);
+  Append(stream, Hex(kAliveCheck));
+  Append(stream, Hex(kSession));
+  std::span<const std::uint8_t> rest = stream;
+  std::vector<std::uint32_t> types;
+  while (!rest.empty()) {
+    auto parsed = ParseFrame(rest);
+    ASSERT_TRUE(parsed.has_value());
+    ASSERT_TRUE(parsed->has_value());
+    types.push_back((*parsed)->frame.type);
+    rest = rest.subspan((*parsed)->consumed);
+  }
+  EXPECT_EQ(types, (std::vector<std::uint32_t>{kMuxMsgHello, kMuxCAliveCheck, kMuxCNewSession}));
+}
+
+// ---- Framing limits ----
+
+TEST(OpenSshMuxFrame, LengthAboveTheCapIsRejectedFromTheHeaderAlone) {
+  auto parsed = ParseFrame(U32(kMaxFrame + 1));
+  ASSERT_FALSE(parsed.has_value());
+  EXPECT_EQ(parsed.error(), FrameError::kTooLarge);
+  EXPECT_EQ(FrameSizeWanted(U32(0xffffffff)).error(), FrameError::kTooLarge);
+  // Exactly the cap is allowed, as in OpenSSH; it just needs its bytes.
+  auto at_cap = ParseFrame(U32(kMaxFrame));
+  ASSERT_TRUE(at_cap.has_value());
+  EXPECT_FALSE(at_cap->has_value());
+  EXPECT_EQ(*FrameSizeWanted(U32(kMaxFrame)), 4 + kMaxFrame);
+}
+
+TEST(OpenSshMuxFrame, LengthBelowTheTypeIsRejected) {
+  for (std::uint32_t length : {0u, 1u, 3u}) {
+    auto parsed = ParseFrame(U32(length));
+    ASSERT_FALSE(parsed.has_value()) << length;
+    EXPECT_EQ(parsed.error(), FrameError::kTooSmall);
+  }
+}
+
+TEST(OpenSshMuxFrame, ATypeWithoutBodyIsAFrame) {
+  auto bytes = FrameOf(kMuxCAliveCheck, {});
+  Frame frame = MustParse(bytes);
+  EXPECT_EQ(frame.type, kMuxCAliveCheck);
+  EXPECT_TRUE(frame.body.empty());
+  // ...but an ALIVE_CHECK without its request id is a truncated message.
+  auto error = MustFailClient(bytes);
+  EXPECT_EQ(error.kind, DecodeErrorKind::kTruncated);
+  EXPECT_EQ(error.request_id, std::nullopt);
+}
+
+TEST(OpenSshMuxFrame, AFullSizeFrameParses) {
+  NewSession session;
+  session.request_id = 3;
+  // Fill the frame to exactly kMaxFrame: 4 type + 4 id + 4 reserved + 5*4 + 4 term + 4 command.
+  session.command.assign(kMaxFrame - 40, 'x');
+  auto bytes = EncodeClientMessage(session);
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_EQ(bytes->size(), 4 + kMaxFrame);
+  EXPECT_EQ(MustDecodeClient(*bytes), ClientMessage(session));
+  session.command.push_back('x');
+  EXPECT_EQ(EncodeClientMessage(session).error(), EncodeError::kTooLong);
+}
+
+// ---- Decoder errors ----
+
+TEST(OpenSshMuxDecode, UnknownTypeKeepsItsRequestIdForTheFailureReply) {
+  for (std::uint32_t type : {kMuxCExtInfo, 0x10000003u, kMuxSOk, 0x12345678u}) {
+    auto error = MustFailClient(FrameOf(type, U32(77)));
+    EXPECT_EQ(error.kind, DecodeErrorKind::kUnknownType) << type;
+    EXPECT_EQ(error.type, type);
+    EXPECT_EQ(error.request_id, 77u);
+  }
+  auto described = DescribeDecodeError(MustFailClient(FrameOf(0x12345678, U32(5))));
+  EXPECT_EQ(described, "type 0x12345678 (request 5): unsupported message type");
+  // An unknown type too short to hold a request id cannot be answered: truncated.
+  EXPECT_EQ(MustFailClient(FrameOf(0x12345678, {0, 0})).kind, DecodeErrorKind::kTruncated);
+}
+
+TEST(OpenSshMuxDecode, HelloVersionIsReportedNotJudged) {
+  auto message = MustDecodeClient(FrameOf(kMuxMsgHello, U32(3)));
+  EXPECT_EQ(std::get<Hello>(message).version, 3u);
+}
+
+TEST(OpenSshMuxDecode, HelloExtensions) {
+  Hello hello{4, {{"info", "0"}, {"x@example.com", std::string("\0\1", 2)}}};
+  auto bytes = EncodeClientMessage(hello);
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_EQ(MustDecodeClient(*bytes), ClientMessage(hello));
+  // OpenSSH >= 9.9's master HELLO: version 4, extension "info" = "0".
+  std::vector<std::uint8_t> body = U32(4);
+  AppendString(body, "info");
+  AppendString(body, "0");
+  auto server = DecodeServerMessage(MustParse(FrameOf(kMuxMsgHello, body)));
+  ASSERT_TRUE(server.has_value());
+  EXPECT_EQ(*server, ServerMessage(Hello{4, {{"info", "0"}}}));
+}
+
+TEST(OpenSshMuxDecode, HelloExtensionCountIsCapped) {
+  std::vector<std::uint8_t> body = U32(4);
+  for (std::size_t i = 0; i <= kMaxHelloExtensions; ++i) {
+    AppendString(body, "n");
+    AppendString(body, "");
+  }
+  auto error = MustFailClient(FrameOf(kMuxMsgHello, body));
+  EXPECT_EQ(error.kind, DecodeErrorKind::kTooMany);
+  Hello hello;
+  hello.extensions.assign(kMaxHelloExtensions + 1, {"n", ""});
+  EXPECT_EQ(EncodeClientMessage(hello).error(), EncodeError::kTooLong);
+}
+
+TEST(OpenSshMuxDecode, TrailingBytesAfterFixedMessagesAreIgnoredAsMuxCDoes) {
+  std::vector<std::uint8_t> body = U32(9);
+  Append(body, {1, 2, 3});
+  EXPECT_EQ(MustDecodeClient(FrameOf(kMuxCAliveCheck, body)), ClientMessage(AliveCheck{9}));
+  EXPECT_EQ(MustDecodeClient(FrameOf(kMuxCTerminate, body)), ClientMessage(Terminate{9}));
+  Frame forward = MustParse(Hex(kOpenLocal));
+  forward.body.push_back(0);
+  auto message = DecodeClientMessage(forward);
+  ASSERT_TRUE(message.has_value());
+  EXPECT_EQ(std::get<OpenForward>(*message).forward.connect_port, 22u);
+}
+
+TEST(OpenSshMuxDecode, TrailingBytesInHelloAndNewSessionAreRejected) {
+  Frame hello = MustParse(Hex(kHello));
+  Append(hello.body, {0, 0, 1});
+  auto error = DecodeClientMessage(hello);
+  ASSERT_FALSE(error.has_value());
+  EXPECT_EQ(error.error().kind, DecodeErrorKind::kTruncated);
+  EXPECT_EQ(error.error().field, "extension name");
+
+  Frame session = MustParse(Hex(kSession));
+  Append(session.body, {0, 0});
+  auto session_error = DecodeClientMessage(session);
+  ASSERT_FALSE(session_error.has_value());
+  EXPECT_EQ(session_error.error().kind, DecodeErrorKind::kTruncated);
+  EXPECT_EQ(session_error.error().field, "env");
+}
+
+// NEW_SESSION's body up to (not including) term, with the given request id.
+std::vector<std::uint8_t> SessionHead(std::uint32_t request_id) {
+  std::vector<std::uint8_t> body = U32(request_id);
+  AppendString(body, "");
+  for (int i = 0; i < 4; ++i) Append(body, U32(0));
+  Append(body, U32(kNoEscapeChar));
+  return body;
+}
+
+TEST(OpenSshMuxDecode, StringsOverTheirCapAreTooLong) {
+  std::vector<std::uint8_t> body = SessionHead(2);
+  AppendString(body, std::string(kMaxStringBytes + 1, 't'));
+  AppendString(body, "");
+  auto error = MustFailClient(FrameOf(kMuxCNewSession, body));
+  EXPECT_EQ(error.kind, DecodeErrorKind::kTooLong);
+  EXPECT_EQ(error.field, "term");
+  EXPECT_EQ(error.request_id, 2u);
+
+  // A length field far beyond the body: too long, before anything is copied.
+  std::vector<std::uint8_t> huge = U32(1);
+  Append(huge, U32(0xfffffff0));
+  EXPECT_EQ(MustFailClient(FrameOf(kMuxCNewStdioFwd, huge)).kind, DecodeErrorKind::kTooLong);
+
+  // A string exactly at the cap is fine.
+  std::vector<std::uint8_t> at_cap = SessionHead(2);
+  AppendString(at_cap, std::string(kMaxStringBytes, 't'));
+  AppendString(at_cap, "");
+  EXPECT_TRUE(DecodeClientMessage(MustParse(FrameOf(kMuxCNewSession, at_cap))).has_value());
+
+  NewSession session;
+  session.term.assign(kMaxStringBytes + 1, 't');
+  EXPECT_EQ(EncodeClientMessage(session).error(), EncodeError::kTooLong);
+}
+
+TEST(OpenSshMuxDecode, LongCommandsAreBoundOnlyByTheFrame) {
+  NewSession session;
+  session.term = "xterm";
+  session.command.assign(100 * 1024, 'c');
+  auto bytes = EncodeClientMessage(session);
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_EQ(MustDecodeClient(*bytes), ClientMessage(session));
+}
+
+TEST(OpenSshMuxDecode, NulInACStringIsABadValue) {
+  std::vector<std::uint8_t> body = SessionHead(4);
+  AppendString(body, "xterm");
+  AppendString(body, std::string("ls\0rm", 5));
+  auto error = MustFailClient(FrameOf(kMuxCNewSession, body));
+  EXPECT_EQ(error.kind, DecodeErrorKind::kBadValue);
+  EXPECT_EQ(error.field, "command");
+
+  NewSession session;
+  session.env = {std::string("A=\0", 3)};
+  EXPECT_EQ(EncodeClientMessage(session).error(), EncodeError::kBadValue);
+}
+
+TEST(OpenSshMuxDecode, ReservedMayHoldAnyBytes) {
+  std::vector<std::uint8_t> body = U32(1);
+  AppendString(body, std::string("\0\xff", 2));
+  AppendString(body, "host");
+  Append(body, U32(22));
+  auto message = MustDecodeClient(FrameOf(kMuxCNewStdioFwd, body));
+  EXPECT_EQ(std::get<NewStdioForward>(message).reserved, std::string("\0\xff", 2));
+}
+
+TEST(OpenSshMuxDecode, EnvCountIsCapped) {
+  std::vector<std::uint8_t> body = SessionHead(1);
+  AppendString(body, "xterm");
+  AppendString(body, "");
+  for (std::size_t i = 0; i < kMaxEnvStrings; ++i) AppendString(body, "A=1");
+  auto ok = MustDecodeClient(FrameOf(kMuxCNewSession, body));
+  EXPECT_EQ(std::get<NewSession>(ok).env.size(), kMaxEnvStrings);
+  AppendString(body, "B=2");
+  auto error = MustFailClient(FrameOf(kMuxCNewSession, body));
+  EXPECT_EQ(error.kind, DecodeErrorKind::kTooMany);
+  EXPECT_EQ(error.field, "env");
+  NewSession session;
+  session.env.assign(kMaxEnvStrings + 1, "A=1");
+  EXPECT_EQ(EncodeClientMessage(session).error(), EncodeError::kTooLong);
+}
+
+TEST(OpenSshMuxDecode, NonzeroFlagsAreTrue) {
+  std::vector<std::uint8_t> body = U32(1);
+  AppendString(body, "");
+  Append(body, U32(2));           // want tty
+  Append(body, U32(0x80000000));  // want x11
+  Append(body, U32(1));           // want agent
+  Append(body, U32(0));           // subsystem
+  Append(body, U32('~'));
+  AppendString(body, "vt100");
+  AppendString(body, "");
+  auto session = std::get<NewSession>(MustDecodeClient(FrameOf(kMuxCNewSession, body)));
+  EXPECT_TRUE(session.want_tty);
+  EXPECT_TRUE(session.want_x11);
+  EXPECT_TRUE(session.want_agent);
+  EXPECT_FALSE(session.subsystem);
+  EXPECT_EQ(session.escape_char, static_cast<std::uint32_t>('~'));
+  EXPECT_TRUE(session.command.empty());
+  EXPECT_TRUE(session.env.empty());
+}
+
+std::vector<std::uint8_t> ForwardBody(std::uint32_t type, std::uint32_t listen_port, std::uint32_t connect_port) {
+  std::vector<std::uint8_t> body = U32(6);
+  Append(body, U32(type));
+  AppendString(body, "");
+  Append(body, U32(listen_port));
+  AppendString(body, "localhost");
+  Append(body, U32(connect_port));
+  return body;
+}
+
+TEST(OpenSshMuxDecode, PortsOutsideTheRangeAreBadValues) {
+  auto listen = MustFailClient(FrameOf(kMuxCOpenFwd, ForwardBody(kMuxFwdLocal, 65536, 22)));
+  EXPECT_EQ(listen.kind, DecodeErrorKind::kBadValue);
+  EXPECT_EQ(listen.field, "listen port");
+  EXPECT_EQ(listen.request_id, 6u);
+  auto connect = MustFailClient(FrameOf(kMuxCCloseFwd, ForwardBody(kMuxFwdLocal, 22, 0xffffffff)));
+  EXPECT_EQ(connect.kind, DecodeErrorKind::kBadValue);
+  EXPECT_EQ(connect.field, "connect port");
+  EXPECT_TRUE(DecodeClientMessage(MustParse(FrameOf(kMuxCOpenFwd, ForwardBody(kMuxFwdLocal, 65535, 1)))));
+
+  std::vector<std::uint8_t> stdio = U32(1);
+  AppendString(stdio, "");
+  AppendString(stdio, "host");
+  Append(stdio, U32(70000));
+  EXPECT_EQ(MustFailClient(FrameOf(kMuxCNewStdioFwd, stdio)).kind, DecodeErrorKind::kBadValue);
+
+  EXPECT_EQ(EncodeClientMessage(NewStdioForward{1, "", "h", 65536}).error(), EncodeError::kBadValue);
+  OpenForward bad{1, {kMuxFwdLocal, "", 70000, "h", 1}};
+  EXPECT_EQ(EncodeClientMessage(bad).error(), EncodeError::kBadValue);
+}
+
+TEST(OpenSshMuxDecode, StdioForwardToAUnixSocket) {
+  NewStdioForward forward{1, "", "/run/app.sock", kPortStreamLocal};
+  auto bytes = EncodeClientMessage(forward);
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_EQ(MustDecodeClient(*bytes), ClientMessage(forward));
+}
+
+TEST(OpenSshMuxDecode, BadForwardTypesDecodeAndAreReportedByInvalidForwardReason) {
+  auto message = MustDecodeClient(FrameOf(kMuxCOpenFwd, ForwardBody(9, 1234, 22)));
+  const ForwardSpec& forward = std::get<OpenForward>(message).forward;
+  EXPECT_EQ(forward.type, 9u);
+  EXPECT_TRUE(InvalidForwardReason(forward).has_value());
+  EXPECT_TRUE(InvalidForwardReason({kMuxFwdDynamic, "/tmp/s", kPortStreamLocal, "", 0}).has_value());
+  EXPECT_TRUE(InvalidForwardReason({kMuxFwdLocal, "", 1234, "localhost", 0}).has_value());
+  EXPECT_TRUE(InvalidForwardReason({kMuxFwdLocal, "", 1234, "", 22}).has_value());
+  EXPECT_TRUE(InvalidForwardReason({kMuxFwdRemote, "", 0, "", 22}).has_value());
+  // -R 1080 (remote dynamic, OpenSSH >= 7.6): connect "socks" port 0 on a remote forward is fine.
+  EXPECT_FALSE(InvalidForwardReason({kMuxFwdRemote, "", 1080, "socks", 0}).has_value());
+  EXPECT_FALSE(InvalidForwardReason({kMuxFwdDynamic, "", 1080, "", 0}).has_value());
+}
+
+// ---- Master -> client ----
+
+TEST(OpenSshMuxServer, EncodersProduceTheDocumentedLayouts) {
+  EXPECT_EQ(EncodeOk(3), Hex("000000088000000100000003"));
+  EXPECT_EQ(EncodeAlive(0, 0x1234), Hex("0000000c800000050000000000001234"));
+  EXPECT_EQ(EncodeSessionOpened(1, 7), Hex("0000000c800000060000000100000007"));
+  EXPECT_EQ(EncodeExitMessage(7, 42), Hex("0000000c80000004000000070000002a"));
+  EXPECT_EQ(EncodeRemotePort(0, 40000), Hex("0000000c800000070000000000009c40"));
+  EXPECT_EQ(EncodeTtyAllocFail(7), Hex("000000088000000800000007"));
+  EXPECT_EQ(EncodeFailure(1, "no"), Hex("0000000e800000030000000100000002" "6e6f"));
+  EXPECT_EQ(EncodePermissionDenied(2, "Permission denied"),
+            Hex("0000001d800000020000000200000011" "5065726d697373696f6e2064656e696564"));
+}
+
+TEST(OpenSshMuxServer, EveryServerMessageRoundTrips) {
+  const ServerMessage messages[] = {
+      Hello{},
+      Ok{1},
+      PermissionDenied{2, "Permission denied"},
+      Failure{3, "unsupported request"},
+      ExitMessage{4, 255},
+      Alive{0, 4242},
+      SessionOpened{1, 9},
+      RemotePort{0, 40000},
+      TtyAllocFail{9},
+  };
+  for (const ServerMessage& message : messages) {
+    auto bytes = EncodeServerMessage(message);
+    ASSERT_TRUE(bytes.has_value());
+    auto decoded = DecodeServerMessage(MustParse(*bytes));
+    ASSERT_TRUE(decoded.has_value()) << DescribeDecodeError(decoded.error());
+    EXPECT_EQ(*decoded, message);
+  }
+  EXPECT_EQ(EncodeServerMessage(Ok{1}), EncodeOk(1));
+  EXPECT_EQ(EncodeServerMessage(Failure{1, "x"}), EncodeFailure(1, "x"));
+}
+
+TEST(OpenSshMuxServer, EveryClientMessageRoundTrips) {
+  NewSession session;
+  session.request_id = 5;
+  session.reserved = "r";
+  session.want_tty = session.want_x11 = session.want_agent = session.subsystem = true;
+  session.escape_char = '%';
+  session.term = "screen-256color";
+  session.command = "echo 'hi there'";
+  session.env = {"LANG=C.UTF-8", "LC_ALL=", "X=a=b"};
+  const ClientMessage messages[] = {
+      Hello{},
+      Hello{4, {{"a", "b"}}},
+      session,
+      AliveCheck{0xffffffff},
+      Terminate{1},
+      OpenForward{2, {kMuxFwdRemote, "0.0.0.0", 8080, "/run/x.sock", kPortStreamLocal}},
+      CloseForward{3, {kMuxFwdDynamic, "::1", 1080, "socks", 0}},
+      NewStdioForward{4, "", "example.org", 443},
+      StopListening{5},
+      Proxy{6},
+  };
+  for (const ClientMessage& message : messages) {
+    auto bytes = EncodeClientMessage(message);
+    ASSERT_TRUE(bytes.has_value());
+    EXPECT_EQ(MustDecodeClient(*bytes), message);
+  }
+}
+
+TEST(OpenSshMuxServer, ReasonsAreMadeDeliverable) {
+  auto bytes = EncodeFailure(1, std::string_view("bad\0thing", 9));
+  auto decoded = DecodeServerMessage(MustParse(bytes));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(std::get<Failure>(*decoded).reason, "bad?thing");
+
+  auto long_reason = EncodePermissionDenied(1, std::string(kMaxReasonBytes * 3, 'r'));
+  auto long_decoded = DecodeServerMessage(MustParse(long_reason));
+  ASSERT_TRUE(long_decoded.has_value());
+  EXPECT_EQ(std::get<PermissionDenied>(*long_decoded).reason.size(), kMaxReasonBytes);
+}
+
+TEST(OpenSshMuxServer, ServerDecoderErrors) {
+  auto unknown = DecodeServerMessage(MustParse(FrameOf(kMuxSProxy, U32(1))));
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().kind, DecodeErrorKind::kUnknownType);
+  EXPECT_EQ(unknown.error().request_id, 1u);
+  auto short_exit = DecodeServerMessage(MustParse(FrameOf(kMuxSExitMessage, U32(1))));
+  ASSERT_FALSE(short_exit.has_value());
+  EXPECT_EQ(short_exit.error().field, "exit value");
+  auto short_alive = DecodeServerMessage(MustParse(FrameOf(kMuxSAlive, {})));
+  ASSERT_FALSE(short_alive.has_value());
+  EXPECT_EQ(short_alive.error().kind, DecodeErrorKind::kTruncated);
+}
+
+TEST(OpenSshMuxServer, NamesForLogs) {
+  EXPECT_EQ(MessageTypeName(kMuxCNewSession), "MUX_C_NEW_SESSION");
+  EXPECT_EQ(MessageTypeName(kMuxSTtyAllocFail), "MUX_S_TTY_ALLOC_FAIL");
+  EXPECT_EQ(MessageTypeName(0x42), "unknown");
+  EXPECT_FALSE(FrameErrorName(FrameError::kTooLarge).empty());
+  EXPECT_FALSE(EncodeErrorName(EncodeError::kBadValue).empty());
+}
+
+}  // namespace
+}  // namespace mconnect::mux::openssh
