@@ -36,6 +36,12 @@ class ChannelTask {
   // once, and never after Pump returned kFinished; the task reports and is destroyed.
   virtual void Abort(const std::string& why) = 0;
 
+  // Opens this task's channel (non-blocking: nullptr with EAGAIN means call again). A session
+  // channel by default; forwards open direct-tcpip channels instead.
+  virtual LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session) { return libssh2_channel_open_session(session); }
+  // Whether the pre-opened spare session channel will do.
+  virtual bool UsesSessionChannel() const { return true; }
+
   // When the driver must pump this task even if the socket stays quiet.
   virtual std::optional<Clock::time_point> Deadline() const { return std::nullopt; }
 

@@ -13,6 +13,7 @@
 #include "mux/lent_fd.h"
 #include "mux/openssh_mux_codec.h"
 #include "mux/openssh_session.h"
+#include "mux/relay.h"
 #include "mux/tty_modes.h"
 
 namespace mconnect::mux {
@@ -80,11 +81,8 @@ void OpenSshMuxServer::AddPollFds(std::vector<pollfd>& fds) {
     if (!client->out.empty()) control_events |= POLLOUT;
     fds.push_back({client->control.get(), control_events, 0});
     if (client->phase == Client::Phase::kSession && client->pipes) {
-      SessionPipes& pipes = *client->pipes;
-      bool want_input = pipes.opened && !pipes.local_eof && pipes.to_remote.size() < SessionPipes::kBufferLimit;
-      fds.push_back({client->stdin_fd.get(), static_cast<short>(want_input ? POLLIN : 0), 0});
-      fds.push_back({client->stdout_fd.get(), static_cast<short>(pipes.stdout_data.empty() ? 0 : POLLOUT), 0});
-      fds.push_back({client->stderr_fd.get(), static_cast<short>(pipes.stderr_data.empty() ? 0 : POLLOUT), 0});
+      LocalEnds ends{client->stdin_fd.get(), client->stdout_fd.get(), client->stderr_fd.get()};
+      AddLocalPollFds(ends, *client->pipes, fds);
     }
     poll_layout_.emplace_back(id, fds.size() - before);
   }
@@ -224,32 +222,8 @@ void OpenSshMuxServer::StartSession(Client& client) {
 }
 
 void OpenSshMuxServer::PumpFds(Client& client, const pollfd* fds) {
-  SessionPipes& pipes = *client.pipes;
-  if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-    char buffer[32768];
-    std::size_t room = SessionPipes::kBufferLimit - std::min(SessionPipes::kBufferLimit, pipes.to_remote.size());
-    ssize_t n = ::read(client.stdin_fd.get(), buffer, std::min(room, sizeof buffer));
-    if (n > 0) {
-      pipes.to_remote.append(buffer, static_cast<std::size_t>(n));
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-      pipes.local_eof = true;
-    }
-  }
-  struct Output {
-    const pollfd& poll;
-    LentFd& fd;
-    std::string& data;
-  };
-  for (Output output : {Output{fds[1], client.stdout_fd, pipes.stdout_data},
-                        Output{fds[2], client.stderr_fd, pipes.stderr_data}}) {
-    if (output.data.empty() || !(output.poll.revents & (POLLOUT | POLLERR | POLLHUP))) continue;
-    ssize_t n = ::write(output.fd.get(), output.data.data(), output.data.size());
-    if (n > 0) {
-      output.data.erase(0, static_cast<std::size_t>(n));
-    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      output.data.clear();  // the reader went away (EPIPE): drop, as ssh does
-    }
-  }
+  LocalEnds ends{client.stdin_fd.get(), client.stdout_fd.get(), client.stderr_fd.get()};
+  PumpLocalEnds(ends, *client.pipes, fds);
 }
 
 void OpenSshMuxServer::Update() {

@@ -97,7 +97,6 @@ ChannelTask::Step OpenSshSessionTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHA
 }
 
 ChannelTask::Step OpenSshSessionTask::Stream(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
-  bool progress = false;
   if (pipes_->window_changed || resizing_) {
     resizing_ = true;
     pipes_->window_changed = false;
@@ -105,55 +104,19 @@ ChannelTask::Step OpenSshSessionTask::Stream(LIBSSH2_SESSION* session, LIBSSH2_C
                                                  pipes_->height_px);
     if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
     resizing_ = false;
-    progress = true;
   }
-  // Client → server, as far as the window allows.
-  while (!pipes_->to_remote.empty()) {
-    ssize_t n = libssh2_channel_write(channel, pipes_->to_remote.data(), pipes_->to_remote.size());
-    if (n == LIBSSH2_ERROR_EAGAIN) {
-      // A partly sent packet must be finished before any other call that sends.
-      if (libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND) return Step::kBlocked;
-      break;  // the window is full: read meanwhile
-    }
-    if (n < 0) {
-      log::Info("writing to the session failed: {}", Ssh2LastError(session));
-      pipes_->to_remote.clear();
-      pipes_->local_eof = true;
-      break;
-    }
-    pipes_->to_remote.erase(0, static_cast<std::size_t>(n));
-    progress = true;
+  switch (RelayChannel(session, channel, *pipes_, eof_sent_)) {
+    case RelayResult::kProgress: return Step::kProgress;
+    case RelayResult::kBlocked: return Step::kBlocked;
+    case RelayResult::kRemoteDone:
+      // Wait for the server's CLOSE (the exit status comes before it), then close our side.
+      state_ = State::kWaitingClosed;
+      return Step::kProgress;
+    case RelayResult::kFailed:
+      state_ = State::kClosing;
+      return Step::kProgress;
   }
-  if (pipes_->local_eof && pipes_->to_remote.empty() && !eof_sent_) {
-    int rc = libssh2_channel_send_eof(channel);
-    if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
-    eof_sent_ = true;
-    progress = true;
-  }
-  // Server → client, while the client keeps up.
-  char buffer[32768];
-  for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
-    std::string& sink = stream == 0 ? pipes_->stdout_data : pipes_->stderr_data;
-    while (sink.size() < SessionPipes::kBufferLimit) {
-      ssize_t n = libssh2_channel_read_ex(channel, stream, buffer, sizeof buffer);
-      if (n == LIBSSH2_ERROR_EAGAIN || n == 0) break;
-      if (n < 0) {
-        log::Info("reading from the session failed: {}", Ssh2LastError(session));
-        state_ = State::kClosing;
-        return Step::kProgress;
-      }
-      sink.append(buffer, static_cast<std::size_t>(n));
-      progress = true;
-    }
-  }
-  // The server sent EOF and nothing of it is left in libssh2: wait for its CLOSE (exit status
-  // comes before it), then close our side.
-  if (libssh2_channel_eof(channel) && pipes_->stdout_data.size() < SessionPipes::kBufferLimit &&
-      pipes_->stderr_data.size() < SessionPipes::kBufferLimit) {
-    state_ = State::kWaitingClosed;
-    return Step::kProgress;
-  }
-  return progress ? Step::kProgress : Step::kBlocked;
+  return Step::kBlocked;
 }
 
 ChannelTask::Step OpenSshSessionTask::Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {

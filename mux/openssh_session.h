@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mux/channel_task.h"
+#include "mux/relay.h"
 
 namespace mconnect::mux {
 
@@ -23,26 +24,6 @@ struct SessionRequest {
   int width_px = 0;
   int height_px = 0;
   std::vector<std::string> env;  // NAME=VALUE, already filtered
-};
-
-// Shared between the fd side (the mux server) and the channel side (the task). Single-threaded:
-// each side only looks at it from the master's loop.
-struct SessionPipes {
-  static constexpr std::size_t kBufferLimit = 256 * 1024;
-
-  std::string to_remote;       // from the client's stdin
-  bool local_eof = false;      // stdin ended; EOF goes to the channel once to_remote drains
-  std::string stdout_data;     // for the client's stdout
-  std::string stderr_data;     // for the client's stderr
-  bool opened = false;         // channel open and the command started
-  bool tty_failed = false;     // the pty request was refused (the session goes on without)
-  std::string failure;         // the session could not start
-  bool finished = false;       // the channel closed; exit_status / exit_signal are set
-  int exit_status = -1;
-  std::string exit_signal;
-  bool client_gone = false;    // the control connection closed: close the channel
-  bool window_changed = false;  // columns/rows below changed: send window-change
-  int columns = 0, rows = 0, width_px = 0, height_px = 0;
 };
 
 class OpenSshSessionTask : public ChannelTask {

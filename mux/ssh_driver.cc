@@ -132,19 +132,19 @@ bool SshDriver::PumpSlot(Slot& slot) {
       slot.task->Abort("gave up waiting for a channel");
       return false;
     }
-    if (spare_ && opening_ != &slot) {
+    if (spare_ && opening_ != &slot && slot.task->UsesSessionChannel()) {
       slot.channel = std::move(spare_);
     } else {
       if (opening_ != nullptr && opening_ != &slot) return true;  // wait for the open slot
       opening_ = &slot;
-      LIBSSH2_CHANNEL* channel = libssh2_channel_open_session(session_);
+      LIBSSH2_CHANNEL* channel = slot.task->OpenChannel(session_);
       if (channel == nullptr) {
         if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_EAGAIN) {
           Blocked(&slot);
           return true;
         }
         opening_ = nullptr;
-        std::string why = "the server refused a session channel: " + Ssh2LastError(session_);
+        std::string why = "the server refused the channel: " + Ssh2LastError(session_);
         CheckFatal();
         slot.task->Abort(why);
         return false;

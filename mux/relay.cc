@@ -1,0 +1,92 @@
+#include "mux/relay.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/log.h"
+#include "base/ssh2.h"
+
+namespace mconnect::mux {
+
+RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, ChannelPipes& pipes, bool& eof_sent) {
+  bool progress = false;
+  // Local → server, as far as the window allows.
+  while (!pipes.to_remote.empty()) {
+    ssize_t n = libssh2_channel_write(channel, pipes.to_remote.data(), pipes.to_remote.size());
+    if (n == LIBSSH2_ERROR_EAGAIN) {
+      // A partly sent packet must be finished before any other call that sends.
+      if (libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND) return RelayResult::kBlocked;
+      break;  // the window is full: read meanwhile
+    }
+    if (n < 0) {
+      log::Info("writing to the channel failed: {}", Ssh2LastError(session));
+      return RelayResult::kFailed;
+    }
+    pipes.to_remote.erase(0, static_cast<std::size_t>(n));
+    progress = true;
+  }
+  if (pipes.local_eof && pipes.to_remote.empty() && !eof_sent) {
+    int rc = libssh2_channel_send_eof(channel);
+    if (rc == LIBSSH2_ERROR_EAGAIN) return RelayResult::kBlocked;
+    eof_sent = true;
+    progress = true;
+  }
+  // Server → local, while the local side keeps up.
+  char buffer[32768];
+  for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
+    std::string& sink = stream == 0 ? pipes.stdout_data : pipes.stderr_data;
+    while (sink.size() < ChannelPipes::kBufferLimit) {
+      ssize_t n = libssh2_channel_read_ex(channel, stream, buffer, sizeof buffer);
+      if (n == LIBSSH2_ERROR_EAGAIN || n == 0) break;
+      if (n < 0) {
+        log::Info("reading from the channel failed: {}", Ssh2LastError(session));
+        return RelayResult::kFailed;
+      }
+      sink.append(buffer, static_cast<std::size_t>(n));
+      progress = true;
+    }
+  }
+  // EOF counts only once nothing of the server's data is left inside libssh2.
+  if (libssh2_channel_eof(channel) && pipes.stdout_data.size() < ChannelPipes::kBufferLimit &&
+      pipes.stderr_data.size() < ChannelPipes::kBufferLimit) {
+    return RelayResult::kRemoteDone;
+  }
+  return progress ? RelayResult::kProgress : RelayResult::kBlocked;
+}
+
+void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vector<pollfd>& fds) {
+  bool want_input = pipes.opened && !pipes.local_eof && pipes.to_remote.size() < ChannelPipes::kBufferLimit;
+  fds.push_back({want_input ? ends.input : -1, POLLIN, 0});
+  fds.push_back({pipes.stdout_data.empty() ? -1 : ends.output, POLLOUT, 0});
+  fds.push_back({pipes.stderr_data.empty() ? -1 : ends.errors, POLLOUT, 0});
+}
+
+bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds) {
+  if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+    char buffer[32768];
+    std::size_t room = ChannelPipes::kBufferLimit - std::min(ChannelPipes::kBufferLimit, pipes.to_remote.size());
+    ssize_t n = ::read(ends.input, buffer, std::min(room, sizeof buffer));
+    if (n > 0) {
+      pipes.to_remote.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      pipes.local_eof = true;
+    }
+  }
+  bool output_alive = true;
+  for (int i : {1, 2}) {
+    std::string& data = i == 1 ? pipes.stdout_data : pipes.stderr_data;
+    if (fds[i].fd < 0 || data.empty() || !(fds[i].revents & (POLLOUT | POLLERR | POLLHUP))) continue;
+    ssize_t n = ::write(fds[i].fd, data.data(), data.size());
+    if (n > 0) {
+      data.erase(0, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      data.clear();  // the reader went away (EPIPE): drop, as ssh does
+      if (i == 1) output_alive = false;
+    }
+  }
+  return output_alive;
+}
+
+}  // namespace mconnect::mux

@@ -1,0 +1,63 @@
+// Relaying between an SSH channel and the local side of a session or forward. The local side
+// (the mux server's lent fds, a forwarded socket) and the channel side meet in ChannelPipes;
+// both bound what they buffer, so a slow reader on either end throttles the other (libssh2
+// stops granting window when we stop reading).
+#pragma once
+
+#include <libssh2.h>
+#include <poll.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace mconnect::mux {
+
+// Shared between the fd side (the mux server) and the channel side (the task). Single-threaded:
+// each side only looks at it from the master's loop.
+struct ChannelPipes {
+  static constexpr std::size_t kBufferLimit = 256 * 1024;
+
+  std::string to_remote;       // from the client's stdin
+  bool local_eof = false;      // stdin ended; EOF goes to the channel once to_remote drains
+  std::string stdout_data;     // for the client's stdout
+  std::string stderr_data;     // for the client's stderr
+  bool opened = false;         // channel open and the command started
+  bool tty_failed = false;     // the pty request was refused (the session goes on without)
+  std::string failure;         // the session could not start
+  bool finished = false;       // the channel closed; exit_status / exit_signal are set
+  int exit_status = -1;
+  std::string exit_signal;
+  bool client_gone = false;    // the control connection closed: close the channel
+  bool window_changed = false;  // columns/rows below changed: send window-change
+  int columns = 0, rows = 0, width_px = 0, height_px = 0;
+};
+
+using SessionPipes = ChannelPipes;
+
+enum class RelayResult {
+  kProgress,    // bytes moved; call again
+  kBlocked,     // nothing more until the socket or the local side moves (a partly sent packet
+                // must be finished first: call again before any other sending call)
+  kRemoteDone,  // the server sent EOF and all its data is in the pipes
+  kFailed,      // the channel broke
+};
+
+// One step of relaying: local input to the channel (then EOF once the local side ended),
+// channel output (stdout and stderr) to the pipes while they have room.
+RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, ChannelPipes& pipes, bool& eof_sent);
+
+// The local side: fds that read into `to_remote` and write out `stdout_data` / `stderr_data`.
+// `input` and `output` may be the same fd (a socket); `errors` may be -1.
+struct LocalEnds {
+  int input = -1;
+  int output = -1;
+  int errors = -1;
+};
+// Three pollfds (input, output, errors) for the ends' current wishes; -1 fds are ignored by poll.
+void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vector<pollfd>& fds);
+// Takes back those three pollfds' events and moves bytes. Returns false when the output end is
+// gone (its reader closed): the caller then ends the relay.
+bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds);
+
+}  // namespace mconnect::mux
