@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <variant>
 
 #include "base/log.h"
@@ -47,8 +48,10 @@ struct OpenSshMuxServer::Client {
   bool closed = false;
   bool close_after_flush = false;
 
-  // NEW_SESSION in progress.
+  // NEW_SESSION or NEW_STDIO_FWD in progress.
   ossh::NewSession request;
+  std::optional<ossh::NewStdioForward> stdio_forward;  // set for ssh -W
+  std::size_t fds_wanted = 3;
   std::vector<UniqueFd> received;
   std::uint32_t session_id = 0;
   std::shared_ptr<SessionPipes> pipes;
@@ -164,6 +167,17 @@ void OpenSshMuxServer::ReadControl(Client& client) {
         } else if constexpr (std::is_same_v<T, ossh::NewSession>) {
           if (client.phase != Client::Phase::kReady) return Close(client, "sent a second NEW_SESSION");
           client.request = std::move(m);
+          client.fds_wanted = 3;  // stdin, stdout, stderr
+          client.phase = Client::Phase::kReceivingFds;
+          ReceiveFds(client);
+        } else if constexpr (std::is_same_v<T, ossh::NewStdioForward>) {
+          if (client.phase != Client::Phase::kReady) return Close(client, "sent a second session request");
+          if (m.port == ossh::kPortStreamLocal || m.port == 0 || m.port > 65535) {
+            return Send(client, ossh::EncodeFailure(m.request_id, "-W needs a host and a TCP port"));
+          }
+          client.request.request_id = m.request_id;
+          client.stdio_forward = std::move(m);
+          client.fds_wanted = 2;  // stdin, stdout
           client.phase = Client::Phase::kReceivingFds;
           ReceiveFds(client);
         } else {
@@ -174,7 +188,7 @@ void OpenSshMuxServer::ReadControl(Client& client) {
 }
 
 void OpenSshMuxServer::ReceiveFds(Client& client) {
-  while (client.received.size() < 3) {
+  while (client.received.size() < client.fds_wanted) {
     auto fd = ReceiveFd(client.control.get());
     if (!fd) return Close(client, fd.error().message);
     if (!fd->has_value()) return;  // the next one has not arrived yet
@@ -186,10 +200,18 @@ void OpenSshMuxServer::ReceiveFds(Client& client) {
 void OpenSshMuxServer::StartSession(Client& client) {
   client.stdin_fd = LentFd(std::move(client.received[0]));
   client.stdout_fd = LentFd(std::move(client.received[1]));
-  client.stderr_fd = LentFd(std::move(client.received[2]));
+  if (client.received.size() > 2) client.stderr_fd = LentFd(std::move(client.received[2]));
   client.received.clear();
   client.session_id = next_session_id_++;
   client.phase = Client::Phase::kSession;
+  client.pipes = std::make_shared<SessionPipes>();
+  if (client.stdio_forward) {
+    const auto& forward = *client.stdio_forward;
+    log::Info("OpenSSH mux stdio forward {} to {}:{}", client.session_id, forward.host, forward.port);
+    driver_.Start(std::make_unique<ForwardTask>(forward.host, static_cast<int>(forward.port), "127.0.0.1", 0,
+                                                client.pipes));
+    return;
+  }
 
   SessionRequest request;
   request.term = client.request.term;
@@ -217,7 +239,6 @@ void OpenSshMuxServer::StartSession(Client& client) {
   log::Info("OpenSSH mux session {}: {}{}", client.session_id,
             request.command.empty() ? "shell" : (request.subsystem ? "subsystem " : "exec ") + request.command,
             request.want_tty ? " (pty)" : "");
-  client.pipes = std::make_shared<SessionPipes>();
   driver_.Start(std::make_unique<OpenSshSessionTask>(std::move(request), client.pipes));
 }
 
@@ -246,6 +267,12 @@ void OpenSshMuxServer::Update() {
     }
     if (pipes.finished && pipes.stdout_data.empty() && pipes.stderr_data.empty() && !client.exit_reported) {
       client.exit_reported = true;
+      if (client.stdio_forward) {  // ssh -W ends when its control connection closes
+        log::Info("OpenSSH mux stdio forward {} closed", client.session_id);
+        client.phase = Client::Phase::kDone;
+        Close(client, "");
+        continue;
+      }
       // A command killed by a signal exits ssh with 255, as OpenSSH's client does.
       std::uint32_t status = pipes.exit_signal.empty() ? static_cast<std::uint32_t>(pipes.exit_status) : 255;
       log::Info("OpenSSH mux session {} exited with {}{}", client.session_id, status,

@@ -1,24 +1,21 @@
-// One OpenSSH mux session (`ssh -S SOCKET host [command]`): the channel side. The mux server
-// owns the client's passed fds and moves bytes between them and SessionPipes; this task moves
-// bytes between SessionPipes and the SSH channel. Both sides bound their buffers, so a slow
-// reader on either end throttles the other (libssh2 stops granting window when we stop reading).
+// One OpenSSH mux session (`ssh -S SOCKET host [command]`), channel side: env, pty and the
+// shell/exec/subsystem request, then the relay (mux/relay.h) with window changes.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "mux/channel_task.h"
 #include "mux/relay.h"
 
 namespace mconnect::mux {
 
 struct SessionRequest {
   std::string term;
-  std::string command;   // empty: the login shell
+  std::string command;     // empty: the login shell
   bool subsystem = false;  // command names a subsystem (sftp)
   bool want_tty = false;
-  std::string tty_modes;  // EncodeTtyModes of the client's terminal
+  std::string tty_modes;   // EncodeTtyModes of the client's terminal
   int columns = 80;
   int rows = 24;
   int width_px = 0;
@@ -26,27 +23,48 @@ struct SessionRequest {
   std::vector<std::string> env;  // NAME=VALUE, already filtered
 };
 
-class OpenSshSessionTask : public ChannelTask {
+class OpenSshSessionTask : public RelayTask {
  public:
-  OpenSshSessionTask(SessionRequest request, std::shared_ptr<SessionPipes> pipes);
+  OpenSshSessionTask(SessionRequest request, std::shared_ptr<ChannelPipes> pipes)
+      : RelayTask(std::move(pipes)), request_(std::move(request)) {}
 
-  Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
-  bool Abandoned() const override { return pipes_->client_gone; }
-  void Abort(const std::string& why) override;
+ protected:
+  Step Setup(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
+  Step BeforeRelay(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
 
  private:
-  enum class State { kEnv, kPty, kStart, kStreaming, kClosing, kWaitingClosed };
-
-  Step Stream(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
-  Step Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+  enum class Phase { kEnv, kPty, kStart };
 
   SessionRequest request_;
-  std::shared_ptr<SessionPipes> pipes_;
-  State state_ = State::kEnv;
+  Phase phase_ = Phase::kEnv;
   std::size_t env_index_ = 0;
-  bool eof_sent_ = false;
   bool resizing_ = false;
-  bool close_sent_ = false;
+};
+
+// A direct-tcpip channel to host:port (ssh -W, -L, -D): no setup, just the relay.
+class ForwardTask : public RelayTask {
+ public:
+  ForwardTask(std::string host, int port, std::string origin_host, int origin_port,
+              std::shared_ptr<ChannelPipes> pipes)
+      : RelayTask(std::move(pipes)),
+        host_(std::move(host)),
+        port_(port),
+        origin_host_(std::move(origin_host)),
+        origin_port_(origin_port) {}
+
+  LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session) override {
+    return libssh2_channel_direct_tcpip_ex(session, host_.c_str(), port_, origin_host_.c_str(), origin_port_);
+  }
+  bool UsesSessionChannel() const override { return false; }
+
+ protected:
+  Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
+
+ private:
+  std::string host_;
+  int port_;
+  std::string origin_host_;
+  int origin_port_;
 };
 
 }  // namespace mconnect::mux

@@ -89,4 +89,80 @@ bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds
   return output_alive;
 }
 
+void RelayTask::Abort(const std::string& why) {
+  if (!pipes_->opened) {
+    pipes_->failure = why;
+  } else {
+    pipes_->finished = true;
+    pipes_->exit_status = 255;
+  }
+}
+
+ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  if (pipes_->client_gone && state_ < State::kClosing) state_ = State::kClosing;
+  switch (state_) {
+    case State::kSetup: {
+      Step step = Setup(session, channel);
+      if (step != Step::kFinished) return step;
+      if (!pipes_->failure.empty()) return Step::kFinished;
+      pipes_->opened = true;
+      state_ = State::kRelaying;
+      return Step::kProgress;
+    }
+    case State::kRelaying: {
+      Step before = BeforeRelay(session, channel);
+      if (before == Step::kBlocked) return before;
+      switch (RelayChannel(session, channel, *pipes_, eof_sent_)) {
+        case RelayResult::kProgress: return Step::kProgress;
+        case RelayResult::kBlocked: return Step::kBlocked;
+        case RelayResult::kRemoteDone:
+          // Wait for the server's CLOSE (an exit status comes before it), then close our side.
+          state_ = State::kWaitingClosed;
+          return Step::kProgress;
+        case RelayResult::kFailed:
+          state_ = State::kClosing;
+          return Step::kProgress;
+      }
+      return Step::kBlocked;
+    }
+    case State::kClosing: {
+      int rc = libssh2_channel_close(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      close_sent_ = true;
+      state_ = State::kWaitingClosed;
+      return Step::kProgress;
+    }
+    case State::kWaitingClosed: {
+      int rc = libssh2_channel_wait_closed(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) {
+        char sink[4096];
+        while (libssh2_channel_read_ex(channel, 0, sink, sizeof sink) > 0) {
+        }
+        while (libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, sink, sizeof sink) > 0) {
+        }
+        return Step::kBlocked;
+      }
+      if (!close_sent_) {  // the server closed first: answer its CLOSE
+        state_ = State::kClosing;
+        return Step::kProgress;
+      }
+      return Finish(session, channel);
+    }
+  }
+  return Step::kFinished;
+}
+
+ChannelTask::Step RelayTask::Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  pipes_->exit_status = libssh2_channel_get_exit_status(channel);
+  char* signal = nullptr;
+  std::size_t length = 0;
+  if (libssh2_channel_get_exit_signal(channel, &signal, &length, nullptr, nullptr, nullptr, nullptr) == 0 &&
+      signal != nullptr) {
+    pipes_->exit_signal.assign(signal, length);
+    libssh2_free(session, signal);
+  }
+  pipes_->finished = true;
+  return Step::kFinished;
+}
+
 }  // namespace mconnect::mux

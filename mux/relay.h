@@ -8,8 +8,11 @@
 #include <poll.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "mux/channel_task.h"
 
 namespace mconnect::mux {
 
@@ -59,5 +62,34 @@ void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vect
 // Takes back those three pollfds' events and moves bytes. Returns false when the output end is
 // gone (its reader closed): the caller then ends the relay.
 bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds);
+
+// A channel task that sets its channel up (subclass), relays until either side is done, then
+// closes in order and reports the exit status into the pipes.
+class RelayTask : public ChannelTask {
+ public:
+  explicit RelayTask(std::shared_ptr<ChannelPipes> pipes) : pipes_(std::move(pipes)) {}
+
+  Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) final;
+  bool Abandoned() const override { return pipes_->client_gone; }
+  void Abort(const std::string& why) override;
+
+ protected:
+  // Requests before the relay (env, pty, exec...). kFinished when done; a failure is reported by
+  // setting pipes_->failure before returning kFinished.
+  virtual Step Setup(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) = 0;
+  // Called before each relay step (a pending window change); kBlocked after EAGAIN.
+  virtual Step BeforeRelay(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) { return Step::kFinished; }
+
+  std::shared_ptr<ChannelPipes> pipes_;
+
+ private:
+  enum class State { kSetup, kRelaying, kClosing, kWaitingClosed };
+
+  Step Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+
+  State state_ = State::kSetup;
+  bool eof_sent_ = false;
+  bool close_sent_ = false;
+};
 
 }  // namespace mconnect::mux
