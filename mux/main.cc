@@ -82,6 +82,9 @@ bool Detach(const std::string& log_path, int verbosity) {
 }
 
 int Main(int argc, char** argv) {
+  // The master outlives whoever started it: keep none of its descriptors (a pipe it holds
+  // open would make a caller wait for EOF for as long as the master lives).
+  ::closefrom(STDERR_FILENO + 1);
   Args args;
   CLI::App app{"mconnect-mux: the persistent SSH master behind mconnect (started by mconnect)"};
   app.add_option("--user", args.connect.user, "remote user")->required();

@@ -68,7 +68,10 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
     : config_(std::move(config)),
       driver_(std::move(connection), config_.keepalive),
       server_(*this),
-      openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); }}),
+      forwards_(driver_),
+      openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); },
+                         [this](const openssh::ForwardSpec& spec) { return forwards_.Open(spec); },
+                         [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); }}),
       listen_fd_(std::move(listen_fd)),
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
@@ -299,6 +302,8 @@ int Master::Run() {
     server_.AddPollFds(fds);
     const std::size_t control_count = fds.size() - 2;
     openssh_.AddPollFds(fds);
+    const std::size_t openssh_end = fds.size();
+    forwards_.AddPollFds(fds);
     timespec timeout{};
     timespec* timeout_ptr = nullptr;
     if (deadline) {
@@ -316,13 +321,16 @@ int Master::Run() {
     }
     driver_.Pump();
     openssh_.Update();
+    forwards_.Update();
     server_.ExpireHandshakes();
     if (ready > 0) {
       server_.HandleEvents(fds.data() + 2, control_count);
-      openssh_.HandleEvents(fds.data() + 2 + control_count, fds.size() - 2 - control_count);
+      openssh_.HandleEvents(fds.data() + 2 + control_count, openssh_end - 2 - control_count);
+      forwards_.HandleEvents(fds.data() + openssh_end, fds.size() - openssh_end);
     }
     driver_.Pump();  // start what the requests just queued, send what clients just wrote
     openssh_.Update();
+    forwards_.Update();
     if (ready > 0 && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();
   }
   server_.FlushAll();

@@ -13,6 +13,7 @@
 
 #include "base/unique_fd.h"
 #include "mux/control_server.h"
+#include "mux/local_forwards.h"
 #include "mux/openssh_mux_server.h"
 #include "mux/ssh_driver.h"
 #include "remote-ip/cache.h"
@@ -61,6 +62,7 @@ class Master : public MasterServices {
   MasterConfig config_;
   SshDriver driver_;
   ControlServer server_;
+  LocalForwards forwards_;
   OpenSshMuxServer openssh_;
   UniqueFd listen_fd_;
   remoteip::Cache ip_cache_;

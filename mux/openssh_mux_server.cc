@@ -180,8 +180,18 @@ void OpenSshMuxServer::ReadControl(Client& client) {
           client.fds_wanted = 2;  // stdin, stdout
           client.phase = Client::Phase::kReceivingFds;
           ReceiveFds(client);
+        } else if constexpr (std::is_same_v<T, ossh::OpenForward> || std::is_same_v<T, ossh::CloseForward>) {
+          constexpr bool kOpen = std::is_same_v<T, ossh::OpenForward>;
+          if (auto reason = ossh::InvalidForwardReason(m.forward)) {
+            return Send(client, ossh::EncodeFailure(m.request_id, *reason));
+          }
+          if (m.forward.type == ossh::kMuxFwdRemote) {
+            return Send(client, ossh::EncodeFailure(m.request_id, "remote forwards (-R) are not supported by mconnect yet"));
+          }
+          auto done = kOpen ? hooks_.open_forward(m.forward) : hooks_.close_forward(m.forward);
+          Send(client, done ? ossh::EncodeOk(m.request_id) : ossh::EncodeFailure(m.request_id, done.error().message));
         } else {
-          Send(client, ossh::EncodeFailure(m.request_id, "forwarding through the master is not supported by mconnect yet"));
+          Send(client, ossh::EncodeFailure(m.request_id, "request not supported by mconnect"));
         }
       },
       *message);
@@ -244,7 +254,9 @@ void OpenSshMuxServer::StartSession(Client& client) {
 
 void OpenSshMuxServer::PumpFds(Client& client, const pollfd* fds) {
   LocalEnds ends{client.stdin_fd.get(), client.stdout_fd.get(), client.stderr_fd.get()};
-  PumpLocalEnds(ends, *client.pipes, fds);
+  // Whoever read the client's stdout is gone (`ssh host cmd | head`): end the session, as
+  // OpenSSH does, rather than read the channel forever into nowhere.
+  if (!PumpLocalEnds(ends, *client.pipes, fds)) client.pipes->client_gone = true;
 }
 
 void OpenSshMuxServer::Update() {

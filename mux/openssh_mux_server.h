@@ -12,7 +12,9 @@
 #include <memory>
 #include <vector>
 
+#include "base/result.h"
 #include "base/unique_fd.h"
+#include "mux/openssh_mux_codec.h"
 #include "mux/ssh_driver.h"
 
 namespace mconnect::mux {
@@ -22,6 +24,9 @@ class OpenSshMuxServer {
   struct Hooks {
     std::function<void()> terminate;       // ssh -O exit
     std::function<void()> stop_listening;  // ssh -O stop
+    // ssh -O forward / -O cancel (and -L/-D given with a session); the error is the reason sent.
+    std::function<Result<void>(const openssh::ForwardSpec&)> open_forward;
+    std::function<Result<void>(const openssh::ForwardSpec&)> close_forward;
   };
 
   OpenSshMuxServer(SshDriver& driver, Hooks hooks);

@@ -162,8 +162,56 @@ TEST_F(OpenSshMuxTest, StdioForwardCarriesAnHttpRequest) {
   EXPECT_THAT(result.out, HasSubstr("mconnect-forward-ok"));
 }
 
-TEST_F(OpenSshMuxTest, UnsupportedForwardIsRefusedClearly) {
-  auto result = Run({"-O", "forward", "-L", "127.0.0.1:" + std::to_string(FreeTcpPort()) + ":127.0.0.1:22", "lab"});
+// GET through a local port, by a process that knows nothing of SSH.
+CommandOutput Fetch(const std::string& curl_proxy_args, int port, int http_port) {
+  std::string url = "http://127.0.0.1:" + std::to_string(http_port) + "/index.html";
+  std::string command = curl_proxy_args.empty()
+                            ? "curl -sS --max-time 10 http://127.0.0.1:" + std::to_string(port) + "/index.html"
+                            : "curl -sS --max-time 10 " + curl_proxy_args + " 127.0.0.1:" + std::to_string(port) +
+                                  " " + url;
+  CommandOptions options;
+  options.timeout = 20s;
+  auto result = RunCommand(ShellCommand(command), options);
+  return result ? *result : CommandOutput{};
+}
+
+TEST_F(OpenSshMuxTest, LocalForwardCarriesHttpAndCancelEndsIt) {
+  std::string root = lab_->dir().Sub("www");
+  ::mkdir(root.c_str(), 0700);
+  HttpServer http(root);
+  ASSERT_TRUE(http.ready());
+  int port = FreeTcpPort();
+  std::string spec = "127.0.0.1:" + std::to_string(port) + ":127.0.0.1:" + std::to_string(http.port());
+  auto forward = Run({"-O", "forward", "-L", spec, "lab"});
+  ASSERT_EQ(forward.exit_code, 0) << forward.err;
+  for (int i = 0; i < 3; ++i) {
+    auto got = Fetch("", port, http.port());
+    EXPECT_EQ(got.exit_code, 0) << got.err;
+    EXPECT_EQ(got.out, "mconnect-forward-ok\n");
+  }
+  auto cancel = Run({"-O", "cancel", "-L", spec, "lab"});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  auto refused = Fetch("", port, http.port());
+  EXPECT_NE(refused.exit_code, 0) << "the listener is gone after -O cancel";
+}
+
+TEST_F(OpenSshMuxTest, DynamicForwardSpeaksSocks4And5) {
+  std::string root = lab_->dir().Sub("www");
+  ::mkdir(root.c_str(), 0700);
+  HttpServer http(root);
+  ASSERT_TRUE(http.ready());
+  int port = FreeTcpPort();
+  auto forward = Run({"-O", "forward", "-D", "127.0.0.1:" + std::to_string(port), "lab"});
+  ASSERT_EQ(forward.exit_code, 0) << forward.err;
+  for (std::string proxy : {"--socks5", "--socks5-hostname", "--socks4", "--socks4a"}) {
+    auto got = Fetch(proxy, port, http.port());
+    EXPECT_EQ(got.exit_code, 0) << proxy << ": " << got.err;
+    EXPECT_EQ(got.out, "mconnect-forward-ok\n") << proxy;
+  }
+}
+
+TEST_F(OpenSshMuxTest, RemoteForwardIsRefusedClearly) {
+  auto result = Run({"-O", "forward", "-R", "127.0.0.1:0:127.0.0.1:22", "lab"});
   EXPECT_NE(result.exit_code, 0);
   EXPECT_THAT(result.err, HasSubstr("not supported by mconnect"));
 }

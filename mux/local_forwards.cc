@@ -1,0 +1,227 @@
+#include "mux/local_forwards.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "base/log.h"
+
+namespace mconnect::mux {
+namespace {
+
+// OpenSSH's default: forwards listen on loopback unless the spec names an address ("*": all).
+std::string BindAddress(const std::string& listen_host) {
+  if (listen_host.empty() || listen_host == "localhost") return "127.0.0.1";
+  if (listen_host == "*") return "0.0.0.0";
+  return listen_host;
+}
+
+Result<UniqueFd> ListenTcp(const std::string& host, std::uint32_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return Fail("cannot resolve listen address {}: {}", host, ::gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  std::string error = "no address";
+  for (addrinfo* ai = addresses.get(); ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    if (!fd) continue;
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) return fd;
+    error = std::strerror(errno);
+  }
+  return Fail("cannot listen on {}:{}: {}", host, port, error);
+}
+
+bool SameListen(const openssh::ForwardSpec& a, const openssh::ForwardSpec& b) {
+  return a.type == b.type && BindAddress(a.listen_host) == BindAddress(b.listen_host) &&
+         a.listen_port == b.listen_port;
+}
+
+}  // namespace
+
+Result<void> LocalForwards::Open(const openssh::ForwardSpec& spec) {
+  if (spec.type != openssh::kMuxFwdLocal && spec.type != openssh::kMuxFwdDynamic) {
+    return Fail("only local (-L) and dynamic (-D) forwards listen here");
+  }
+  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
+    return Fail("forwarding Unix sockets is not supported by mconnect yet");
+  }
+  for (const auto& listener : listeners_) {
+    if (SameListen(listener.spec, spec)) return {};  // OpenSSH answers OK to a repeat too
+  }
+  auto fd = ListenTcp(BindAddress(spec.listen_host), spec.listen_port);
+  if (!fd) return Fail(fd.error());
+  log::Info("forward {} listening on {}:{}{}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
+            BindAddress(spec.listen_host), spec.listen_port,
+            spec.type == openssh::kMuxFwdDynamic ? "" : fmt::format(" -> {}:{}", spec.connect_host, spec.connect_port));
+  listeners_.push_back({spec, std::move(*fd)});
+  return {};
+}
+
+Result<void> LocalForwards::Close(const openssh::ForwardSpec& spec) {
+  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+    if (SameListen(it->spec, spec)) {
+      listeners_.erase(it);
+      return {};
+    }
+  }
+  return Fail("no such forward");
+}
+
+void LocalForwards::AddPollFds(std::vector<pollfd>& fds) {
+  for (const auto& listener : listeners_) fds.push_back({listener.fd.get(), POLLIN, 0});
+  for (const auto& connection : connections_) {
+    if (!connection.pipes) {
+      fds.push_back({connection.socket.get(), POLLIN, 0});  // SOCKS negotiation
+      fds.push_back({-1, 0, 0});
+      fds.push_back({-1, 0, 0});
+      continue;
+    }
+    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1};
+    AddLocalPollFds(ends, *connection.pipes, fds);
+  }
+}
+
+void LocalForwards::HandleEvents(const pollfd* fds, std::size_t count) {
+  std::size_t index = 0;
+  for (auto& listener : listeners_) {
+    if (index >= count) return;
+    if (fds[index++].revents & POLLIN) Accept(listener);
+  }
+  for (auto& connection : connections_) {
+    if (index + 3 > count) break;
+    const pollfd* mine = fds + index;
+    index += 3;
+    if (connection.done) continue;
+    if (!connection.pipes) {
+      if (mine[0].revents) Negotiate(connection);
+      continue;
+    }
+    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1};
+    if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
+  }
+  Update();
+}
+
+void LocalForwards::Accept(Listener& listener) {
+  for (int i = 0; i < 16; ++i) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    UniqueFd socket(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length,
+                              SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!socket) return;
+    Connection& connection = connections_.emplace_back();
+    connection.socket = std::move(socket);
+    connection.dynamic = listener.spec.type == openssh::kMuxFwdDynamic;
+    if (!connection.dynamic) {
+      StartChannel(connection, listener.spec.connect_host, static_cast<int>(listener.spec.connect_port));
+    }
+  }
+}
+
+void LocalForwards::Negotiate(Connection& connection) {
+  std::uint8_t buffer[1024];
+  ssize_t n = ::read(connection.socket.get(), buffer, sizeof buffer);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    return Finish(connection);
+  }
+  connection.negotiation.insert(connection.negotiation.end(), buffer, buffer + n);
+  while (!connection.pipes && !connection.done) {
+    auto step = socks::ParseSocks(connection.negotiation, connection.stage);
+    if (!step) {
+      log::Info("SOCKS client refused: {}", socks::SocksErrorName(step.error().kind));
+      if (!step.error().reply.empty()) {
+        (void)::send(connection.socket.get(), step.error().reply.data(), step.error().reply.size(), MSG_NOSIGNAL);
+      }
+      return Finish(connection);
+    }
+    if (std::holds_alternative<socks::NeedMore>(*step)) return;
+    if (auto* reply = std::get_if<socks::ReplyAndContinue>(&*step)) {
+      (void)::send(connection.socket.get(), reply->reply.data(), reply->reply.size(), MSG_NOSIGNAL);
+      connection.negotiation.erase(connection.negotiation.begin(),
+                                   connection.negotiation.begin() + static_cast<std::ptrdiff_t>(reply->consumed));
+      connection.stage = reply->next;
+      continue;
+    }
+    const auto& request = std::get<socks::Request>(*step);
+    connection.version = request.version;
+    std::string early(connection.negotiation.begin() + static_cast<std::ptrdiff_t>(request.consumed),
+                      connection.negotiation.end());
+    connection.negotiation.clear();
+    StartChannel(connection, request.host, request.port);
+    connection.pipes->to_remote = std::move(early);  // application data sent before our reply
+  }
+}
+
+void LocalForwards::StartChannel(Connection& connection, const std::string& host, int port) {
+  connection.pipes = std::make_shared<ChannelPipes>();
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  char address[INET6_ADDRSTRLEN] = "127.0.0.1";
+  int origin_port = 0;
+  if (::getpeername(connection.socket.get(), reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+    if (peer.ss_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&peer);
+      ::inet_ntop(AF_INET, &in->sin_addr, address, sizeof address);
+      origin_port = ntohs(in->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&peer);
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, address, sizeof address);
+      origin_port = ntohs(in6->sin6_port);
+    }
+  }
+  log::Debug("forwarded connection from {}:{} to {}:{}", address, origin_port, host, port);
+  driver_.Start(std::make_unique<ForwardTask>(host, port, address, origin_port, connection.pipes));
+}
+
+void LocalForwards::Update() {
+  for (auto& connection : connections_) {
+    if (connection.done || !connection.pipes) continue;
+    ChannelPipes& pipes = *connection.pipes;
+    bool socks_pending = connection.dynamic && !connection.replied;
+    if (socks_pending && (pipes.opened || !pipes.failure.empty())) {
+      bool granted = pipes.opened;
+      auto reply = *connection.version == socks::Version::kSocks5
+                       ? socks::Socks5Reply(granted ? socks::kSocks5Succeeded : socks::kSocks5ConnectionRefused)
+                       : socks::Socks4Reply(granted);
+      pipes.stdout_data.insert(0, std::string(reply.begin(), reply.end()));
+      connection.replied = true;
+      if (!granted) {
+        (void)::send(connection.socket.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+        Finish(connection);
+        continue;
+      }
+    }
+    if (!pipes.failure.empty() && !pipes.opened) {
+      log::Info("forwarded connection refused by the server: {}", pipes.failure);
+      Finish(connection);
+    } else if (pipes.finished && pipes.stdout_data.empty()) {
+      Finish(connection);
+    } else if (pipes.client_gone && pipes.finished) {
+      Finish(connection);
+    }
+  }
+  connections_.remove_if([](const Connection& connection) { return connection.done; });
+}
+
+void LocalForwards::Finish(Connection& connection) {
+  if (connection.pipes && !connection.pipes->finished) connection.pipes->client_gone = true;
+  connection.socket.Reset();
+  connection.done = true;
+}
+
+}  // namespace mconnect::mux
