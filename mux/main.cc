@@ -167,6 +167,7 @@ int Main(int argc, char** argv) {
   config.persist = std::chrono::seconds(args.persist_s);
   config.keepalive = std::chrono::seconds(args.keepalive_s);
   config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
+  config.connect = args.connect;
   log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
   mux::Master master(std::move(config), std::move(*connection), std::move(*listener));
   int status = master.Run();

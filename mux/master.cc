@@ -76,6 +76,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
       started_(Clock::now()) {
+  driver_.SetOverflow([this](std::unique_ptr<ChannelTask> task) { Overflow(std::move(task)); });
   struct stat st{};
   if (::lstat(config_.socket_path.c_str(), &st) == 0) {
     socket_inode_ = st.st_ino;
@@ -84,6 +85,45 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
 }
 
 Master::~Master() = default;
+
+std::vector<SshDriver*> Master::Drivers() {
+  std::vector<SshDriver*> drivers{&driver_};
+  for (auto& extra : extra_) drivers.push_back(extra.get());
+  return drivers;
+}
+
+void Master::PumpDrivers() {
+  // By index: an overflow during a Pump may add a connection.
+  driver_.Pump();
+  for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i]->Pump();
+  // Overflow connections that died, or have been idle a while, go away.
+  auto now = Clock::now();
+  std::erase_if(extra_, [now](const std::unique_ptr<SshDriver>& driver) {
+    bool idle = driver->busy_channels() == 0 && now - driver->last_busy() > std::chrono::seconds(10);
+    if (driver->dead() || idle) log::Info("closing an overflow connection ({})", driver->dead() ? "lost" : "idle");
+    return driver->dead() || idle;
+  });
+}
+
+void Master::Overflow(std::unique_ptr<ChannelTask> task) {
+  for (auto& extra : extra_) {
+    if (!extra->full() && !extra->dead()) return extra->Start(std::move(task));
+  }
+  constexpr std::size_t kMaxConnections = 32;
+  if (extra_.size() + 1 >= kMaxConnections) {
+    return task->Abort(fmt::format("the server refused more sessions on {} connections", extra_.size() + 1));
+  }
+  ConnectParams params = config_.connect;
+  params.host_key_policy = HostKeyPolicy::kStrict;
+  auto connection = SshConnection::Open(params, [](std::string_view) {});
+  if (!connection) return task->Abort("another connection for more sessions failed: " + connection.error().message);
+  auto driver = std::make_unique<SshDriver>(std::move(*connection), config_.keepalive);
+  driver->SetOverflow([this](std::unique_ptr<ChannelTask> next) { Overflow(std::move(next)); });
+  driver->Start(std::move(task));
+  extra_.push_back(std::move(driver));
+  ++connections_opened_;
+  log::Info("opened overflow connection {} to {}", extra_.size(), config_.destination);
+}
 
 control::StatusReply Master::Status() {
   control::StatusReply reply;
@@ -95,7 +135,11 @@ control::StatusReply Master::Status() {
   reply.set_socket_path(config_.socket_path);
   reply.set_uptime_ms(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()));
-  reply.set_channels(static_cast<std::uint32_t>(driver_.busy_channels()));
+  std::size_t channels = 0;
+  for (SshDriver* driver : Drivers()) channels += driver->busy_channels();
+  reply.set_channels(static_cast<std::uint32_t>(channels));
+  reply.set_connections(static_cast<std::uint32_t>(1 + extra_.size()));
+  reply.set_connections_opened(connections_opened_);
   reply.set_clients(static_cast<std::uint32_t>(server_.client_count()));
   reply.set_peer_address(driver_.connection().peer_address());
   reply.set_execs(driver_.tasks_started());
@@ -273,7 +317,8 @@ int Master::Run() {
       break;
     }
     auto now = Clock::now();
-    bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0;
+    bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0 &&
+                extra_.empty();
     if (!listen_fd_ && idle) {
       log::Info("stopped listening and the last client is done: exiting");
       break;
@@ -283,7 +328,11 @@ int Master::Run() {
       openssh_.OnWindowChange();
     }
     if (!idle) idle_since = now;
-    std::optional<Clock::time_point> deadline = driver_.NextDeadline();
+    std::optional<Clock::time_point> deadline;
+    for (SshDriver* driver : Drivers()) {
+      if (auto next = driver->NextDeadline()) deadline = deadline ? std::min(*deadline, *next) : *next;
+    }
+    if (!extra_.empty()) deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
     if (auto handshake = server_.NextDeadline(); handshake) {
       deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
     }
@@ -299,8 +348,10 @@ int Master::Run() {
     fds.clear();
     fds.push_back({listen_fd_.get(), static_cast<short>(listen_fd_ ? POLLIN : 0), 0});
     fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
+    for (auto& extra : extra_) fds.push_back({extra->fd(), extra->PollEvents(), 0});
+    const std::size_t first_client = fds.size();
     server_.AddPollFds(fds);
-    const std::size_t control_count = fds.size() - 2;
+    const std::size_t control_count = fds.size() - first_client;
     openssh_.AddPollFds(fds);
     const std::size_t openssh_end = fds.size();
     forwards_.AddPollFds(fds);
@@ -319,16 +370,16 @@ int Master::Run() {
       exit_status = 1;
       break;
     }
-    driver_.Pump();
+    PumpDrivers();
     openssh_.Update();
     forwards_.Update();
     server_.ExpireHandshakes();
     if (ready > 0) {
-      server_.HandleEvents(fds.data() + 2, control_count);
-      openssh_.HandleEvents(fds.data() + 2 + control_count, openssh_end - 2 - control_count);
+      server_.HandleEvents(fds.data() + first_client, control_count);
+      openssh_.HandleEvents(fds.data() + first_client + control_count, openssh_end - first_client - control_count);
       forwards_.HandleEvents(fds.data() + openssh_end, fds.size() - openssh_end);
     }
-    driver_.Pump();  // start what the requests just queued, send what clients just wrote
+    PumpDrivers();  // start what the requests just queued, send what clients just wrote
     openssh_.Update();
     forwards_.Update();
     if (ready > 0 && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();

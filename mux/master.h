@@ -30,6 +30,10 @@ struct MasterConfig {
   std::chrono::seconds persist{600};  // 0: stay until stopped
   std::chrono::seconds keepalive{30};
   std::chrono::seconds remote_ip_ttl{300};
+  // How to open more connections to the same destination when the server's MaxSessions is
+  // reached (authentication without a person: agent or unencrypted keys; the host key is known
+  // by now, so it is checked strictly).
+  ConnectParams connect;
 };
 
 class Master : public MasterServices {
@@ -53,6 +57,10 @@ class Master : public MasterServices {
   using Clock = std::chrono::steady_clock;
 
   void AcceptClients();
+  // A task the server refused for lack of room on its connection: run it on another one.
+  void Overflow(std::unique_ptr<ChannelTask> task);
+  void PumpDrivers();
+  std::vector<SshDriver*> Drivers();
   void RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
                      Reply<control::StartMoshServerReply> reply);
   void RemoveSocket();
@@ -61,6 +69,8 @@ class Master : public MasterServices {
 
   MasterConfig config_;
   SshDriver driver_;
+  std::vector<std::unique_ptr<SshDriver>> extra_;  // overflow connections, opened on demand
+  std::uint64_t connections_opened_ = 1;
   ControlServer server_;
   LocalForwards forwards_;
   OpenSshMuxServer openssh_;

@@ -96,6 +96,7 @@ void SshDriver::AbortAll() {
 
 void SshDriver::Pump() {
   if (dead()) return AbortAll();
+  if (!slots_.empty()) last_busy_ = Clock::now();
   // The send owner goes first and alone until its call gets through.
   if (send_owner_ == &next_keepalive_) {
     send_owner_ = nullptr;
@@ -115,6 +116,8 @@ void SshDriver::Pump() {
     bool alive = PumpSlot(*it);
     if (dead()) return AbortAll();
     if (!alive) {
+      // A channel closed: there may be room again (not so when it was just refused for room).
+      if (it->task) full_ = false;
       it = slots_.erase(it);
       continue;
     }
@@ -144,6 +147,13 @@ bool SshDriver::PumpSlot(Slot& slot) {
           return true;
         }
         opening_ = nullptr;
+        if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_CHANNEL_FAILURE && overflow_ &&
+            slot.task->UsesSessionChannel()) {
+          log::Info("the server refused another session channel (MaxSessions?); using another connection");
+          full_ = true;
+          overflow_(std::move(slot.task));
+          return false;
+        }
         std::string why = "the server refused the channel: " + Ssh2LastError(session_);
         CheckFatal();
         slot.task->Abort(why);

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -44,6 +45,13 @@ class SshDriver {
   // passed, or a task has new local work; cheap to call spuriously.
   void Pump();
   std::optional<Clock::time_point> NextDeadline() const;
+
+  // Where a task goes when the server refuses its channel for lack of room (sshd's
+  // MaxSessions): another connection to the same destination. Unset: the task is aborted.
+  void SetOverflow(std::function<void(std::unique_ptr<ChannelTask>)> overflow) { overflow_ = std::move(overflow); }
+  // The server refused a channel and none has closed since: send new tasks elsewhere.
+  bool full() const { return full_; }
+  Clock::time_point last_busy() const { return last_busy_; }
 
   bool dead() const { return !death_.empty(); }
   const std::string& death() const { return death_; }
@@ -77,6 +85,9 @@ class SshDriver {
   std::chrono::seconds keepalive_interval_;
   Clock::time_point next_keepalive_;
   std::uint64_t tasks_started_ = 0;
+  std::function<void(std::unique_ptr<ChannelTask>)> overflow_;
+  bool full_ = false;
+  Clock::time_point last_busy_ = Clock::now();
   std::string death_;
 };
 

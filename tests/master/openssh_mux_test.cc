@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "proto/control.pb.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -30,7 +32,7 @@ class OpenSshMuxTest : public ::testing::Test {
 
   void TearDown() override {
     if (lab_) {
-      EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1)
+      EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), expected_authentications_)
           << "an OpenSSH client made its own connection instead of using the master";
     }
   }
@@ -65,7 +67,37 @@ class OpenSshMuxTest : public ::testing::Test {
   }
 
   std::unique_ptr<MconnectLab> lab_;
+  int expected_authentications_ = 1;  // the master's connections, and nobody else's
 };
+
+TEST_F(OpenSshMuxTest, HundredConcurrentSessionsPastMaxSessions) {
+  // sshd's default MaxSessions is 10 per connection: the master opens more connections itself
+  // rather than let OpenSSH's client fall back, silently, to a connection of its own.
+  constexpr int kClients = 100;
+  std::vector<std::future<CommandOutput>> runs;
+  for (int i = 0; i < kClients; ++i) {
+    runs.push_back(std::async(std::launch::async, [this, i] {
+      return Run({"lab", "echo client-" + std::to_string(i) + "; sleep 1"}, {}, 120s);
+    }));
+  }
+  int succeeded = 0;
+  for (int i = 0; i < kClients; ++i) {
+    CommandOutput result = runs[i].get();
+    if (result.exit_code == 0 && result.out == "client-" + std::to_string(i) + "\n") {
+      ++succeeded;
+    } else {
+      ADD_FAILURE() << "client " << i << " exit " << result.exit_code << ": " << result.err;
+    }
+  }
+  EXPECT_EQ(succeeded, kClients);
+  auto client = lab_->Connect();
+  ASSERT_TRUE(client);
+  auto status = client->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                   proto::MessageType::kStatusReply, 5s);
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_GT(status->connections_opened(), 1u) << "100 sessions at once need more than one connection";
+  expected_authentications_ = static_cast<int>(status->connections_opened());
+}
 
 TEST_F(OpenSshMuxTest, ExitStatusAndStreams) {
   auto result = Run({"lab", "echo out; echo err >&2; exit 42"});
