@@ -221,6 +221,34 @@ int RunStatus(const Options& options) {
   return 0;
 }
 
+int RunSshConfig(const Options& options) {
+  Options resolved_options = options;
+  auto resolved = Resolve(resolved_options);
+  if (!resolved) {
+    PrintError(resolved.error());
+    return kExitConnectionFailed;
+  }
+  const SshSettings& ssh = resolved->ssh;
+  if (!ssh.control_path.empty()) {
+    auto path = ExpandControlPath(ssh.control_path, ssh);
+    std::printf("# %s already has ControlPath %s;\n# mconnect's master listens there, so plain `ssh %s` uses it.\n",
+                ssh.host_alias.c_str(), path ? path->c_str() : ssh.control_path.c_str(), ssh.host_alias.c_str());
+    return 0;
+  }
+  // The same name the master uses (USER@HOST:PORT.sock), written with ssh's own tokens so the
+  // lines stay right if HostName, User or Port change.
+  std::string directory = resolved->profile.socket_dir.empty() ? proto::DefaultRuntimeDir()
+                                                               : resolved->profile.socket_dir;
+  std::printf(
+      "# Add to ~/.ssh/config: plain `ssh %s` (and scp, rsync, git) then use mconnect's master\n"
+      "# when one is running, and connect as usual when none is.\n"
+      "Host %s\n"
+      "    ControlPath %s/%%r@%%h:%%p.sock\n"
+      "    ControlMaster no\n",
+      ssh.host_alias.c_str(), ssh.host_alias.c_str(), directory.c_str());
+  return 0;
+}
+
 int RunStop(const Options& options) {
   Options resolved_options = options;
   auto resolved = Resolve(resolved_options);
@@ -228,7 +256,12 @@ int RunStop(const Options& options) {
     PrintError(resolved.error());
     return kExitConnectionFailed;
   }
-  std::string socket = SocketPathFor(resolved->ssh, resolved_options, resolved->profile);
+  auto socket_path = SocketPathFor(resolved->ssh, resolved_options, resolved->profile);
+  if (!socket_path) {
+    PrintError(socket_path.error());
+    return 1;
+  }
+  const std::string& socket = *socket_path;
   auto client = proto::ControlClient::Connect(socket, milliseconds(2000));
   if (!client) {
     PrintError(Error{fmt::format("no master running for {} ({})", DestinationName(resolved->ssh), socket)});

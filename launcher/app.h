@@ -12,5 +12,6 @@ int RunConnect(Options options);
 int RunStatus(const Options& options);
 int RunStop(const Options& options);
 int RunIp(Options options);
+int RunSshConfig(const Options& options);
 
 }  // namespace mconnect::launcher

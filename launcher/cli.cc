@@ -35,7 +35,8 @@ enum CommandMask : unsigned {
   kStatus = 1U << 1,
   kStop = 1U << 2,
   kIp = 1U << 3,
-  kAll = kConnect | kStatus | kStop | kIp,
+  kSshConfig = 1U << 4,
+  kAll = kConnect | kStatus | kStop | kIp | kSshConfig,
 };
 
 unsigned MaskOf(Command command) {
@@ -44,6 +45,7 @@ unsigned MaskOf(Command command) {
     case Command::kStatus: return kStatus;
     case Command::kStop: return kStop;
     case Command::kIp: return kIp;
+    case Command::kSshConfig: return kSshConfig;
   }
   return 0;
 }
@@ -54,6 +56,7 @@ std::string_view NameOf(Command command) {
     case Command::kStatus: return "status";
     case Command::kStop: return "stop";
     case Command::kIp: return "ip";
+    case Command::kSshConfig: return "ssh-config";
   }
   return "";
 }
@@ -164,7 +167,7 @@ const std::vector<OptionSpec>& OptionTable() {
          o.family = "inet6";
          return {};
        }},
-      {"--ssh", true, kConnect | kStop | kIp,
+      {"--ssh", true, kConnect | kStop | kIp | kSshConfig,
        [](Options& o, const std::string& v) -> Result<void> {
          o.ssh = v;
          return {};
@@ -226,7 +229,7 @@ const std::vector<OptionSpec>& OptionTable() {
          o.persist_s = seconds;
          return {};
        }},
-      {"--socket", true, kConnect | kStop | kIp,
+      {"--socket", true, kConnect | kStop | kIp | kSshConfig,
        [](Options& o, const std::string& v) -> Result<void> {
          o.socket_path = v;
          return {};
@@ -321,6 +324,7 @@ std::string UsageText() {
        mconnect status [--json]
        mconnect stop [--ssh=COMMAND] [user@]host
        mconnect ip [--json] [--remote-ip=STRATEGY]... [user@]host
+       mconnect ssh-config [--ssh=COMMAND] [user@]host
 
 mosh's options, with mosh's meanings:
         --client=PATH        mosh client on local machine
@@ -384,10 +388,12 @@ Subcommands (only as the first argument):
         status [--json]      list the running masters
         stop HOST            stop HOST's master
         ip HOST [--json]     show the addresses each remote-ip strategy finds
+        ssh-config HOST      print the ~/.ssh/config lines that make plain
+                             `ssh HOST` (scp, rsync, git) use HOST's master
 
 Options after the host are still options, as in mosh: a remote command with
 options of its own goes after --, as in "mconnect bebou -- ls -l".
-A host named status, stop or ip is reached with "mconnect -- status".
+A host named like a subcommand is reached with "mconnect -- status".
 )";
 }
 
@@ -397,7 +403,8 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
 
   std::vector<std::string> args = options.original_args;
   static const std::map<std::string, Command, std::less<>> kSubcommands{
-      {"status", Command::kStatus}, {"stop", Command::kStop}, {"ip", Command::kIp}};
+      {"status", Command::kStatus}, {"stop", Command::kStop}, {"ip", Command::kIp},
+      {"ssh-config", Command::kSshConfig}};
   if (!args.empty()) {
     if (auto found = kSubcommands.find(args.front()); found != kSubcommands.end()) {
       options.command = found->second;
@@ -488,6 +495,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       break;
     case Command::kStop:
     case Command::kIp:
+    case Command::kSshConfig:
       if (positionals.size() != 1) {
         return Fail("{} takes exactly one [user@]host{}", NameOf(options.command), kSeeHelp);
       }

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     case Options::Command::kStatus: return RunStatus(options);
     case Options::Command::kStop: return RunStop(options);
     case Options::Command::kIp: return RunIp(std::move(options));
+    case Options::Command::kSshConfig: return RunSshConfig(options);
   }
   return 2;
 }

@@ -70,8 +70,9 @@ Result<int> RunMux(const std::vector<std::string>& args) {
 
 }  // namespace
 
-std::string SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile) {
+Result<std::string> SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile) {
   if (!options.socket_path.empty()) return options.socket_path;
+  if (!settings.control_path.empty()) return ExpandControlPath(settings.control_path, settings);
   return proto::PathsFor(profile.socket_dir, settings.user, settings.hostname, settings.port).socket;
 }
 
@@ -90,7 +91,9 @@ std::string MuxExecutable(const Options& options) {
 Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Options& options,
                                         const HostProfile& profile) {
   auto start = Clock::now();
-  std::string socket_path = SocketPathFor(settings, options, profile);
+  auto socket = SocketPathFor(settings, options, profile);
+  if (!socket) return Fail(socket.error());
+  const std::string& socket_path = *socket;
   auto elapsed = [&start] { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start); };
 
   auto existing = proto::ControlClient::Connect(socket_path, kConnectTimeout);
@@ -103,10 +106,12 @@ Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Optio
                 settings.proxy_jump.empty() ? settings.proxy_command : settings.proxy_jump);
   }
   std::string directory = socket_path.substr(0, socket_path.rfind('/'));
-  if (options.socket_path.empty()) {
+  if (options.socket_path.empty() && settings.control_path.empty()) {
     if (auto made = proto::EnsurePrivateDirectory(directory); !made) return Fail(made.error());
   }
-  auto status = RunMux(MuxArguments(settings, options, profile, socket_path));
+  auto arguments = MuxArguments(settings, options, profile, socket_path);
+  if (!options.socket_path.empty() || !settings.control_path.empty()) arguments.push_back("--chosen-socket");
+  auto status = RunMux(arguments);
   if (!status) return Fail(status.error());
   if (*status != 0) return Fail(Error{""});  // the master said why on our terminal
   auto started = proto::ControlClient::Connect(socket_path, kConnectTimeout);

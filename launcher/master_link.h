@@ -21,9 +21,10 @@ struct MasterLink {
   std::chrono::milliseconds elapsed{0};
 };
 
-// The socket for these settings: --socket, else the profile's socket-dir (or the default
-// runtime directory) and the destination's name.
-std::string SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile);
+// The socket for these settings: --socket, else the user's ControlPath from their ssh config
+// (so that a plain `ssh HOST` finds the master there), else the profile's socket-dir (or the
+// default runtime directory) and the destination's name.
+Result<std::string> SocketPathFor(const SshSettings& settings, const Options& options, const HostProfile& profile);
 
 // The mconnect-mux executable: --mux, else next to this program, else on PATH.
 std::string MuxExecutable(const Options& options);

@@ -1,5 +1,8 @@
 #include "launcher/ssh_config.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -8,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <openssl/sha.h>
 
 #include "base/subprocess.h"
 #include "base/text.h"
@@ -226,6 +230,53 @@ std::string DestinationName(const SshSettings& settings) {
   std::string host = ipv6 ? fmt::format("[{}]", settings.hostname) : settings.hostname;
   if (settings.user.empty()) return fmt::format("{}:{}", host, settings.port);
   return fmt::format("{}@{}:{}", settings.user, host, settings.port);
+}
+
+Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& settings) {
+  char host_name[256] = "";
+  ::gethostname(host_name, sizeof host_name - 1);
+  std::string local_host = host_name;
+  std::string short_host = local_host.substr(0, local_host.find('.'));
+  const char* home_env = std::getenv("HOME");
+  std::string home = home_env != nullptr ? home_env : "";
+  const passwd* user = ::getpwuid(::getuid());
+  std::string local_user = user != nullptr ? user->pw_name : std::to_string(::getuid());
+  std::string port = std::to_string(settings.port);
+
+  std::string out;
+  if (path.starts_with("~/")) {
+    out = home;
+    path.remove_prefix(1);
+  }
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      out += path[i];
+      continue;
+    }
+    if (++i == path.size()) return Fail("ControlPath \"{}\" ends with a lone %", SanitizeForMessage(path));
+    switch (path[i]) {
+      case '%': out += '%'; break;
+      case 'h': out += settings.hostname; break;
+      case 'p': out += port; break;
+      case 'r': out += settings.user; break;
+      case 'n': out += settings.host_alias; break;
+      case 'u': out += local_user; break;
+      case 'l': out += local_host; break;
+      case 'L': out += short_host; break;
+      case 'i': out += std::to_string(::getuid()); break;
+      case 'd': out += home; break;
+      case 'C': {
+        std::string input = local_host + settings.hostname + port + settings.user;
+        unsigned char digest[SHA_DIGEST_LENGTH];
+        ::SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+        for (unsigned char byte : digest) out += fmt::format("{:02x}", byte);
+        break;
+      }
+      default:
+        return Fail("ControlPath \"{}\": unknown token %{}", SanitizeForMessage(path), path[i]);
+    }
+  }
+  return out;
 }
 
 }  // namespace mconnect::launcher

@@ -50,4 +50,10 @@ Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string
 // "user@host:port", with an IPv6 host in brackets: "bob@[2001:db8::1]:22".
 std::string DestinationName(const SshSettings& settings);
 
+// ControlPath's %-tokens as ssh expands them (OpenSSH 9.2): %h HostName, %p port, %r remote
+// user, %n the host as typed, %u local user, %l and %L local host name (full, short), %i uid,
+// %d home, %C the SHA-1 of "%l%h%p%r", %% a percent sign; a leading ~/ is the home directory.
+// An unknown token is an error, as it is for ssh.
+Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& settings);
+
 }  // namespace mconnect::launcher

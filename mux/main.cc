@@ -36,6 +36,7 @@ struct Args {
   std::string log_path;
   bool foreground = false;
   bool progress = false;
+  bool chosen_socket = false;
   int verbosity = 0;
 };
 
@@ -104,6 +105,8 @@ int Main(int argc, char** argv) {
   app.add_option("--log", args.log_path, "log file once detached (default: next to the socket)");
   app.add_flag("--foreground", args.foreground, "do not detach (for debugging)");
   app.add_flag("--progress", args.progress, "show progress on stderr");
+  app.add_flag("--chosen-socket", args.chosen_socket,
+               "the socket path is the user's (ControlPath, --socket), not in mconnect's own directory");
   app.add_flag("-v", args.verbosity, "more detail (repeatable)");
   try {
     app.parse(argc, argv);
@@ -123,7 +126,9 @@ int Main(int argc, char** argv) {
   proto::MasterPaths paths = proto::PathsForSocket(args.socket_path);
   if (!args.log_path.empty()) paths.log = args.log_path;
 
-  if (auto dir = proto::EnsurePrivateDirectory(Directory(paths.socket)); !dir) {
+  auto dir = args.chosen_socket ? proto::CheckChosenDirectory(Directory(paths.socket))
+                                : proto::EnsurePrivateDirectory(Directory(paths.socket));
+  if (!dir) {
     std::fprintf(stderr, "mconnect: %s\n", dir.error().message.c_str());
     return 255;
   }

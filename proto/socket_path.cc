@@ -74,6 +74,20 @@ Result<void> EnsurePrivateDirectory(const std::string& directory) {
   return {};
 }
 
+Result<void> CheckChosenDirectory(const std::string& directory) {
+  struct stat st{};
+  if (::lstat(directory.c_str(), &st) != 0) return Fail("socket directory {}: {}", directory, std::strerror(errno));
+  if (S_ISLNK(st.st_mode)) return Fail("socket directory {} is a symbolic link; refusing to use it", directory);
+  if (!S_ISDIR(st.st_mode)) return Fail("socket directory {} is not a directory", directory);
+  bool ours = st.st_uid == ::getuid() && (st.st_mode & 022) == 0;
+  bool sticky_root = st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0;
+  if (!ours && !sticky_root) {
+    return Fail("socket directory {} can be changed by other users (owner uid {}, mode {:04o}); refusing to use it",
+                directory, st.st_uid, st.st_mode & 07777);
+  }
+  return {};
+}
+
 std::vector<std::string> ListSockets(const std::string& directory) {
   std::vector<std::string> sockets;
   DIR* dir = ::opendir(directory.c_str());

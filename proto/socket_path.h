@@ -33,6 +33,11 @@ MasterPaths PathsForSocket(const std::string& socket_path);
 // group/others (a socket there could be replaced by someone else).
 Result<void> EnsurePrivateDirectory(const std::string& directory);
 
+// For a socket path the user chose (their ssh ControlPath, --socket): the directory must exist
+// and not be a symlink, and nobody else may replace what is in it: ours and not writable by
+// others, or root's with the sticky bit (/tmp).
+Result<void> CheckChosenDirectory(const std::string& directory);
+
 // Every *.sock in the directory (for `mconnect status`).
 std::vector<std::string> ListSockets(const std::string& directory);
 

@@ -99,6 +99,60 @@ TEST_F(OpenSshMuxTest, HundredConcurrentSessionsPastMaxSessions) {
   expected_authentications_ = static_cast<int>(status->connections_opened());
 }
 
+TEST_F(OpenSshMuxTest, PlainSshUsesTheMasterAtTheUsersControlPath) {
+  // What `mconnect ssh-config lab` prints, added to the user's config: plain ssh, no -S.
+  auto printed = lab_->Run({"ssh-config", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(printed && printed->exit_code == 0) << (printed ? printed->err : printed.error().message);
+  EXPECT_THAT(printed->out, HasSubstr("Host lab\n"));
+  EXPECT_THAT(printed->out, HasSubstr("ControlPath " + lab_->env().runtime_dir + "/mconnect/%r@%h:%p.sock"));
+  std::string config = lab_->dir().Sub("ssh_config_with_master");
+  {
+    std::ofstream out(config);
+    out << printed->out;
+    std::ifstream lab_config(lab_->sshd().ssh_config());
+    for (std::string line; std::getline(lab_config, line);) {
+      if (line.find("ControlPath") == std::string::npos && line.find("ControlMaster") == std::string::npos) {
+        out << line << "\n";
+      }
+    }
+  }
+  auto plain = RunCommand(lab_->env().Command({"ssh", "-F", config, "lab", "echo plain-$((2*21))"}));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->exit_code, 0) << plain->err;
+  EXPECT_EQ(plain->out, "plain-42\n");
+
+  // A ControlPath of the user's own: the master listens exactly there, tokens expanded as ssh does.
+  std::string own = lab_->dir().Sub("own_config");
+  {
+    std::ofstream out(own);
+    out << "Host own\n  ControlPath " << lab_->dir().path() << "/cm-%r@%h:%p\n  ControlMaster no\n";
+    std::ifstream lab_config(lab_->sshd().ssh_config());
+    for (std::string line; std::getline(lab_config, line);) {
+      if (line.find("Host lab") != std::string::npos) continue;
+      if (line.find("ControlPath") == std::string::npos && line.find("ControlMaster") == std::string::npos) {
+        out << line << "\n";
+      }
+    }
+  }
+  auto started = lab_->Run({"ip", "--ssh=ssh -F " + own, "own"});
+  ASSERT_TRUE(started && started->exit_code == 0) << (started ? started->err : started.error().message);
+  struct stat st{};
+  auto user = RunCommand({"ssh", "-F", own, "-G", "own"});
+  ASSERT_TRUE(user);
+  std::string name;
+  if (std::size_t at = user->out.find("\nuser "); at != std::string::npos) {
+    name = user->out.substr(at + 6, user->out.find('\n', at + 1) - at - 6);
+  }
+  std::string path = lab_->dir().path() + "/cm-" + name + "@127.0.0.1:" + std::to_string(lab_->sshd().port());
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  auto through = RunCommand(lab_->env().Command({"ssh", "-F", own, "own", "echo own-master"}));
+  ASSERT_TRUE(through);
+  EXPECT_EQ(through->out, "own-master\n") << through->err;
+  expected_authentications_ = 2;  // the lab's master and the one at the user's ControlPath
+  auto stop = lab_->Run({"stop", "--ssh=ssh -F " + own, "own"});
+  EXPECT_TRUE(stop && stop->exit_code == 0);
+}
+
 TEST_F(OpenSshMuxTest, ExitStatusAndStreams) {
   auto result = Run({"lab", "echo out; echo err >&2; exit 42"});
   EXPECT_EQ(result.exit_code, 42) << result.err;
