@@ -49,4 +49,15 @@ class ChannelTask {
   virtual bool counts_as_busy() const { return true; }
 };
 
+// Work on the session that is not one channel of ours: a remote forward's listener (the
+// server's tcpip-forward, whose connections arrive as channels the server opens).
+class SessionJob {
+ public:
+  virtual ~SessionJob() = default;
+  // Same contract as ChannelTask::Pump: kBlocked after EAGAIN (repeat the same call next time).
+  virtual ChannelTask::Step Pump(LIBSSH2_SESSION* session) = 0;
+  // The connection died; the job reports and is destroyed.
+  virtual void Abort(const std::string& why) = 0;
+};
+
 }  // namespace mconnect::mux

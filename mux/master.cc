@@ -70,7 +70,9 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
       server_(*this),
       forwards_(driver_),
       openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); },
-                         [this](const openssh::ForwardSpec& spec) { return forwards_.Open(spec); },
+                         [this](const openssh::ForwardSpec& spec, Forwards::Opened done) {
+                           forwards_.Open(spec, std::move(done));
+                         },
                          [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); }}),
       listen_fd_(std::move(listen_fd)),
       ip_cache_(config_.remote_ip_ttl),

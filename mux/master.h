@@ -13,7 +13,7 @@
 
 #include "base/unique_fd.h"
 #include "mux/control_server.h"
-#include "mux/local_forwards.h"
+#include "mux/forwards.h"
 #include "mux/openssh_mux_server.h"
 #include "mux/ssh_driver.h"
 #include "remote-ip/cache.h"
@@ -72,7 +72,7 @@ class Master : public MasterServices {
   std::vector<std::unique_ptr<SshDriver>> extra_;  // overflow connections, opened on demand
   std::uint64_t connections_opened_ = 1;
   ControlServer server_;
-  LocalForwards forwards_;
+  Forwards forwards_;
   OpenSshMuxServer openssh_;
   UniqueFd listen_fd_;
   remoteip::Cache ip_cache_;

@@ -185,11 +185,19 @@ void OpenSshMuxServer::ReadControl(Client& client) {
           if (auto reason = ossh::InvalidForwardReason(m.forward)) {
             return Send(client, ossh::EncodeFailure(m.request_id, *reason));
           }
-          if (m.forward.type == ossh::kMuxFwdRemote) {
-            return Send(client, ossh::EncodeFailure(m.request_id, "remote forwards (-R) are not supported by mconnect yet"));
+          if constexpr (kOpen) {
+            bool allocate = m.forward.type == ossh::kMuxFwdRemote && m.forward.listen_port == 0;
+            hooks_.open_forward(m.forward, [this, id = client.id, request_id = m.request_id,
+                                            allocate](Result<std::uint32_t> port) {
+              auto it = clients_.find(id);
+              if (it == clients_.end()) return;
+              if (!port) return Send(*it->second, ossh::EncodeFailure(request_id, port.error().message));
+              Send(*it->second, allocate ? ossh::EncodeRemotePort(request_id, *port) : ossh::EncodeOk(request_id));
+            });
+          } else {
+            auto done = hooks_.close_forward(m.forward);
+            Send(client, done ? ossh::EncodeOk(m.request_id) : ossh::EncodeFailure(m.request_id, done.error().message));
           }
-          auto done = kOpen ? hooks_.open_forward(m.forward) : hooks_.close_forward(m.forward);
-          Send(client, done ? ossh::EncodeOk(m.request_id) : ossh::EncodeFailure(m.request_id, done.error().message));
         } else {
           Send(client, ossh::EncodeFailure(m.request_id, "request not supported by mconnect"));
         }
@@ -346,9 +354,11 @@ void OpenSshMuxServer::Close(Client& client, std::string_view why) {
   if (!why.empty()) log::Warn("OpenSSH mux client {}: {}; closing it", client.id, why);
   if (client.pipes && !client.pipes->finished) client.pipes->client_gone = true;
   client.closed = true;
-  client.stdin_fd.Reset();
-  client.stdout_fd.Reset();
+  // In reverse order of lending: when two of them share one open file description (a tty as
+  // stdin and stdout, 2>&1), the first one's saved flags are the true originals.
   client.stderr_fd.Reset();
+  client.stdout_fd.Reset();
+  client.stdin_fd.Reset();
   client.control.Reset();
 }
 

@@ -24,8 +24,10 @@ class OpenSshMuxServer {
   struct Hooks {
     std::function<void()> terminate;       // ssh -O exit
     std::function<void()> stop_listening;  // ssh -O stop
-    // ssh -O forward / -O cancel (and -L/-D given with a session); the error is the reason sent.
-    std::function<Result<void>(const openssh::ForwardSpec&)> open_forward;
+    // ssh -O forward (and -L/-R/-D given with a session): the answer may come later (-R waits
+    // for the server); it carries the port the server allocated for -R 0, else 0.
+    std::function<void(const openssh::ForwardSpec&, std::function<void(Result<std::uint32_t>)>)> open_forward;
+    // ssh -O cancel; the error is the reason sent.
     std::function<Result<void>(const openssh::ForwardSpec&)> close_forward;
   };
 

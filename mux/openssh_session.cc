@@ -63,4 +63,40 @@ ChannelTask::Step OpenSshSessionTask::BeforeRelay(LIBSSH2_SESSION*, LIBSSH2_CHAN
   return Step::kFinished;
 }
 
+ChannelTask::Step RemoteListenJob::Pump(LIBSSH2_SESSION* session) {
+  using Step = ChannelTask::Step;
+  if (listener_ == nullptr) {
+    int bound = 0;
+    listener_ = libssh2_channel_forward_listen_ex(session, host_.c_str(), port_, &bound, 16);
+    if (listener_ == nullptr) {
+      if (libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      if (ready_) ready_(Fail("the server refused to listen on {}:{}: {}", host_, port_, Ssh2LastError(session)));
+      ready_ = nullptr;
+      return Step::kFinished;
+    }
+    if (ready_) ready_(port_ != 0 ? port_ : bound);
+    ready_ = nullptr;
+    return Step::kProgress;
+  }
+  if (shared_->cancel) {
+    int rc = libssh2_channel_forward_cancel(listener_);
+    if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+    log::Info("remote forward on {}:{} cancelled", host_, port_);
+    return Step::kFinished;
+  }
+  LIBSSH2_CHANNEL* channel = libssh2_channel_forward_accept(listener_);
+  if (channel == nullptr) {
+    if (libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+    log::Warn("remote forward on {}:{} stopped: {}", host_, port_, Ssh2LastError(session));
+    return Step::kFinished;
+  }
+  accepted_(channel);
+  return Step::kProgress;
+}
+
+void RemoteListenJob::Abort(const std::string& why) {
+  if (ready_) ready_(Fail("{}", why));
+  ready_ = nullptr;
+}
+
 }  // namespace mconnect::mux

@@ -2,10 +2,12 @@
 // shell/exec/subsystem request, then the relay (mux/relay.h) with window changes.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "mux/relay.h"
 
 namespace mconnect::mux {
@@ -65,6 +67,42 @@ class ForwardTask : public RelayTask {
   int port_;
   std::string origin_host_;
   int origin_port_;
+};
+
+// A channel the server opened for a remote forward (-R): already open, nothing to set up.
+class AcceptedForwardTask : public RelayTask {
+ public:
+  using RelayTask::RelayTask;
+
+ protected:
+  Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
+};
+
+// The server's listener for a remote forward (tcpip-forward), and the channels it accepts.
+class RemoteListenJob : public SessionJob {
+ public:
+  struct Shared {
+    bool cancel = false;  // -O cancel: stop listening
+    bool ended = false;   // the job is gone (cancelled, refused, or the connection died)
+  };
+  using Ready = std::function<void(Result<int>)>;  // the port the server bound, or why not
+  using Accepted = std::function<void(LIBSSH2_CHANNEL*)>;
+
+  RemoteListenJob(std::string host, int port, std::shared_ptr<Shared> shared, Ready ready, Accepted accepted)
+      : host_(std::move(host)), port_(port), shared_(std::move(shared)), ready_(std::move(ready)),
+        accepted_(std::move(accepted)) {}
+  ~RemoteListenJob() override { shared_->ended = true; }
+
+  ChannelTask::Step Pump(LIBSSH2_SESSION* session) override;
+  void Abort(const std::string& why) override;
+
+ private:
+  std::string host_;
+  int port_;
+  std::shared_ptr<Shared> shared_;
+  Ready ready_;
+  Accepted accepted_;
+  LIBSSH2_LISTENER* listener_ = nullptr;
 };
 
 }  // namespace mconnect::mux

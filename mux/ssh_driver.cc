@@ -46,6 +46,13 @@ void SshDriver::Start(std::unique_ptr<ChannelTask> task) {
   ++tasks_started_;
 }
 
+void SshDriver::StartJob(std::unique_ptr<SessionJob> job) { jobs_.push_back(std::move(job)); }
+
+void SshDriver::Adopt(LIBSSH2_CHANNEL* channel, std::unique_ptr<ChannelTask> task) {
+  slots_.push_back(Slot{std::move(task), Ssh2Channel(channel)});
+  ++tasks_started_;
+}
+
 std::size_t SshDriver::busy_channels() const {
   return static_cast<std::size_t>(
       std::count_if(slots_.begin(), slots_.end(), [](const Slot& slot) { return slot.task->counts_as_busy(); }));
@@ -57,7 +64,7 @@ short SshDriver::PollEvents() const {
   int directions = libssh2_session_block_directions(session_);
   if (directions & LIBSSH2_SESSION_BLOCK_OUTBOUND) events |= POLLOUT;
   // Reading is only useful when some call will consume what arrives.
-  if (!slots_.empty() || spare_ || (directions & LIBSSH2_SESSION_BLOCK_INBOUND)) events |= POLLIN;
+  if (!slots_.empty() || !jobs_.empty() || spare_ || (directions & LIBSSH2_SESSION_BLOCK_INBOUND)) events |= POLLIN;
   return events;
 }
 
@@ -86,6 +93,9 @@ SshDriver::Step SshDriver::Blocked(const void* who) {
 }
 
 void SshDriver::AbortAll() {
+  auto jobs = std::move(jobs_);
+  jobs_.clear();
+  for (auto& job : jobs) job->Abort(death_);
   auto slots = std::move(slots_);
   slots_.clear();
   for (auto& slot : slots) {
@@ -122,6 +132,26 @@ void SshDriver::Pump() {
       continue;
     }
     if (send_owner_ == &*it) return;
+    ++it;
+  }
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    if (send_owner_ != nullptr && send_owner_ != it->get()) {
+      ++it;
+      continue;
+    }
+    send_owner_ = nullptr;
+    Step step;
+    do {
+      step = (*it)->Pump(session_);
+    } while (step == Step::kProgress);
+    if (dead()) return AbortAll();
+    if (step == Step::kFinished) {
+      CheckFatal();
+      it = jobs_.erase(it);
+      continue;
+    }
+    Blocked(it->get());
+    if (send_owner_ == it->get()) return;
     ++it;
   }
   if (send_owner_ == nullptr) PumpSpare();

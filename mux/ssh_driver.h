@@ -39,6 +39,11 @@ class SshDriver {
     Start(std::make_unique<ExecTask>(std::move(spec), std::move(done)));
   }
 
+  // A session job (remote forward listener), pumped with the channel tasks.
+  void StartJob(std::unique_ptr<SessionJob> job);
+  // A channel the server opened (a connection to a remote forward): its task starts at once.
+  void Adopt(LIBSSH2_CHANNEL* channel, std::unique_ptr<ChannelTask> task);
+
   int fd() const { return connection_->fd(); }
   short PollEvents() const;
   // Makes all the progress possible without blocking. Call when the socket is ready, a deadline
@@ -79,6 +84,7 @@ class SshDriver {
   std::unique_ptr<SshConnection> connection_;
   LIBSSH2_SESSION* session_;
   std::list<Slot> slots_;
+  std::list<std::unique_ptr<SessionJob>> jobs_;
   Ssh2Channel spare_;
   const void* opening_ = nullptr;     // the slot (or &spare_) whose channel open is in flight
   const void* send_owner_ = nullptr;  // who must repeat a partially sent call

@@ -296,10 +296,36 @@ TEST_F(OpenSshMuxTest, DynamicForwardSpeaksSocks4And5) {
   }
 }
 
-TEST_F(OpenSshMuxTest, RemoteForwardIsRefusedClearly) {
-  auto result = Run({"-O", "forward", "-R", "127.0.0.1:0:127.0.0.1:22", "lab"});
-  EXPECT_NE(result.exit_code, 0);
-  EXPECT_THAT(result.err, HasSubstr("not supported by mconnect"));
+TEST_F(OpenSshMuxTest, RemoteForwardsFixedAndAllocatedPorts) {
+  std::string root = lab_->dir().Sub("www");
+  ::mkdir(root.c_str(), 0700);
+  HttpServer http(root);
+  ASSERT_TRUE(http.ready());
+  std::string target = ":127.0.0.1:" + std::to_string(http.port());
+
+  // -R 0: the server picks the port and ssh prints it.
+  auto allocated = Run({"-O", "forward", "-R", "127.0.0.1:0" + target, "lab"});
+  ASSERT_EQ(allocated.exit_code, 0) << allocated.err;
+  int port = std::atoi(allocated.out.c_str());
+  ASSERT_GT(port, 0) << "stdout: " << allocated.out << " stderr: " << allocated.err;
+  auto got = Fetch("", port, http.port());  // the server's listener is on this machine's loopback
+  EXPECT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_EQ(got.out, "mconnect-forward-ok\n");
+
+  int fixed = FreeTcpPort();
+  std::string spec = "127.0.0.1:" + std::to_string(fixed) + target;
+  auto forward = Run({"-O", "forward", "-R", spec, "lab"});
+  ASSERT_EQ(forward.exit_code, 0) << forward.err;
+  got = Fetch("", fixed, http.port());
+  EXPECT_EQ(got.out, "mconnect-forward-ok\n") << got.err;
+  auto cancel = Run({"-O", "cancel", "-R", spec, "lab"});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  bool refused = false;
+  for (int i = 0; i < 50 && !refused; ++i) {
+    refused = Fetch("", fixed, http.port()).exit_code != 0;
+    if (!refused) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(refused) << "the server stops listening after -O cancel";
 }
 
 TEST_F(OpenSshMuxTest, InteractivePtySessionEchoesAndSeesResizes) {

@@ -1,11 +1,16 @@
-// Forwards that listen on this machine: `ssh -S SOCK -O forward -L ...` (fixed destination) and
-// `-D ...` (SOCKS4/4a/5 chooses it per connection). Each accepted connection becomes a
-// direct-tcpip channel (ForwardTask) relayed through ChannelPipes. They live in the master until
-// cancelled (-O cancel) or the master exits, as OpenSSH's own master keeps them.
+// The master's port forwards, each a local socket relayed to a channel through ChannelPipes:
+//  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination;
+//  -D  listens here, SOCKS4/4a/5 names the destination per connection;
+//  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
+//      connected here to the spec's destination.
+// They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
+// master keeps them.
 #pragma once
 
 #include <poll.h>
 
+#include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <vector>
@@ -20,12 +25,14 @@
 
 namespace mconnect::mux {
 
-class LocalForwards {
+class Forwards {
  public:
-  explicit LocalForwards(SshDriver& driver) : driver_(driver) {}
+  explicit Forwards(SshDriver& driver) : driver_(driver) {}
 
-  // Binds and listens for a -L or -D spec; the error is the reason the client prints.
-  Result<void> Open(const openssh::ForwardSpec& spec);
+  // Opens any forward; `done` gets the port the server allocated for `-R 0:...` (else 0) or the
+  // reason the client prints. -L/-D answer at once, -R once the server answered.
+  using Opened = std::function<void(Result<std::uint32_t>)>;
+  void Open(const openssh::ForwardSpec& spec, Opened done);
   // Stops listening for a spec opened before (connections already made go on).
   Result<void> Close(const openssh::ForwardSpec& spec);
 
@@ -42,8 +49,13 @@ class LocalForwards {
     openssh::ForwardSpec spec;
     UniqueFd fd;
   };
+  struct RemoteListener {
+    openssh::ForwardSpec spec;
+    std::shared_ptr<RemoteListenJob::Shared> shared;
+  };
   struct Connection {
     UniqueFd socket;
+    bool connecting = false;  // -R: our connect to the destination is in progress
     bool dynamic = false;
     // SOCKS negotiation (dynamic only): bytes not yet consumed, and where the parser is.
     std::vector<std::uint8_t> negotiation;
@@ -54,6 +66,9 @@ class LocalForwards {
     bool done = false;
   };
 
+  Result<void> OpenLocal(const openssh::ForwardSpec& spec);
+  void OpenRemote(const openssh::ForwardSpec& spec, Opened done);
+  void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
   void Accept(Listener& listener);
   void Negotiate(Connection& connection);
   void StartChannel(Connection& connection, const std::string& host, int port);
@@ -61,6 +76,7 @@ class LocalForwards {
 
   SshDriver& driver_;
   std::list<Listener> listeners_;
+  std::list<RemoteListener> remote_listeners_;
   std::list<Connection> connections_;
 };
 

@@ -1,4 +1,4 @@
-#include "mux/local_forwards.h"
+#include "mux/forwards.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -52,10 +52,61 @@ bool SameListen(const openssh::ForwardSpec& a, const openssh::ForwardSpec& b) {
 
 }  // namespace
 
-Result<void> LocalForwards::Open(const openssh::ForwardSpec& spec) {
-  if (spec.type != openssh::kMuxFwdLocal && spec.type != openssh::kMuxFwdDynamic) {
-    return Fail("only local (-L) and dynamic (-D) forwards listen here");
+void Forwards::Open(const openssh::ForwardSpec& spec, Opened done) {
+  if (spec.type == openssh::kMuxFwdRemote) return OpenRemote(spec, std::move(done));
+  auto opened = OpenLocal(spec);
+  if (!opened) return done(Fail(opened.error()));
+  done(std::uint32_t{0});
+}
+
+void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
+  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
+    return done(Fail("forwarding Unix sockets is not supported by mconnect yet"));
   }
+  // As ssh does: no address means the server's loopback, "*" every address.
+  std::string host = spec.listen_host.empty() ? "localhost" : spec.listen_host == "*" ? "" : spec.listen_host;
+  auto shared = std::make_shared<RemoteListenJob::Shared>();
+  remote_listeners_.push_back({spec, shared});
+  auto* listener = &remote_listeners_.back();
+  driver_.StartJob(std::make_unique<RemoteListenJob>(
+      host, static_cast<int>(spec.listen_port), shared,
+      [this, listener, done = std::move(done)](Result<int> bound) {
+        if (!bound) {
+          remote_listeners_.remove_if([listener](const RemoteListener& l) { return &l == listener; });
+          return done(Fail(bound.error()));
+        }
+        listener->spec.listen_port = static_cast<std::uint32_t>(*bound);
+        log::Info("forward -R listening on the server at {}:{} -> {}:{}", listener->spec.listen_host, *bound,
+                  listener->spec.connect_host, listener->spec.connect_port);
+        done(static_cast<std::uint32_t>(*bound));
+      },
+      [this, listener](LIBSSH2_CHANNEL* channel) { AcceptRemote(listener->spec, channel); }));
+}
+
+void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
+  Connection& connection = connections_.emplace_back();
+  connection.pipes = std::make_shared<ChannelPipes>();
+  driver_.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(spec.connect_port);
+  if (::getaddrinfo(spec.connect_host.c_str(), service.c_str(), &hints, &found) != 0 || found == nullptr) {
+    log::Info("-R: cannot resolve {}", spec.connect_host);
+    return Finish(connection);
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  UniqueFd socket(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket || (::connect(socket.get(), found->ai_addr, found->ai_addrlen) != 0 && errno != EINPROGRESS)) {
+    log::Info("-R: cannot connect to {}:{}: {}", spec.connect_host, spec.connect_port, std::strerror(errno));
+    return Finish(connection);
+  }
+  connection.socket = std::move(socket);
+  connection.connecting = true;
+}
+
+Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
   if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
     return Fail("forwarding Unix sockets is not supported by mconnect yet");
   }
@@ -71,7 +122,17 @@ Result<void> LocalForwards::Open(const openssh::ForwardSpec& spec) {
   return {};
 }
 
-Result<void> LocalForwards::Close(const openssh::ForwardSpec& spec) {
+Result<void> Forwards::Close(const openssh::ForwardSpec& spec) {
+  if (spec.type == openssh::kMuxFwdRemote) {
+    for (auto it = remote_listeners_.begin(); it != remote_listeners_.end(); ++it) {
+      if (it->spec.listen_port == spec.listen_port && it->spec.listen_host == spec.listen_host) {
+        it->shared->cancel = true;
+        remote_listeners_.erase(it);
+        return {};
+      }
+    }
+    return Fail("no such forward");
+  }
   for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
     if (SameListen(it->spec, spec)) {
       listeners_.erase(it);
@@ -81,9 +142,15 @@ Result<void> LocalForwards::Close(const openssh::ForwardSpec& spec) {
   return Fail("no such forward");
 }
 
-void LocalForwards::AddPollFds(std::vector<pollfd>& fds) {
+void Forwards::AddPollFds(std::vector<pollfd>& fds) {
   for (const auto& listener : listeners_) fds.push_back({listener.fd.get(), POLLIN, 0});
   for (const auto& connection : connections_) {
+    if (connection.connecting) {
+      fds.push_back({connection.socket.get(), POLLOUT, 0});
+      fds.push_back({-1, 0, 0});
+      fds.push_back({-1, 0, 0});
+      continue;
+    }
     if (!connection.pipes) {
       fds.push_back({connection.socket.get(), POLLIN, 0});  // SOCKS negotiation
       fds.push_back({-1, 0, 0});
@@ -95,7 +162,7 @@ void LocalForwards::AddPollFds(std::vector<pollfd>& fds) {
   }
 }
 
-void LocalForwards::HandleEvents(const pollfd* fds, std::size_t count) {
+void Forwards::HandleEvents(const pollfd* fds, std::size_t count) {
   std::size_t index = 0;
   for (auto& listener : listeners_) {
     if (index >= count) return;
@@ -106,6 +173,18 @@ void LocalForwards::HandleEvents(const pollfd* fds, std::size_t count) {
     const pollfd* mine = fds + index;
     index += 3;
     if (connection.done) continue;
+    if (connection.connecting) {
+      if (mine[0].revents == 0) continue;
+      int error = 0;
+      socklen_t length = sizeof error;
+      ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+      if (error != 0) {
+        log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
+        Finish(connection);
+      }
+      connection.connecting = false;
+      continue;
+    }
     if (!connection.pipes) {
       if (mine[0].revents) Negotiate(connection);
       continue;
@@ -116,7 +195,7 @@ void LocalForwards::HandleEvents(const pollfd* fds, std::size_t count) {
   Update();
 }
 
-void LocalForwards::Accept(Listener& listener) {
+void Forwards::Accept(Listener& listener) {
   for (int i = 0; i < 16; ++i) {
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
@@ -132,7 +211,7 @@ void LocalForwards::Accept(Listener& listener) {
   }
 }
 
-void LocalForwards::Negotiate(Connection& connection) {
+void Forwards::Negotiate(Connection& connection) {
   std::uint8_t buffer[1024];
   ssize_t n = ::read(connection.socket.get(), buffer, sizeof buffer);
   if (n <= 0) {
@@ -167,7 +246,7 @@ void LocalForwards::Negotiate(Connection& connection) {
   }
 }
 
-void LocalForwards::StartChannel(Connection& connection, const std::string& host, int port) {
+void Forwards::StartChannel(Connection& connection, const std::string& host, int port) {
   connection.pipes = std::make_shared<ChannelPipes>();
   sockaddr_storage peer{};
   socklen_t length = sizeof peer;
@@ -188,7 +267,7 @@ void LocalForwards::StartChannel(Connection& connection, const std::string& host
   driver_.Start(std::make_unique<ForwardTask>(host, port, address, origin_port, connection.pipes));
 }
 
-void LocalForwards::Update() {
+void Forwards::Update() {
   for (auto& connection : connections_) {
     if (connection.done || !connection.pipes) continue;
     ChannelPipes& pipes = *connection.pipes;
@@ -218,7 +297,7 @@ void LocalForwards::Update() {
   connections_.remove_if([](const Connection& connection) { return connection.done; });
 }
 
-void LocalForwards::Finish(Connection& connection) {
+void Forwards::Finish(Connection& connection) {
   if (connection.pipes && !connection.pipes->finished) connection.pipes->client_gone = true;
   connection.socket.Reset();
   connection.done = true;
