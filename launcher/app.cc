@@ -211,13 +211,16 @@ int RunStatus(const Options& options) {
     std::printf("no masters running (socket directory %s)\n", directory.c_str());
     return 0;
   }
-  std::printf("%-32s %8s %10s %8s %7s  %s\n", "DESTINATION", "PID", "UPTIME", "CHANNELS", "EXECS", "SOCKET");
+  std::printf("%-32s %8s %10s %5s %8s %7s  %s\n", "DESTINATION", "PID", "UPTIME", "CONNS", "CHANNELS", "EXECS",
+              "SOCKET");
   for (const auto& m : masters) {
-    std::printf("%-32s %8u %9lus %8u %7lu  %s\n", m.destination().c_str(), m.pid(),
-                static_cast<unsigned long>(m.uptime_ms() / 1000), m.channels(), static_cast<unsigned long>(m.execs()),
-                m.socket_path().c_str());
+    std::printf("%-32s %8u %9lus %5u %8u %7lu  %s\n", m.destination().c_str(), m.pid(),
+                static_cast<unsigned long>(m.uptime_ms() / 1000), m.connections(), m.channels(),
+                static_cast<unsigned long>(m.execs()), m.socket_path().c_str());
   }
-  for (const auto& socket : stale) std::printf("%-32s %8s %10s %8s %7s  %s\n", "(stale)", "-", "-", "-", "-", socket.c_str());
+  for (const auto& socket : stale) {
+    std::printf("%-32s %8s %10s %5s %8s %7s  %s\n", "(stale)", "-", "-", "-", "-", "-", socket.c_str());
+  }
   return 0;
 }
 

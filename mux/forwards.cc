@@ -157,7 +157,7 @@ void Forwards::AddPollFds(std::vector<pollfd>& fds) {
       fds.push_back({-1, 0, 0});
       continue;
     }
-    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1};
+    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
     AddLocalPollFds(ends, *connection.pipes, fds);
   }
 }
@@ -189,7 +189,7 @@ void Forwards::HandleEvents(const pollfd* fds, std::size_t count) {
       if (mine[0].revents) Negotiate(connection);
       continue;
     }
-    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1};
+    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
     if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
   }
   Update();

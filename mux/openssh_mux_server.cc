@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "base/log.h"
+#include "mux/escape_filter.h"
 #include "mux/lent_fd.h"
 #include "mux/openssh_mux_codec.h"
 #include "mux/openssh_session.h"
@@ -58,6 +59,7 @@ struct OpenSshMuxServer::Client {
   LentFd stdin_fd, stdout_fd, stderr_fd;
   bool opened_reported = false;
   bool exit_reported = false;
+  std::optional<EscapeFilter> escapes;  // a tty session with an escape character
   winsize window{};
 };
 
@@ -84,7 +86,7 @@ void OpenSshMuxServer::AddPollFds(std::vector<pollfd>& fds) {
     if (!client->out.empty()) control_events |= POLLOUT;
     fds.push_back({client->control.get(), control_events, 0});
     if (client->phase == Client::Phase::kSession && client->pipes) {
-      LocalEnds ends{client->stdin_fd.get(), client->stdout_fd.get(), client->stderr_fd.get()};
+      LocalEnds ends{client->stdin_fd.get(), client->stdout_fd.get(), client->stderr_fd.get(), nullptr};
       AddLocalPollFds(ends, *client->pipes, fds);
     }
     poll_layout_.emplace_back(id, fds.size() - before);
@@ -254,6 +256,9 @@ void OpenSshMuxServer::StartSession(Client& client) {
     }
   }
   if (request.tty_modes.empty()) request.tty_modes = std::string(1, '\0');  // TTY_OP_END only
+  if (request.want_tty && client.request.escape_char != ossh::kNoEscapeChar && client.request.escape_char < 256) {
+    client.escapes.emplace(static_cast<char>(client.request.escape_char));
+  }
   log::Info("OpenSSH mux session {}: {}{}", client.session_id,
             request.command.empty() ? "shell" : (request.subsystem ? "subsystem " : "exec ") + request.command,
             request.want_tty ? " (pty)" : "");
@@ -261,7 +266,19 @@ void OpenSshMuxServer::StartSession(Client& client) {
 }
 
 void OpenSshMuxServer::PumpFds(Client& client, const pollfd* fds) {
-  LocalEnds ends{client.stdin_fd.get(), client.stdout_fd.get(), client.stderr_fd.get()};
+  LocalEnds ends{client.stdin_fd.get(), client.stdout_fd.get(), client.stderr_fd.get(), nullptr};
+  if (client.escapes) {
+    ends.input_filter = [&client](std::string_view data, ChannelPipes& pipes) {
+      auto out = client.escapes->Filter(data);
+      pipes.to_remote += out.to_remote;
+      pipes.stderr_data += out.to_local;
+      if (out.terminate) {
+        log::Info("OpenSSH mux session {}: ~. typed; closing it", client.session_id);
+        pipes.client_gone = true;
+        pipes.local_eof = true;
+      }
+    };
+  }
   // Whoever read the client's stdout is gone (`ssh host cmd | head`): end the session, as
   // OpenSSH does, rather than read the channel forever into nowhere.
   if (!PumpLocalEnds(ends, *client.pipes, fds)) client.pipes->client_gone = true;

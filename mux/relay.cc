@@ -69,7 +69,12 @@ bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds
     std::size_t room = ChannelPipes::kBufferLimit - std::min(ChannelPipes::kBufferLimit, pipes.to_remote.size());
     ssize_t n = ::read(ends.input, buffer, std::min(room, sizeof buffer));
     if (n > 0) {
-      pipes.to_remote.append(buffer, static_cast<std::size_t>(n));
+      std::string_view data(buffer, static_cast<std::size_t>(n));
+      if (ends.input_filter) {
+        ends.input_filter(data, pipes);
+      } else {
+        pipes.to_remote.append(data);
+      }
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
       pipes.local_eof = true;
     }

@@ -8,6 +8,8 @@
 #include <poll.h>
 
 #include <cstddef>
+#include <functional>
+#include <string_view>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +58,8 @@ struct LocalEnds {
   int input = -1;
   int output = -1;
   int errors = -1;
+  // Sees what is read from `input` before it goes to `to_remote` (terminal escapes); null: none.
+  std::function<void(std::string_view, ChannelPipes&)> input_filter;
 };
 // Three pollfds (input, output, errors) for the ends' current wishes; -1 fds are ignored by poll.
 void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vector<pollfd>& fds);

@@ -23,3 +23,8 @@ mconnect_test(tty_modes_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/tty_modes_test.cc
   LIBS mconnect_mux
   LABELS unit)
+
+mconnect_test(escape_filter_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/escape_filter_test.cc
+  LIBS mconnect_mux
+  LABELS unit)

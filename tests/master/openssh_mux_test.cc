@@ -96,6 +96,9 @@ TEST_F(OpenSshMuxTest, HundredConcurrentSessionsPastMaxSessions) {
                                                    proto::MessageType::kStatusReply, 5s);
   ASSERT_TRUE(status) << status.error().message;
   EXPECT_GT(status->connections_opened(), 1u) << "100 sessions at once need more than one connection";
+  auto table = lab_->Run({"status"});
+  ASSERT_TRUE(table);
+  EXPECT_THAT(table->out, HasSubstr("CONNS")) << "mconnect status shows the connections";
   expected_authentications_ = static_cast<int>(status->connections_opened());
 }
 
@@ -158,6 +161,12 @@ TEST_F(OpenSshMuxTest, ExitStatusAndStreams) {
   EXPECT_EQ(result.exit_code, 42) << result.err;
   EXPECT_EQ(result.out, "out\n");
   EXPECT_EQ(result.err, "err\n");
+}
+
+TEST_F(OpenSshMuxTest, CommandKilledBySignalExits255AsSsh) {
+  auto result = Run({"lab", "echo before; kill -TERM $$"});
+  EXPECT_EQ(result.exit_code, 255) << result.err;
+  EXPECT_EQ(result.out, "before\n");
 }
 
 TEST_F(OpenSshMuxTest, StdinReachesTheCommandAndEofEndsIt) {
@@ -348,8 +357,17 @@ TEST_F(OpenSshMuxTest, InteractivePtySessionEchoesAndSeesResizes) {
   ASSERT_TRUE(tmux.Type("stty size"));
   ASSERT_TRUE(tmux.SendKeys("Enter"));
   EXPECT_TRUE(tmux.WaitFor("25 90", 10s)) << tmux.CaptureHistory().value_or("");
-  ASSERT_TRUE(tmux.Type("exit"));
+
+  // The escape character works through the master, as with OpenSSH's: ~. ends the session.
   ASSERT_TRUE(tmux.SendKeys("Enter"));
+  ASSERT_TRUE(tmux.Type("~."));
+  EXPECT_TRUE(tmux.WaitFor("Connection closed", 10s)) << tmux.CaptureHistory().value_or("");
+  std::optional<int> status;
+  for (int i = 0; i < 100 && !status; ++i) {
+    status = tmux.PaneExitStatus();
+    if (!status) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(status.has_value()) << "ssh ended after ~.";
 }
 
 }  // namespace

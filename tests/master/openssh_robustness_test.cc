@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -33,6 +34,7 @@
 #include "base/unique_fd.h"
 #include "mux/openssh_mux_codec.h"
 #include "proto/client.h"
+#include "proto/control.pb.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -307,6 +309,60 @@ class OpenSshRobustnessTest : public ::testing::Test {
     socket_ = lab_->SocketPath();
     master_ = lab_->MasterPid();
     ASSERT_GT(master_, 0);
+    // The control connections of `mconnect ip` and MasterPid() may still be closing: the least
+    // seen over a moment is the master's own.
+    master_fds_ = MasterFdCount();
+    for (int i = 0; i < 10; ++i) {
+      std::this_thread::sleep_for(30ms);
+      master_fds_ = std::min(master_fds_, MasterFdCount());
+    }
+  }
+
+  // How many fds the master holds (sockets, lent fds, its log...), from /proc.
+  int MasterFdCount() const {
+    int count = 0;
+    std::error_code error;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(master_) + "/fd", error);
+         !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+      ++count;
+    }
+    return count;
+  }
+
+  // Every hostile client, and every fd any of them lent, is let go; every channel is closed.
+  void ExpectNothingLeaked() {
+    int fds = MasterFdCount();
+    std::uint32_t channels = 0;
+    bool status_ok = false;
+    for (auto deadline = Clock::now() + 10s; Clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
+      {
+        auto client = lab_->Connect();
+        if (!client) continue;
+        auto status = client->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                         proto::MessageType::kStatusReply, 5s);
+        status_ok = status.has_value();
+        if (status) channels = status->channels();
+      }
+      std::this_thread::sleep_for(50ms);  // our own control connection closes
+      fds = MasterFdCount();
+      if (status_ok && channels == 0 && fds <= master_fds_) break;
+    }
+    EXPECT_TRUE(status_ok) << "no status from the master";
+    EXPECT_EQ(channels, 0u) << "channels still open in the master after every client left";
+    EXPECT_LE(fds, master_fds_) << "the master holds " << fds - master_fds_
+                                << " more fds than before the clients came: " << MasterFds();
+  }
+
+  std::string MasterFds() const {
+    std::string listing;
+    std::error_code error;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(master_) + "/fd", error);
+         !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+      std::error_code link_error;
+      listing += "\n  " + it->path().filename().string() + " -> " +
+                 std::filesystem::read_symlink(it->path(), link_error).string();
+    }
+    return listing;
   }
 
   void TearDown() override {
@@ -388,6 +444,8 @@ class OpenSshRobustnessTest : public ::testing::Test {
   void OversizedLength() {
     MuxSocket client(socket_);
     ASSERT_NO_FATAL_FAILURE(Handshake(client));
+    // The control: a client that has only said HELLO is kept (so "closed" below means something).
+    ASSERT_FALSE(client.ClosedWithin(200ms)) << "the master closed a client that only sent HELLO";
     ASSERT_TRUE(client.Send(Bytes{0xff, 0xff, 0xff, 0xff, 0x10, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01}))
         << client.error();
     EXPECT_TRUE(client.ClosedWithin(5s)) << "the master kept a client that announced a 4 GiB frame";
@@ -535,6 +593,7 @@ class OpenSshRobustnessTest : public ::testing::Test {
                      (std::holds_alternative<ossh::PermissionDenied>(*decoded) &&
                       std::get<ossh::PermissionDenied>(*decoded).request_id == 2);
       ASSERT_TRUE(refused) << "the second NEW_SESSION was answered with " << ossh::MessageTypeName(answer->type);
+      if (round_ == 0) std::cout << "[ attack   ] second NEW_SESSION refused with " << ossh::MessageTypeName(answer->type) << "\n";
       // Refused and kept: the first session still works, and ends normally at stdin's EOF.
       ASSERT_EQ(::write(in.write.get(), "pong\n", 5), 5);
       EXPECT_THAT(ReadUntil(out.read.get(), "pong\n", 20s), HasSubstr("pong\n"));
@@ -544,6 +603,7 @@ class OpenSshRobustnessTest : public ::testing::Test {
       EXPECT_EQ(exit->type, ossh::kMuxSExitMessage);
     } else {
       ASSERT_TRUE(client.peer_closed()) << "the second NEW_SESSION got no answer within 5 s: " << client.error();
+      if (round_ == 0) std::cout << "[ attack   ] second NEW_SESSION: the master closed the connection\n";
     }
     EXPECT_TRUE(client.ClosedWithin(10s)) << "the master kept the connection of a second NEW_SESSION";
     // Either way the master lets go of every fd it was lent (the channel's `cat` ends too).
@@ -611,6 +671,7 @@ class OpenSshRobustnessTest : public ::testing::Test {
     EXPECT_EQ(check.exit_code, 0) << check.err;
     EXPECT_THAT(check.err, HasSubstr("Master running (pid=" + std::to_string(master_) + ")"));
     EXPECT_EQ(lab_->MasterPid(), master_) << "the master was replaced";
+    ExpectNothingLeaked();
   }
 
   // Times one attack and checks the master is still the same process after it.
@@ -627,6 +688,7 @@ class OpenSshRobustnessTest : public ::testing::Test {
   std::unique_ptr<MconnectLab> lab_;
   std::string socket_;
   pid_t master_ = 0;
+  int master_fds_ = 0;
   int round_ = 0;
   std::mt19937 random_{20240601};
 };
@@ -664,15 +726,21 @@ TEST_F(OpenSshRobustnessTest, SecondNewSessionOnOneConnectionIsRefused) {
   DuringTransfer([this] { Timed("second NEW_SESSION", [this] { SecondNewSession(); }); });
 }
 
-TEST_F(OpenSshRobustnessTest, AllOfThemDuringOneTransfer) {
+// All seven at once, each in its own thread, round after round until the transfer ends.
+TEST_F(OpenSshRobustnessTest, AllOfThemAtOnceDuringOneTransfer) {
   DuringTransfer([this] {
-    Timed("garbage after HELLO", [this] { GarbageAfterHello(); });
-    Timed("oversized length", [this] { OversizedLength(); });
-    Timed("frame cut in the middle", [this] { FrameCutInTheMiddle(); });
-    Timed("NEW_SESSION without fds", [this] { NewSessionWithoutFds(); });
-    Timed("NEW_SESSION with 1 and 2 fds", [this] { NewSessionWithSomeFds(); });
-    Timed("never reads its ALIVE replies", [this] { NeverReads(); });
-    Timed("second NEW_SESSION", [this] { SecondNewSession(); });
+    std::vector<std::future<void>> running;
+    auto launch = [&](std::string name, std::function<void()> attack) {
+      running.push_back(std::async(std::launch::async, [this, name, attack] { Timed(name, attack); }));
+    };
+    launch("garbage after HELLO", [this] { GarbageAfterHello(); });
+    launch("oversized length", [this] { OversizedLength(); });
+    launch("frame cut in the middle", [this] { FrameCutInTheMiddle(); });
+    launch("NEW_SESSION without fds", [this] { NewSessionWithoutFds(); });
+    launch("NEW_SESSION with 1 and 2 fds", [this] { NewSessionWithSomeFds(); });
+    launch("never reads its ALIVE replies", [this] { NeverReads(); });
+    launch("second NEW_SESSION", [this] { SecondNewSession(); });
+    for (auto& attack : running) attack.get();
   });
 }
 
