@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "base/ssh2.h"
+#include "mux/channel_end.h"
 
 namespace mconnect::mux {
 namespace {
@@ -97,24 +98,11 @@ ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* chan
       return Step::kProgress;
     }
     case State::kWaitingClosed: {
-      int rc = libssh2_channel_wait_closed(channel);
-      if (rc == LIBSSH2_ERROR_EAGAIN) {
-        // Consume what still arrives (a timed-out command's output) so the close can be seen.
-        char sink[4096];
-        while (libssh2_channel_read_ex(channel, 0, sink, sizeof sink) > 0) {
-        }
-        while (libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, sink, sizeof sink) > 0) {
-        }
-        return Step::kBlocked;
-      }
-      outcome_.exit_status = libssh2_channel_get_exit_status(channel);
-      char* signal = nullptr;
-      std::size_t signal_length = 0;
-      if (libssh2_channel_get_exit_signal(channel, &signal, &signal_length, nullptr, nullptr, nullptr, nullptr) == 0 &&
-          signal != nullptr) {
-        outcome_.exit_signal.assign(signal, signal_length);
-        libssh2_free(session, signal);
-      }
+      // Output that still arrives (a timed-out command's) is discarded so the close is seen.
+      if (!WaitClosedDiscarding(channel)) return Step::kBlocked;
+      ChannelExit exit = ReadChannelExit(session, channel);
+      outcome_.exit_status = exit.status;
+      outcome_.exit_signal = std::move(exit.signal);
       return Finish();
     }
   }

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "base/ssh2.h"
+#include "mux/channel_end.h"
 
 namespace mconnect::mux {
 
@@ -138,15 +139,7 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
       return Step::kProgress;
     }
     case State::kWaitingClosed: {
-      int rc = libssh2_channel_wait_closed(channel);
-      if (rc == LIBSSH2_ERROR_EAGAIN) {
-        char sink[4096];
-        while (libssh2_channel_read_ex(channel, 0, sink, sizeof sink) > 0) {
-        }
-        while (libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, sink, sizeof sink) > 0) {
-        }
-        return Step::kBlocked;
-      }
+      if (!WaitClosedDiscarding(channel)) return Step::kBlocked;
       if (!close_sent_) {  // the server closed first: answer its CLOSE
         state_ = State::kClosing;
         return Step::kProgress;
@@ -158,14 +151,9 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
 }
 
 ChannelTask::Step RelayTask::Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
-  pipes_->exit_status = libssh2_channel_get_exit_status(channel);
-  char* signal = nullptr;
-  std::size_t length = 0;
-  if (libssh2_channel_get_exit_signal(channel, &signal, &length, nullptr, nullptr, nullptr, nullptr) == 0 &&
-      signal != nullptr) {
-    pipes_->exit_signal.assign(signal, length);
-    libssh2_free(session, signal);
-  }
+  ChannelExit exit = ReadChannelExit(session, channel);
+  pipes_->exit_status = exit.status;
+  pipes_->exit_signal = std::move(exit.signal);
   pipes_->finished = true;
   return Step::kFinished;
 }

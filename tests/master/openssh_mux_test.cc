@@ -23,11 +23,9 @@ using ::testing::HasSubstr;
 class OpenSshMuxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto lab = MconnectLab::Start();
+    auto lab = MconnectLab::StartWithMaster();
     ASSERT_TRUE(lab) << lab.error().message;
     lab_ = std::move(*lab);
-    auto started = lab_->Run({"ip", lab_->SshOption(), "lab"});
-    ASSERT_TRUE(started && started->exit_code == 0) << (started ? started->err : started.error().message);
   }
 
   void TearDown() override {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -746,34 +747,69 @@ TEST_F(OpenSshRobustnessTest, AllOfThemAtOnceDuringOneTransfer) {
 
 // ---- lent fds --------------------------------------------------------------------------------
 
-// Runs argv with exactly these fds as its stdin, stdout and stderr (inherited, so they share
-// their open file descriptions with ours). While it runs, `during` is called every 5 ms.
-// Returns the exit code, or -1 after a timeout (the process group is then killed).
+// A process run with exactly these fds as its stdin, stdout and stderr (inherited, so they share
+// their open file descriptions with ours), in a process group of its own. Killed (the group) and
+// reaped on destruction if it still runs.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, int in, int out, int err) {
+    std::vector<char*> args;
+    for (const auto& word : argv) args.push_back(const_cast<char*>(word.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      // dup2 clears FD_CLOEXEC on the copies; the originals (O_CLOEXEC) go away at exec.
+      if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(126);
+      ::execvp(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // The exit code (128 + N after signal N), or -1 after `timeout` (the group is then killed).
+  // While it runs, `during` is called every 5 ms.
+  int Wait(std::chrono::milliseconds timeout, const std::function<void()>& during = {}) {
+    if (pid_ <= 0) return -2;
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (during) during();
+      std::this_thread::sleep_for(5ms);
+    }
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
 int RunWithFds(const std::vector<std::string>& argv, int in, int out, int err, std::chrono::milliseconds timeout,
                const std::function<void()>& during = {}) {
-  std::vector<char*> args;
-  for (const auto& word : argv) args.push_back(const_cast<char*>(word.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    // dup2 clears FD_CLOEXEC on the copies; the originals (O_CLOEXEC) go away at exec.
-    if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(126);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+  Child child(argv, in, out, err);
+  return child.Wait(timeout, during);
+}
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  for (auto deadline = Clock::now() + timeout; Clock::now() < deadline; std::this_thread::sleep_for(10ms)) {
+    if (condition()) return true;
   }
-  if (pid < 0) return -2;
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    int status = 0;
-    pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (during) during();
-    std::this_thread::sleep_for(5ms);
-  }
-  ::kill(-pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return -1;
+  return condition();
 }
 
 class LentFdTest : public OpenSshRobustnessTest {
@@ -904,6 +940,92 @@ TEST_F(LentFdTest, TtyStdinWorksAndItsFlagsComeBack) {
   EXPECT_EQ(std::stoi(seen[0], nullptr, 8) & O_NONBLOCK, 0) << screen;
   EXPECT_EQ(seen[1], seen[0]) << "the terminal's flags changed across `ssh lab cmd`:\n" << screen;
   EXPECT_EQ(seen[2], seen[0]) << "the terminal's flags changed across `ssh -t lab cmd`:\n" << screen;
+}
+
+
+// Two sessions lend the same open file description (`ssh lab a & ssh lab b` in one terminal,
+// `xargs -P` running ssh into one pipe): the first to end must not make it blocking under the
+// second, and when both are gone it is as it was before either.
+TEST_F(LentFdTest, OverlappingSessionsLendingOnePipeLeaveItAsItWas) {
+  Pipe in = MakePipe();
+  UniqueFd out = OpenFile(lab_->dir().Sub("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC);
+  UniqueFd err = OpenFile(lab_->dir().Sub("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC);
+  int before = StatusFlags(in.read.get());
+  ASSERT_EQ(before & O_NONBLOCK, 0);
+  auto non_blocking = [&] { return (StatusFlags(in.read.get()) & O_NONBLOCK) != 0; };
+
+  Child first(Ssh({"lab", "exec sleep 1.1"}), in.read.get(), out.get(), err.get());
+  ASSERT_TRUE(Eventually(non_blocking, 20s)) << "the first session never started relaying";
+  Child second(Ssh({"lab", "exec sleep 2.7"}), in.read.get(), out.get(), err.get());
+  ASSERT_TRUE(Eventually([&] { return MasterLog().find("sleep 2.7") != std::string::npos; }, 20s))
+      << "the second session never started:\n" << MasterLog();
+  ASSERT_EQ(first.Wait(30s), 0) << ReadFile(lab_->dir().Sub("stderr.txt")).value_or("");
+  std::this_thread::sleep_for(100ms);
+  bool still_non_blocking = non_blocking();
+  EXPECT_TRUE(still_non_blocking) << "the first session's end made the pipe blocking while the second still relays "
+                                     "it: the master can now block on it";
+  ASSERT_EQ(second.Wait(30s), 0) << ReadFile(lab_->dir().Sub("stderr.txt")).value_or("");
+  EXPECT_EQ(StatusFlags(in.read.get()), before)
+      << "after both sessions the pipe has flags " << std::oct << StatusFlags(in.read.get()) << " instead of "
+      << before << std::dec << " (O_NONBLOCK is " << std::oct << O_NONBLOCK << std::dec << ")";
+}
+
+// The same sharing, seen from the rest of the master: once the first session has ended, the
+// second writes 2 MB into a pipe whose reader takes one page and pauses. Nobody else may wait
+// for that reader.
+TEST_F(LentFdTest, SessionOutlivingAnotherOnOnePipeDoesNotStallTheMaster) {
+  Pipe out = MakePipe();
+  UniqueFd in = OpenFile("/dev/null", O_RDONLY);
+  UniqueFd err = OpenFile(lab_->dir().Sub("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC);
+  int before = StatusFlags(out.write.get());
+  auto non_blocking = [&] { return (StatusFlags(out.write.get()) & O_NONBLOCK) != 0; };
+  constexpr std::size_t kOutput = 2000000;
+
+  Child first(Ssh({"lab", "exec sleep 1.1"}), in.get(), out.write.get(), err.get());
+  ASSERT_TRUE(Eventually(non_blocking, 20s)) << "the first session never started relaying";
+  Child second(Ssh({"lab", "sleep 2.3; head -c " + std::to_string(kOutput) + " /dev/zero"}), in.get(),
+               out.write.get(), err.get());
+  ASSERT_TRUE(Eventually([&] { return MasterLog().find("sleep 2.3") != std::string::npos; }, 20s))
+      << "the second session never started:\n" << MasterLog();
+  ASSERT_EQ(first.Wait(30s), 0) << ReadFile(lab_->dir().Sub("stderr.txt")).value_or("");
+  // The pipe fills up (64 KiB) with the second session's output; then one page is read.
+  auto full = [&] {
+    int queued = 0;
+    return ::ioctl(out.read.get(), FIONREAD, &queued) == 0 && queued >= 65536;
+  };
+  ASSERT_TRUE(Eventually(full, 30s)) << "the second session's output never filled the pipe";
+  std::size_t received = 0;
+  {
+    char page[4096];
+    ssize_t n = ::read(out.read.get(), page, sizeof page);
+    ASSERT_EQ(n, 4096);
+    received += 4096;
+  }
+  std::this_thread::sleep_for(300ms);
+  auto start = Clock::now();
+  auto alive = Run({"lab", "echo alive"}, 10s);
+  auto took = Clock::now() - start;
+  EXPECT_EQ(alive.out, "alive\n") << "another client was not served while one session's reader paused (exit "
+                                   << alive.exit_code << (alive.timed_out ? ", timed out" : "") << "): "
+                                   << alive.err;
+  EXPECT_LT(took, 5s) << "another client waited " << Millis(took) << " ms for one session's slow reader";
+
+  // Drain, so that the second session can finish.
+  auto drained = std::async(std::launch::async, [&] {
+    char buffer[65536];
+    while (true) {
+      pollfd pfd{out.read.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 30000) <= 0) break;
+      ssize_t n = ::read(out.read.get(), buffer, sizeof buffer);
+      if (n <= 0) break;
+      received += static_cast<std::size_t>(n);
+    }
+  });
+  EXPECT_EQ(second.Wait(60s), 0) << ReadFile(lab_->dir().Sub("stderr.txt")).value_or("");
+  EXPECT_EQ(StatusFlags(out.write.get()), before) << "the pipe's flags did not come back";
+  out.write.Reset();  // ours was the last writer: the reader sees EOF
+  drained.get();
+  EXPECT_EQ(received, kOutput);
 }
 
 }  // namespace

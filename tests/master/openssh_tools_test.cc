@@ -17,11 +17,9 @@ using ::testing::HasSubstr;
 class OpenSshToolsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto lab = MconnectLab::Start();
+    auto lab = MconnectLab::StartWithMaster();
     ASSERT_TRUE(lab) << lab.error().message;
     lab_ = std::move(*lab);
-    auto started = lab_->Run({"ip", lab_->SshOption(), "lab"});
-    ASSERT_TRUE(started && started->exit_code == 0) << (started ? started->err : started.error().message);
     master_pid_ = lab_->MasterPid();
     ASSERT_GT(master_pid_, 0) << "no master answers on " << lab_->SocketPath();
   }

@@ -16,6 +16,15 @@ Result<std::unique_ptr<MconnectLab>> MconnectLab::Start() {
   return lab;
 }
 
+Result<std::unique_ptr<MconnectLab>> MconnectLab::StartWithMaster() {
+  auto lab = Start();
+  if (!lab) return lab;
+  auto started = (*lab)->Run({"ip", (*lab)->SshOption(), "lab"});
+  if (!started) return Fail(started.error());
+  if (started->exit_code != 0) return Fail("mconnect ip lab exited {}: {}", started->exit_code, started->err);
+  return lab;
+}
+
 MconnectLab::~MconnectLab() { Cleanup(); }
 
 std::string MconnectLab::SshOption() const { return "--ssh=ssh -F " + sshd_->ssh_config(); }

@@ -18,6 +18,8 @@ namespace mconnect::testing {
 class MconnectLab {
  public:
   static Result<std::unique_ptr<MconnectLab>> Start();
+  // Start(), then `mconnect ip lab`, so that a master serves the lab.
+  static Result<std::unique_ptr<MconnectLab>> StartWithMaster();
   ~MconnectLab();
 
   SshdLab& sshd() { return *sshd_; }
