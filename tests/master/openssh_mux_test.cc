@@ -167,6 +167,15 @@ TEST_F(OpenSshMuxTest, CommandKilledBySignalExits255AsSsh) {
   EXPECT_EQ(result.out, "before\n");
 }
 
+TEST_F(OpenSshMuxTest, EnvironmentIsPassedFiltered) {
+  // SendEnv LANG is a locale variable the master passes on (sshd's AcceptEnv takes it); SetEnv
+  // of an arbitrary name is dropped by the master's filter, whatever the server accepts.
+  auto result = Run({"-o", "SendEnv=LANG", "-o", "SetEnv=MCONNECT_SECRET_TEST=leak", "lab",
+                     "echo \"lang=$LANG secret=${MCONNECT_SECRET_TEST:-unset}\""});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "lang=C.UTF-8 secret=unset\n");
+}
+
 TEST_F(OpenSshMuxTest, StdinReachesTheCommandAndEofEndsIt) {
   auto result = Run({"lab", "tr a-z A-Z"}, "hello through the master\n");
   EXPECT_EQ(result.exit_code, 0) << result.err;
