@@ -1,7 +1,9 @@
 // File descriptors that an OpenSSH mux client lends the master with SCM_RIGHTS: its stdin,
 // stdout and stderr, which may be a terminal, a pipe or a regular file. The master makes its
-// copy non-blocking for the event loop; that flag lives in the open file description, which the
-// client shares, so the original flags are put back when the master lets go.
+// copy non-blocking for the event loop. That flag lives in the open file description, which the
+// client shares, and which other lent fds may share too (a terminal as stdin and stdout, two
+// sessions started from one shell): so the description's original flags are recorded once,
+// by its first lender, and put back only when its last lent fd is released.
 #pragma once
 
 #include <optional>
@@ -15,7 +17,7 @@ class LentFd {
  public:
   LentFd() = default;
   explicit LentFd(UniqueFd fd);
-  LentFd(LentFd&& other) noexcept = default;
+  LentFd(LentFd&& other) noexcept;
   LentFd& operator=(LentFd&& other) noexcept;
   ~LentFd();
 
@@ -28,10 +30,13 @@ class LentFd {
 
  private:
   UniqueFd fd_;
-  std::optional<int> original_flags_;
+  bool registered_ = false;  // counted in the registry of open file descriptions
   bool is_tty_ = false;
   bool is_regular_ = false;
 };
+
+// How many open file descriptions the master currently holds lent fds for (tests).
+std::size_t LentDescriptionCount();
 
 // Receives one fd passed with SCM_RIGHTS on one data byte, as OpenSSH's mm_send_fd sends it.
 // nullopt: nothing there yet (EAGAIN). An error: the peer closed or sent no fd.

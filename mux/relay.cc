@@ -1,5 +1,7 @@
 #include "mux/relay.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,7 +86,11 @@ bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds
   for (int i : {1, 2}) {
     std::string& data = i == 1 ? pipes.stdout_data : pipes.stderr_data;
     if (fds[i].fd < 0 || data.empty() || !(fds[i].revents & (POLLOUT | POLLERR | POLLHUP))) continue;
-    ssize_t n = ::write(fds[i].fd, data.data(), data.size());
+    // A descriptor someone else made blocking again gets at most PIPE_BUF: poll's POLLOUT
+    // promises that much room on a pipe, so it cannot stall the master's loop.
+    int flags = ::fcntl(fds[i].fd, F_GETFL);
+    std::size_t limit = flags >= 0 && (flags & O_NONBLOCK) != 0 ? data.size() : PIPE_BUF;
+    ssize_t n = ::write(fds[i].fd, data.data(), std::min(data.size(), limit));
     if (n > 0) {
       data.erase(0, static_cast<std::size_t>(n));
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
