@@ -57,12 +57,18 @@ Result<Resolved> Resolve(Options& options) {
   return Resolved{std::move(*ssh), std::move(host)};
 }
 
-control::DiscoverIpRequest IpRequest(const Options& options, bool refresh) {
+control::DiscoverIpRequest IpRequest(const Options& options, const HostProfile& profile, bool refresh) {
   control::DiscoverIpRequest request;
   for (const auto& spec : options.remote_ip) request.add_strategies(spec);
-  request.set_timeout_ms(10000);
+  request.set_timeout_ms(static_cast<std::uint32_t>(profile.remote_ip_timeout_s) * 1000);
   request.set_refresh(refresh);
   return request;
+}
+
+// How long the whole chain may take: every strategy its timeout, and some slack.
+milliseconds ChainBudget(const Options& options, const HostProfile& profile) {
+  std::size_t strategies = std::max<std::size_t>(1, options.remote_ip.size());
+  return milliseconds(static_cast<long>(strategies) * profile.remote_ip_timeout_s * 1000 + 5000);
 }
 
 std::string DescribeFailures(const control::DiscoverIpReply& reply) {
@@ -96,8 +102,8 @@ int RunConnect(Options options) {
   }
 
   auto step = Clock::now();
-  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, false),
-                                                        proto::MessageType::kDiscoverIpReply, milliseconds(60000));
+  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, resolved->profile, false),
+                                                        proto::MessageType::kDiscoverIpReply, ChainBudget(options, resolved->profile));
   if (!ip) {
     PrintError(Error{"finding the server's address failed: " + ip.error().message});
     return 1;
@@ -153,8 +159,8 @@ int RunIp(Options options) {
     PrintError(link.error());
     return kExitConnectionFailed;
   }
-  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, false),
-                                                        proto::MessageType::kDiscoverIpReply, milliseconds(60000));
+  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, resolved->profile, false),
+                                                        proto::MessageType::kDiscoverIpReply, ChainBudget(options, resolved->profile));
   if (!ip) {
     PrintError(ip.error());
     return 1;

@@ -179,6 +179,14 @@ constexpr KeySpec kKeys[] = {
        layer.remote_ip_cache_ttl_s = *value;
        return {};
      }},
+    {"remote-ip-timeout",
+     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
+       auto value = GetSeconds(path, key, node);
+       if (!value) return Fail(value.error());
+       if (*value == 0) return FailAt(At(path, node.source()), "{} must be at least 1 second", key);
+       layer.remote_ip_timeout_s = *value;
+       return {};
+     }},
     {"mosh-ports", ReadMoshPorts},
     {"predict", ReadPredict},
     {"server",
@@ -350,6 +358,7 @@ void Merge(const std::optional<T>& from, T& into) {
 void Merge(const Profile::Layer& layer, HostProfile& host) {
   Merge(layer.remote_ip, host.remote_ip);
   Merge(layer.remote_ip_cache_ttl_s, host.remote_ip_cache_ttl_s);
+  Merge(layer.remote_ip_timeout_s, host.remote_ip_timeout_s);
   Merge(layer.mosh_ports, host.mosh_ports);
   Merge(layer.predict, host.predict);
   Merge(layer.server, host.server);

@@ -24,6 +24,7 @@ namespace mconnect::launcher {
 struct HostProfile {
   std::vector<std::string> remote_ip = {"peer"};  // strategy chain; peer ~ stock mosh's proxy mode
   int remote_ip_cache_ttl_s = 300;
+  int remote_ip_timeout_s = 10;  // per strategy: a command that hangs fails after this
   std::string mosh_ports;  // "N" or "N:M"; empty = mosh-server's own default (60001:60999)
   std::string predict = "adaptive";
   std::string server = "mosh-server";
@@ -40,6 +41,7 @@ class Profile {
   struct Layer {
     std::optional<std::vector<std::string>> remote_ip;
     std::optional<int> remote_ip_cache_ttl_s;
+    std::optional<int> remote_ip_timeout_s;
     std::optional<std::string> mosh_ports;
     std::optional<std::string> predict;
     std::optional<std::string> server;

@@ -1,6 +1,7 @@
 #include "mux/exec_task.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/log.h"
 #include "base/ssh2.h"
@@ -33,11 +34,15 @@ void ExecTask::Abort(const std::string& why) {
   } else {
     outcome_.error = why;
   }
-  done_(std::move(outcome_));
+  Report();
+}
+
+void ExecTask::Report() {
+  if (done_) std::exchange(done_, nullptr)(std::move(outcome_));
 }
 
 ChannelTask::Step ExecTask::Finish() {
-  done_(std::move(outcome_));
+  Report();
   return Step::kFinished;
 }
 
@@ -49,7 +54,10 @@ ChannelTask::Step ExecTask::Fail(LIBSSH2_SESSION* session, std::string_view what
 ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
   auto now = Clock::now();
   if (state_ < State::kClosing && now >= deadline_) {
+    // Answer at the deadline; closing the channel (which a stuck command may drag out) goes
+    // on in the background.
     outcome_.timed_out = true;
+    Report();
     state_ = State::kClosing;
     close_deadline_ = now + kCloseGrace;
   }

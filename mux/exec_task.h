@@ -41,6 +41,8 @@ class ExecTask : public ChannelTask {
  private:
   enum class State { kStarting, kSendingEof, kReading, kClosing, kWaitingClosed };
 
+  // Calls `done_` once, with the outcome so far.
+  void Report();
   Step Finish();
   Step Fail(LIBSSH2_SESSION* session, std::string_view what);
 

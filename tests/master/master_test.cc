@@ -265,6 +265,41 @@ TEST_F(MasterTest, RemoteIpChainFallsThroughToTheNextStrategy) {
   EXPECT_THAT(result.out, HasSubstr("203.0.113.7"));
 }
 
+TEST_F(MasterTest, HangingCommandFallsThroughWithinTheConfiguredTimeout) {
+  std::string config = lab_->dir().Sub("config.toml");
+  std::ofstream(config) << "[defaults]\nremote-ip-timeout = 1\n";
+  auto start = std::chrono::steady_clock::now();
+  auto result = Ip({"--config", config, "--remote-ip", "command:sleep 30", "--remote-ip", "peer"});
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("command:sleep 30"));
+  EXPECT_THAT(result.out, HasSubstr("timed out"));
+  EXPECT_THAT(result.out, HasSubstr("127.0.0.1"));
+  EXPECT_LT(took, 4s) << "one second for the hanging command, then peer";
+}
+
+TEST_F(MasterTest, CachedAnswerIsReusedAndExpiresAfterItsTtl) {
+  std::string config = lab_->dir().Sub("config.toml");
+  std::ofstream(config) << "[defaults]\nremote-ip-cache-ttl = 2\n";
+  std::string counter = lab_->dir().Sub("runs");
+  std::string strategy = "command:echo run >> " + counter + "; echo 203.0.113.9";
+  auto runs = [&counter] {
+    auto text = ReadFile(counter);
+    return text ? Lines(*text) : 0;
+  };
+  auto first = Ip({"--config", config, "--remote-ip", strategy});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto second = Ip({"--config", config, "--remote-ip", strategy});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.out, HasSubstr("cached"));
+  EXPECT_EQ(runs(), 1) << "the command ran once for two answers";
+  std::this_thread::sleep_for(2500ms);
+  auto third = Ip({"--config", config, "--remote-ip", strategy});
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_EQ(runs(), 2) << "the answer expired after its TTL";
+  EXPECT_THAT(third.out, HasSubstr("203.0.113.9"));
+}
+
 TEST_F(MasterTest, MissingMoshServerSaysHowToFixIt) {
   auto result = lab_->Run({lab_->SshOption(), "--server=/nonexistent/mosh-server", "lab"});
   ASSERT_TRUE(result);
