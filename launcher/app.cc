@@ -15,6 +15,7 @@
 #include "launcher/profile.h"
 #include "launcher/ssh_config.h"
 #include "proto/socket_path.h"
+#include "remote-ip/udp_probe.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -228,6 +229,99 @@ int RunStatus(const Options& options) {
     std::printf("%-32s %8s %10s %5s %8s %7s  %s\n", "(stale)", "-", "-", "-", "-", "-", socket.c_str());
   }
   return 0;
+}
+
+// One line per check, in the order a session needs them; the first failure says what to fix and
+// stops the checks that depend on it.
+int RunDoctor(Options options) {
+  int failures = 0;
+  auto ok = [](std::string_view what, const std::string& detail) {
+    std::printf("ok    %-14s %s\n", std::string(what).c_str(), detail.c_str());
+  };
+  auto fail = [&failures](std::string_view what, const std::string& detail, const std::string& hint) {
+    ++failures;
+    std::printf("FAIL  %-14s %s\n", std::string(what).c_str(), detail.c_str());
+    if (!hint.empty()) std::printf("      %-14s fix: %s\n", "", hint.c_str());
+  };
+
+  auto resolved = Resolve(options);
+  if (!resolved) {
+    fail("ssh settings", resolved.error().message, "check `ssh -G " + options.destination + "`");
+    return kExitConnectionFailed;
+  }
+  const SshSettings& ssh = resolved->ssh;
+  ok("ssh settings", fmt::format("{} (ssh -G {})", DestinationName(ssh), options.destination));
+
+  auto link = ConnectOrStartMaster(ssh, options, resolved->profile);
+  if (!link) {
+    fail("master", link.error().message.empty() ? "could not connect or authenticate (see above)" : link.error().message,
+         "run `ssh " + options.destination + "` to see what the server says");
+    return kExitConnectionFailed;
+  }
+  ok("master", fmt::format("{} (pid {}, {})", link->started ? "started" : "running", link->client.master_pid(),
+                           link->socket_path));
+
+  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
+                                                        IpRequest(options, resolved->profile, true),
+                                                        proto::MessageType::kDiscoverIpReply,
+                                                        ChainBudget(options, resolved->profile));
+  if (!ip) {
+    fail("remote-ip", ip.error().message, "");
+    return 1;
+  }
+  for (const auto& candidate : ip->candidates()) {
+    if (candidate.error().empty()) {
+      ok("remote-ip", fmt::format("{} -> {} ({} ms)", candidate.strategy(), candidate.address(), candidate.elapsed_ms()));
+    } else {
+      fail("remote-ip", candidate.error(), "");
+      --failures;  // a failing strategy is only a problem when no later one answers
+    }
+  }
+  if (ip->address().empty()) {
+    fail("remote-ip", "no strategy found an address", "add a working strategy: see contrib/remote-ip/README.md");
+    return 1;
+  }
+
+  // A throwaway mosh-server just for the probe: an authentic datagram makes mosh-server roam to
+  // its sender, so the server a real session uses is never probed.
+  control::StartMoshServerRequest request;
+  request.set_server(options.server);
+  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
+  request.set_port_range(options.port_range);
+  request.set_bind(options.bind_server);
+  request.add_command("sleep");
+  request.add_command("60");
+  request.set_timeout_ms(20000);
+  auto server = link->client.Call<control::StartMoshServerReply>(
+      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+  if (!server) {
+    fail("mosh-server", server.error().message, "");
+    return 1;
+  }
+  ok("mosh-server", fmt::format("started on UDP port {} in {} ms (locale {})", server->port(), server->elapsed_ms(),
+                                server->locale_used()));
+  auto probe = remoteip::ProbeMoshServer(ip->address(), static_cast<std::uint16_t>(server->port()), server->key(),
+                                         milliseconds(3000));
+  if (server->server_pid() != 0) {
+    control::ExecRequest kill;
+    // It heard the probe, so TERM starts a shutdown handshake with nobody: KILL what is left.
+    kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true",
+                                 server->server_pid()));
+    kill.set_timeout_ms(5000);
+    (void)link->client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
+                                                milliseconds(10000));
+  }
+  std::string range = options.port_range.empty() ? "60001:60999" : options.port_range;
+  if (!probe) {
+    fail("udp", probe.error().message, "");
+  } else if (probe->answered) {
+    ok("udp", fmt::format("{}:{} answered in {} ms", ip->address(), server->port(), probe->rtt.count()));
+  } else {
+    fail("udp", fmt::format("{}:{}: {}", ip->address(), server->port(), probe->detail),
+         fmt::format("UDP is blocked on the way to {}: forward UDP ports {} to the server (mosh-server tried port {})",
+                     ip->address(), range, server->port()));
+  }
+  return failures == 0 ? 0 : 1;
 }
 
 int RunSshConfig(const Options& options) {

@@ -13,5 +13,6 @@ int RunStatus(const Options& options);
 int RunStop(const Options& options);
 int RunIp(Options options);
 int RunSshConfig(const Options& options);
+int RunDoctor(Options options);
 
 }  // namespace mconnect::launcher

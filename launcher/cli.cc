@@ -36,7 +36,8 @@ enum CommandMask : unsigned {
   kStop = 1U << 2,
   kIp = 1U << 3,
   kSshConfig = 1U << 4,
-  kAll = kConnect | kStatus | kStop | kIp | kSshConfig,
+  kDoctor = 1U << 5,
+  kAll = kConnect | kStatus | kStop | kIp | kSshConfig | kDoctor,
 };
 
 unsigned MaskOf(Command command) {
@@ -46,6 +47,7 @@ unsigned MaskOf(Command command) {
     case Command::kStop: return kStop;
     case Command::kIp: return kIp;
     case Command::kSshConfig: return kSshConfig;
+    case Command::kDoctor: return kDoctor;
   }
   return 0;
 }
@@ -57,6 +59,7 @@ std::string_view NameOf(Command command) {
     case Command::kStop: return "stop";
     case Command::kIp: return "ip";
     case Command::kSshConfig: return "ssh-config";
+    case Command::kDoctor: return "doctor";
   }
   return "";
 }
@@ -105,110 +108,110 @@ constexpr const char* kVersionNames = "--version";
 const std::vector<OptionSpec>& OptionTable() {
   static const std::vector<OptionSpec> kTable{
       // mosh.pl's options.
-      {"--client", true, kConnect,
+      {"--client", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.client = v;
          o.explicitly_set.client = true;
          return {};
        }},
-      {"--server", true, kConnect,
+      {"--server", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.server = v;
          o.explicitly_set.server = true;
          return {};
        }},
-      {"--predict", true, kConnect,
+      {"--predict", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.predict = v;
          o.explicitly_set.predict = true;
          return {};
        }},
-      {"-a", false, kConnect,
+      {"-a", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.predict = "always";
          o.explicitly_set.predict = true;
          return {};
        }},
-      {"-n", false, kConnect,
+      {"-n", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.predict = "never";
          o.explicitly_set.predict = true;
          return {};
        }},
-      {"-o,--predict-overwrite", false, kConnect,
+      {"-o,--predict-overwrite", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.predict_overwrite = true;
          return {};
        }},
-      {"--no-predict-overwrite", false, kConnect,
+      {"--no-predict-overwrite", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.predict_overwrite = false;
          return {};
        }},
-      {"-p,--port", true, kConnect,
+      {"-p,--port", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          // Getopt::Long also takes `-p=N`, which CLI11 hands over as "=N".
          o.port_range = v.starts_with('=') ? v.substr(1) : v;
          o.explicitly_set.port_range = true;
          return {};
        }},
-      {"--family", true, kConnect,
+      {"--family", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.family = Lower(v);  // mosh.pl lower-cases it too
          return {};
        }},
-      {"-4", false, kConnect,
+      {"-4", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet";
          return {};
        }},
-      {"-6", false, kConnect,
+      {"-6", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet6";
          return {};
        }},
-      {"--ssh", true, kConnect | kStop | kIp | kSshConfig,
+      {"--ssh", true, kConnect | kStop | kIp | kSshConfig | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.ssh = v;
          return {};
        }},
-      {"--ssh-pty", false, kConnect,
+      {"--ssh-pty", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.ssh_pty = true;
          return {};
        }},
-      {"--no-ssh-pty", false, kConnect,
+      {"--no-ssh-pty", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.ssh_pty = false;
          return {};
        }},
-      {"--init", false, kConnect,
+      {"--init", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.term_init = true;
          return {};
        }},
-      {"--no-init", false, kConnect,
+      {"--no-init", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.term_init = false;
          return {};
        }},
-      {"--local", false, kConnect,
+      {"--local", false, kConnect | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.local = true;
          return {};
        }},
-      {"--bind-server", true, kConnect,
+      {"--bind-server", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          const std::string lower = Lower(v);  // mosh.pl matches ssh and any case-blind
          o.bind_server = (lower == "ssh" || lower == "any") ? lower : v;
          return {};
        }},
-      {"--experimental-remote-ip", true, kConnect, MapExperimentalRemoteIp},
+      {"--experimental-remote-ip", true, kConnect | kDoctor, MapExperimentalRemoteIp},
       {kHelpNames, false, kAll, [](Options&, const std::string&) -> Result<void> { return {}; }},
       {kVersionNames, false, kAll, [](Options&, const std::string&) -> Result<void> { return {}; }},
 
       // Ours.
-      {"--remote-ip", true, kConnect | kIp,
+      {"--remote-ip", true, kConnect | kIp | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.remote_ip.push_back(v);
          o.explicitly_set.remote_ip = true;
@@ -219,7 +222,7 @@ const std::vector<OptionSpec>& OptionTable() {
          ++o.verbosity;
          return {};
        }},
-      {"--persist", true, kConnect | kIp,
+      {"--persist", true, kConnect | kIp | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          int seconds = 0;
          const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), seconds);
@@ -229,7 +232,7 @@ const std::vector<OptionSpec>& OptionTable() {
          o.persist_s = seconds;
          return {};
        }},
-      {"--socket", true, kConnect | kStop | kIp | kSshConfig,
+      {"--socket", true, kConnect | kStop | kIp | kSshConfig | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.socket_path = v;
          return {};
@@ -239,12 +242,12 @@ const std::vector<OptionSpec>& OptionTable() {
          o.config_path = v;
          return {};
        }},
-      {"--mux", true, kConnect | kIp,
+      {"--mux", true, kConnect | kIp | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.mux_path = v;
          return {};
        }},
-      {"--timings", false, kConnect | kIp,
+      {"--timings", false, kConnect | kIp | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.timings = true;
          return {};
@@ -325,6 +328,7 @@ std::string UsageText() {
        mconnect stop [--ssh=COMMAND] [user@]host
        mconnect ip [--json] [--remote-ip=STRATEGY]... [user@]host
        mconnect ssh-config [--ssh=COMMAND] [user@]host
+       mconnect doctor [options] [user@]host
 
 mosh's options, with mosh's meanings:
         --client=PATH        mosh client on local machine
@@ -388,6 +392,8 @@ Subcommands (only as the first argument):
         status [--json]      list the running masters
         stop HOST            stop HOST's master
         ip HOST [--json]     show the addresses each remote-ip strategy finds
+        doctor HOST          check each step to a working mosh session, and what
+                             to fix: settings, master, addresses, mosh-server, UDP
         ssh-config HOST      print the ~/.ssh/config lines that make plain
                              `ssh HOST` (scp, rsync, git) use HOST's master
 
@@ -404,7 +410,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   std::vector<std::string> args = options.original_args;
   static const std::map<std::string, Command, std::less<>> kSubcommands{
       {"status", Command::kStatus}, {"stop", Command::kStop}, {"ip", Command::kIp},
-      {"ssh-config", Command::kSshConfig}};
+      {"ssh-config", Command::kSshConfig}, {"doctor", Command::kDoctor}};
   if (!args.empty()) {
     if (auto found = kSubcommands.find(args.front()); found != kSubcommands.end()) {
       options.command = found->second;
@@ -496,6 +502,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     case Command::kStop:
     case Command::kIp:
     case Command::kSshConfig:
+    case Command::kDoctor:
       if (positionals.size() != 1) {
         return Fail("{} takes exactly one [user@]host{}", NameOf(options.command), kSeeHelp);
       }

@@ -30,7 +30,7 @@
 namespace mconnect::launcher {
 
 struct Options {
-  enum class Command { kConnect, kStatus, kStop, kIp, kSshConfig };
+  enum class Command { kConnect, kStatus, kStop, kIp, kSshConfig, kDoctor };
   Command command = Command::kConnect;
 
   std::string destination;                  // [user@]host as typed (kConnect, kStop, kIp)

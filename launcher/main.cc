@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     case Options::Command::kStop: return RunStop(options);
     case Options::Command::kIp: return RunIp(std::move(options));
     case Options::Command::kSshConfig: return RunSshConfig(options);
+    case Options::Command::kDoctor: return RunDoctor(std::move(options));
   }
   return 2;
 }

@@ -215,5 +215,45 @@ TEST_F(NatLabTest, MconnectCommandStrategyAimsAtThePublicAddressAndWorks) {
   EXPECT_EQ(Vanished(), before);
 }
 
+// `mconnect doctor` from the client namespace: with the router's UDP forward removed it names
+// the blocked address and port range; with the forward back, the probe gets mosh's answer.
+TEST_F(NatLabTest, DoctorSaysWhenUdpIsBlockedAndWhenItPasses) {
+  std::string strategy = "command:curl -sS --max-time 10 http://" + Var("NAT_INTERNET_IP") + ":" +
+                         Var("NAT_HTTP_PORT") + "/";
+  auto doctor = [&] {
+    CommandOptions options;
+    options.timeout = 60s;
+    std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", Var("NAT_CLIENT_NS")};
+    for (const auto& word : env_.Command({std::string(MCONNECT_BIN_DIR) + "/mconnect", "doctor", "-p",
+                                          Var("NAT_UDP_RANGE"), "--remote-ip", strategy, SshOption(), "lab"})) {
+      argv.push_back(word);
+    }
+    auto result = RunCommand(argv, options);
+    return result ? *result : CommandOutput{};
+  };
+  std::vector<std::string> rule{"-t", "nat", "PREROUTING", "-i", "r-pub", "-p", "udp", "--dport",
+                                Var("NAT_UDP_RANGE"), "-j", "DNAT", "--to-destination", Var("NAT_SERVER_IP")};
+  auto iptables = [&](const std::string& action) {
+    std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", Var("NAT_ROUTER_NS"), "iptables", rule[0], rule[1],
+                                  action};
+    argv.insert(argv.end(), rule.begin() + 2, rule.end());
+    auto result = RunCommand(argv);
+    return result && result->ok();
+  };
+
+  ASSERT_TRUE(iptables("-D")) << "could not remove the router's UDP forward";
+  auto blocked = doctor();
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.out << blocked.err;
+  EXPECT_THAT(blocked.out, ::testing::HasSubstr("FAIL  udp"));
+  EXPECT_THAT(blocked.out, ::testing::HasSubstr(Var("NAT_ROUTER_PUBLIC_IP") + ":"));
+  EXPECT_THAT(blocked.out, ::testing::HasSubstr("forward UDP ports " + Var("NAT_UDP_RANGE")));
+
+  ASSERT_TRUE(iptables("-A")) << "could not restore the router's UDP forward";
+  auto passing = doctor();
+  EXPECT_EQ(passing.exit_code, 0) << passing.out << passing.err;
+  EXPECT_THAT(passing.out, ::testing::HasSubstr("ok    udp            " + Var("NAT_ROUTER_PUBLIC_IP")));
+  EXPECT_THAT(passing.out, ::testing::HasSubstr("answered"));
+}
+
 }  // namespace
 }  // namespace mconnect::testing
