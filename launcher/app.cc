@@ -81,6 +81,67 @@ std::string DescribeFailures(const control::DiscoverIpReply& reply) {
   return text;
 }
 
+// Every strategy's answer (not only the first), in chain order.
+Result<control::DiscoverIpReply> DiscoverAll(MasterLink& link, const Options& options, const HostProfile& profile) {
+  control::DiscoverIpReply all;
+  for (const auto& spec : options.remote_ip) {
+    Options one = options;
+    one.remote_ip = {spec};
+    auto answer = link.client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
+                                                             IpRequest(one, profile, false),
+                                                             proto::MessageType::kDiscoverIpReply, ChainBudget(one, profile));
+    if (!answer) return Fail(answer.error());
+    for (const auto& candidate : answer->candidates()) *all.add_candidates() = candidate;
+    if (all.address().empty()) all.set_address(answer->address());
+  }
+  return all;
+}
+
+struct AddressProbe {
+  std::string address;
+  Result<remoteip::ProbeResult> result;
+};
+struct ProbeReport {
+  control::StartMoshServerReply server;  // the throwaway one
+  std::vector<AddressProbe> probes;      // in the order tried
+};
+
+// Starts a throwaway mosh-server over the master (an authentic datagram makes mosh-server roam
+// to its sender, so the server a real session uses is never probed), probes `addresses` in
+// order until one answers (or all, with `all`), then kills it.
+Result<ProbeReport> ProbeAddresses(MasterLink& link, const Options& options, const std::vector<std::string>& addresses,
+                                   bool all) {
+  control::StartMoshServerRequest request;
+  request.set_server(options.server);
+  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
+  request.set_port_range(options.port_range);
+  request.set_bind(options.bind_server);
+  request.add_command("sleep");
+  request.add_command("60");
+  request.set_timeout_ms(20000);
+  auto server = link.client.Call<control::StartMoshServerReply>(
+      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+  if (!server) return Fail(server.error());
+  ProbeReport report{*server, {}};
+  for (const auto& address : addresses) {
+    auto result = remoteip::ProbeMoshServer(address, static_cast<std::uint16_t>(server->port()), server->key(),
+                                            milliseconds(2000));
+    bool answered = result && result->answered;
+    report.probes.push_back({address, std::move(result)});
+    if (answered && !all) break;
+  }
+  if (server->server_pid() != 0) {
+    // It heard the probe, so TERM starts a shutdown handshake with nobody: KILL what is left.
+    control::ExecRequest kill;
+    kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true",
+                                 server->server_pid()));
+    kill.set_timeout_ms(5000);
+    (void)link.client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
+                                               milliseconds(10000));
+  }
+  return report;
+}
+
 }  // namespace
 
 int RunConnect(Options options) {
@@ -103,8 +164,12 @@ int RunConnect(Options options) {
   }
 
   auto step = Clock::now();
-  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, resolved->profile, false),
-                                                        proto::MessageType::kDiscoverIpReply, ChainBudget(options, resolved->profile));
+  auto ip = options.probe_udp
+                ? DiscoverAll(*link, options, resolved->profile)
+                : link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
+                                                              IpRequest(options, resolved->profile, false),
+                                                              proto::MessageType::kDiscoverIpReply,
+                                                              ChainBudget(options, resolved->profile));
   if (!ip) {
     PrintError(Error{"finding the server's address failed: " + ip.error().message});
     return 1;
@@ -113,7 +178,33 @@ int RunConnect(Options options) {
     PrintError(Error{"no address for mosh: " + DescribeFailures(*ip)});
     return 1;
   }
-  if (std::string failures = DescribeFailures(*ip); !failures.empty()) {
+  if (options.probe_udp) {
+    std::vector<std::string> addresses;
+    for (const auto& candidate : ip->candidates()) {
+      if (!candidate.address().empty() &&
+          std::find(addresses.begin(), addresses.end(), candidate.address()) == addresses.end()) {
+        addresses.push_back(candidate.address());
+      }
+    }
+    auto report = ProbeAddresses(*link, options, addresses, false);
+    if (!report) {
+      PrintError(report.error());
+      return 1;
+    }
+    auto answered = std::find_if(report->probes.begin(), report->probes.end(),
+                                 [](const AddressProbe& p) { return p.result && p.result->answered; });
+    if (answered != report->probes.end()) {
+      ip->set_address(answered->address);
+    } else {
+      std::string tried;
+      for (const auto& probe : report->probes) {
+        tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", probe.address,
+                             probe.result ? probe.result->detail : probe.result.error().message);
+      }
+      std::fprintf(stderr, "mconnect: no address answered over UDP (%s); trying %s anyway\n", tried.c_str(),
+                   ip->address().c_str());
+    }
+  } else if (std::string failures = DescribeFailures(*ip); !failures.empty()) {
     std::fprintf(stderr, "mconnect: %s; using %s\n", failures.c_str(), ip->address().c_str());
   }
   long ip_ms = Since(step);
@@ -160,8 +251,8 @@ int RunIp(Options options) {
     PrintError(link.error());
     return kExitConnectionFailed;
   }
-  auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp, IpRequest(options, resolved->profile, false),
-                                                        proto::MessageType::kDiscoverIpReply, ChainBudget(options, resolved->profile));
+  // Every strategy of the chain, not only up to the first answer: the point is to compare them.
+  auto ip = DiscoverAll(*link, options, resolved->profile);
   if (!ip) {
     PrintError(ip.error());
     return 1;
@@ -282,44 +373,24 @@ int RunDoctor(Options options) {
     return 1;
   }
 
-  // A throwaway mosh-server just for the probe: an authentic datagram makes mosh-server roam to
-  // its sender, so the server a real session uses is never probed.
-  control::StartMoshServerRequest request;
-  request.set_server(options.server);
-  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
-  request.set_port_range(options.port_range);
-  request.set_bind(options.bind_server);
-  request.add_command("sleep");
-  request.add_command("60");
-  request.set_timeout_ms(20000);
-  auto server = link->client.Call<control::StartMoshServerReply>(
-      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
-  if (!server) {
-    fail("mosh-server", server.error().message, "");
+  auto report = ProbeAddresses(*link, options, {ip->address()}, true);
+  if (!report) {
+    fail("mosh-server", report.error().message, "");
     return 1;
   }
-  ok("mosh-server", fmt::format("started on UDP port {} in {} ms (locale {})", server->port(), server->elapsed_ms(),
-                                server->locale_used()));
-  auto probe = remoteip::ProbeMoshServer(ip->address(), static_cast<std::uint16_t>(server->port()), server->key(),
-                                         milliseconds(3000));
-  if (server->server_pid() != 0) {
-    control::ExecRequest kill;
-    // It heard the probe, so TERM starts a shutdown handshake with nobody: KILL what is left.
-    kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true",
-                                 server->server_pid()));
-    kill.set_timeout_ms(5000);
-    (void)link->client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
-                                                milliseconds(10000));
-  }
+  const auto& server = report->server;
+  ok("mosh-server", fmt::format("started on UDP port {} in {} ms (locale {})", server.port(), server.elapsed_ms(),
+                                server.locale_used()));
   std::string range = options.port_range.empty() ? "60001:60999" : options.port_range;
+  const auto& probe = report->probes.front().result;
   if (!probe) {
     fail("udp", probe.error().message, "");
   } else if (probe->answered) {
-    ok("udp", fmt::format("{}:{} answered in {} ms", ip->address(), server->port(), probe->rtt.count()));
+    ok("udp", fmt::format("{}:{} answered in {} ms", ip->address(), server.port(), probe->rtt.count()));
   } else {
-    fail("udp", fmt::format("{}:{}: {}", ip->address(), server->port(), probe->detail),
+    fail("udp", fmt::format("{}:{}: {}", ip->address(), server.port(), probe->detail),
          fmt::format("UDP is blocked on the way to {}: forward UDP ports {} to the server (mosh-server tried port {})",
-                     ip->address(), range, server->port()));
+                     ip->address(), range, server.port()));
   }
   return failures == 0 ? 0 : 1;
 }

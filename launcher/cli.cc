@@ -247,6 +247,12 @@ const std::vector<OptionSpec>& OptionTable() {
          o.mux_path = v;
          return {};
        }},
+      {"--probe-udp", false, kConnect,
+       [](Options& o, const std::string&) -> Result<void> {
+         o.probe_udp = true;
+         o.explicitly_set.probe_udp = true;
+         return {};
+       }},
       {"--timings", false, kConnect | kIp | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.timings = true;
@@ -385,6 +391,8 @@ mconnect's options:
         --socket=PATH        the master's socket (default: from the profile)
         --config=FILE        profile (default: ~/.config/mconnect/config.toml)
         --mux=PATH           the mconnect-mux program to start
+        --probe-udp          use the first remote-ip answer where a throwaway
+                             mosh-server really answers over UDP
         --timings            print how long each step took
 -v                           more detail on stderr (repeat for more)
 

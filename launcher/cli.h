@@ -72,6 +72,9 @@ struct Options {
   std::string mux_path;           // --mux PATH: the mconnect-mux executable (tests)
   bool json = false;              // --json (status, ip)
   bool timings = false;           // --timings: print how long each step took
+  // --probe-udp: before connecting, ask every remote-ip strategy and use the first address at
+  // which a throwaway mosh-server answers over UDP (instead of the chain's first answer).
+  bool probe_udp = false;
 
   // Every argument after argv[0], for mosh-client's `-# ARGS |` argv (keeps `ps` readable).
   std::vector<std::string> original_args;
@@ -84,6 +87,7 @@ struct Options {
     bool predict = false;  // also set by ApplyPredictionEnvironment
     bool port_range = false;
     bool remote_ip = false;
+    bool probe_udp = false;
   } explicitly_set;
 };
 

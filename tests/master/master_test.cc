@@ -259,10 +259,12 @@ TEST_F(MasterTest, RemoteIpCommandPrintingNothingIsAClearError) {
 }
 
 TEST_F(MasterTest, RemoteIpChainFallsThroughToTheNextStrategy) {
-  auto result = Ip({"--remote-ip", "command:echo not-an-address", "--remote-ip", "command:echo 203.0.113.7"});
+  auto result = Ip({"--remote-ip", "command:echo not-an-address", "--remote-ip", "command:echo 203.0.113.7",
+                    "--remote-ip", "static:192.0.2.5"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("failed"));
   EXPECT_THAT(result.out, HasSubstr("203.0.113.7"));
+  EXPECT_THAT(result.out, HasSubstr("192.0.2.5")) << "mconnect ip shows every candidate, not only the first answer";
 }
 
 TEST_F(MasterTest, HangingCommandFallsThroughWithinTheConfiguredTimeout) {

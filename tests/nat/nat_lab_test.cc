@@ -215,6 +215,26 @@ TEST_F(NatLabTest, MconnectCommandStrategyAimsAtThePublicAddressAndWorks) {
   EXPECT_EQ(Vanished(), before);
 }
 
+// A chain whose first answer is the private address (stock mosh's "remote" mode) still lands in
+// a working session with --probe-udp: the probe hears mosh-server only at the public address.
+TEST_F(NatLabTest, ProbeChoosesTheCandidateWhereMoshServerAnswers) {
+  std::string strategy = "command:curl -sS --max-time 10 http://" + Var("NAT_INTERNET_IP") + ":" +
+                         Var("NAT_HTTP_PORT") + "/";
+  std::string command = "exec " + ShellQuote(std::string(MCONNECT_BIN_DIR) + "/mconnect") + " --probe-udp -p " +
+                        ShellQuote(Var("NAT_UDP_RANGE")) + " --remote-ip ssh-connection --remote-ip " +
+                        ShellQuote(strategy) + " " + ShellQuote(SshOption()) + " lab";
+  StartPane(command);
+  auto client = WaitForProcess(
+      [pid = tmux_->PanePid()](const ProcessInfo& p) { return p.pid == pid && p.exe == "mosh-client"; }, 40s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen();
+  ASSERT_GE(client->argv.size(), 4u);
+  EXPECT_EQ(client->argv[client->argv.size() - 2], Var("NAT_ROUTER_PUBLIC_IP"));
+  ASSERT_TRUE(tmux_->WaitForRegex("[#$] ", 30s)) << Screen();
+  ASSERT_TRUE(tmux_->Type("echo PROBED-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  EXPECT_TRUE(tmux_->WaitFor("PROBED-42", 30s)) << Screen();
+}
+
 // `mconnect doctor` from the client namespace: with the router's UDP forward removed it names
 // the blocked address and port range; with the forward back, the probe gets mosh's answer.
 TEST_F(NatLabTest, DoctorSaysWhenUdpIsBlockedAndWhenItPasses) {
