@@ -280,6 +280,26 @@ TEST_F(MasterTest, HangingCommandFallsThroughWithinTheConfiguredTimeout) {
   EXPECT_LT(took, 4s) << "one second for the hanging command, then peer";
 }
 
+TEST_F(MasterTest, HtmlEmptyAndHangingAnswersEachFallThroughToTheNext) {
+  std::string config = lab_->dir().Sub("config.toml");
+  std::ofstream(config) << "[defaults]\nremote-ip-timeout = 1\n";
+  auto start = std::chrono::steady_clock::now();
+  // The chain as the launcher runs it before a session (first valid answer wins).
+  auto result = lab_->Run({lab_->SshOption(), "--config", config, "--remote-ip",
+                           "command:printf '<html><body>502 Bad Gateway</body></html>\\n'", "--remote-ip",
+                           "command:true", "--remote-ip", "command:sleep 30", "--remote-ip", "static:192.0.2.77",
+                           "--server=/nonexistent/mosh-server", "lab"});
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(result);
+  // The address was found (the session then fails only for the missing mosh-server).
+  EXPECT_THAT(result->err, HasSubstr("printed HTML"));
+  EXPECT_THAT(result->err, HasSubstr("command:true"));
+  EXPECT_THAT(result->err, HasSubstr("command:sleep 30"));
+  EXPECT_THAT(result->err, HasSubstr("timed out"));
+  EXPECT_THAT(result->err, HasSubstr("using 192.0.2.77"));
+  EXPECT_LT(took, 6s) << "three failures, one within the 1 s timeout";
+}
+
 TEST_F(MasterTest, CachedAnswerIsReusedAndExpiresAfterItsTtl) {
   std::string config = lab_->dir().Sub("config.toml");
   std::ofstream(config) << "[defaults]\nremote-ip-cache-ttl = 2\n";
