@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/hex.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -11,17 +13,7 @@
 namespace mconnect::mux::openssh {
 namespace {
 
-std::vector<std::uint8_t> Hex(std::string_view hex) {
-  std::vector<std::uint8_t> out;
-  auto nibble = [](char c) -> std::uint8_t {
-    if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
-    return static_cast<std::uint8_t>(c - 'a' + 10);
-  };
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
+using ::mconnect::testing::Hex;
 
 std::vector<std::uint8_t> U32(std::uint32_t v) {
   return {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 8),

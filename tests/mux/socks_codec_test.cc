@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/hex.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -13,17 +15,7 @@
 namespace mconnect::mux::socks {
 namespace {
 
-std::vector<std::uint8_t> Hex(std::string_view hex) {
-  std::vector<std::uint8_t> out;
-  auto nibble = [](char c) -> std::uint8_t {
-    if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
-    return static_cast<std::uint8_t>(c - 'a' + 10);
-  };
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
+using ::mconnect::testing::Hex;
 
 std::vector<std::uint8_t> Concat(std::vector<std::uint8_t> a, const std::vector<std::uint8_t>& b) {
   a.insert(a.end(), b.begin(), b.end());
