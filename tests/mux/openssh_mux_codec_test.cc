@@ -2,13 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/hex.h"
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "tests/support/hex.h"
 
 namespace mconnect::mux::openssh {
 namespace {

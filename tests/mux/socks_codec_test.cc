@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/hex.h"
-
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -11,6 +9,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "tests/support/hex.h"
 
 namespace mconnect::mux::socks {
 namespace {
