@@ -117,6 +117,7 @@ void Master::Overflow(std::unique_ptr<ChannelTask> task) {
   }
   ConnectParams params = config_.connect;
   params.host_key_policy = HostKeyPolicy::kStrict;
+  params.interactive = false;
   auto connection = SshConnection::Open(params, [](std::string_view) {});
   if (!connection) return task->Abort("another connection for more sessions failed: " + connection.error().message);
   auto driver = std::make_unique<SshDriver>(std::move(*connection), config_.keepalive);

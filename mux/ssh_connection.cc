@@ -90,20 +90,22 @@ bool Contains(const char* list, std::string_view method) {
 
 }  // namespace
 
-Result<std::unique_ptr<SshConnection>> SshConnection::Open(const ConnectParams& params, const ProgressFn& progress) {
+std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(const ConnectParams& params,
+                                                                              const ProgressFn& progress) {
+  auto failed = [](OpenFailure kind, Error error) { return std::unexpected(OpenError{std::move(error.message), kind}); };
   Ssh2GlobalInit();
   auto deadline = Clock::now() + params.timeout;
   std::unique_ptr<SshConnection> connection(new SshConnection());
 
   progress("connecting");
   auto tcp = ConnectTcp(params.host, params.port, deadline);
-  if (!tcp) return Fail(tcp.error());
+  if (!tcp) return failed(OpenFailure::kNetwork, tcp.error());
   connection->socket_ = std::move(tcp->first);
   connection->peer_address_ = std::move(tcp->second);
 
   connection->session_.reset(libssh2_session_init());
   LIBSSH2_SESSION* session = connection->session_.get();
-  if (session == nullptr) return Fail("cannot create an SSH session");
+  if (session == nullptr) return failed(OpenFailure::kNetwork, Error{"cannot create an SSH session"});
   libssh2_session_set_blocking(session, 1);
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   libssh2_session_set_timeout(session, std::max<long>(1, left.count()));
@@ -120,14 +122,15 @@ Result<std::unique_ptr<SshConnection>> SshConnection::Open(const ConnectParams& 
 
   progress("handshake");
   if (libssh2_session_handshake(session, connection->socket_.get()) != 0) {
-    return Fail("SSH handshake with {} port {} failed: {}", params.host, params.port, Ssh2LastError(session));
+    return failed(OpenFailure::kNetwork, Error{fmt::format("SSH handshake with {} port {} failed: {}", params.host,
+                                                           params.port, Ssh2LastError(session))});
   }
   auto verified = VerifyHostKey(session, check);
-  if (!verified) return Fail(verified.error());
+  if (!verified) return failed(OpenFailure::kHostKey, verified.error());
 
   progress("authenticating");
   auto authenticated = connection->Authenticate(params);
-  if (!authenticated) return Fail(authenticated.error());
+  if (!authenticated) return failed(OpenFailure::kAuthentication, authenticated.error());
   libssh2_session_set_timeout(session, 0);
   return connection;
 }

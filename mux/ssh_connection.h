@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <expected>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +28,20 @@ struct ConnectParams {
   bool identities_only = false;
   std::string identity_agent;  // socket path; empty: $SSH_AUTH_SOCK; "none": no agent
   std::chrono::seconds timeout{15};
+  // When set, the SSH stream is this command's stdin and stdout (ProxyCommand, or the
+  // `ssh -W` that ProxyJump stands for), run through /bin/sh instead of a TCP connection.
+  std::string proxy_command;
+  // False when no person is there to answer (reconnects, overflow connections): nothing is
+  // asked, and what would need an answer fails with OpenFailure::kNeedsPerson.
+  bool interactive = true;
+};
+
+// Why Open failed. The master's reconnect loop retries kNetwork on its own; the others wait for
+// a person (a changed host key, a passphrase, a password, a refused key).
+enum class OpenFailure { kNetwork, kHostKey, kAuthentication };
+struct OpenError {
+  std::string message;
+  OpenFailure kind = OpenFailure::kNetwork;
 };
 
 // What the user sees while the slow steps run.
@@ -34,7 +49,8 @@ using ProgressFn = std::function<void(std::string_view step)>;
 
 class SshConnection {
  public:
-  static Result<std::unique_ptr<SshConnection>> Open(const ConnectParams& params, const ProgressFn& progress);
+  static std::expected<std::unique_ptr<SshConnection>, OpenError> Open(const ConnectParams& params,
+                                                                       const ProgressFn& progress);
 
   LIBSSH2_SESSION* session() const { return session_.get(); }
   int fd() const { return socket_.get(); }
