@@ -1,19 +1,33 @@
 #include "launcher/app.h"
 
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
 #include <thread>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "base/log.h"
+#include "base/subprocess.h"
+#include "base/terminal.h"
+#include "base/unique_fd.h"
+#include "launcher/doctor.h"
 #include "launcher/master_link.h"
 #include "launcher/mosh_client.h"
 #include "launcher/profile.h"
 #include "launcher/ssh_config.h"
+#include "launcher/transport.h"
 #include "proto/socket_path.h"
 #include "remote-ip/udp_probe.h"
 
@@ -23,8 +37,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-void PrintError(const Error& error) {
-  if (!error.message.empty()) std::fprintf(stderr, "mconnect: %s\n", error.message.c_str());
+// One line, and a hint on the next when there is one (the master's replies carry theirs).
+void PrintError(const Error& error, std::string_view hint = {}) { term::PrintFailure("mconnect", error.message, hint); }
+
+// The hint for a failure to reach or authenticate to `destination`.
+std::string DoctorHint(std::string_view destination) {
+  return fmt::format("`mconnect doctor {}` checks each step and says what to fix", destination);
 }
 
 long Since(Clock::time_point start) {
@@ -50,12 +68,38 @@ Result<Resolved> Resolve(Options& options) {
   std::string profile_path = options.config_path.empty() ? DefaultProfilePath() : options.config_path;
   auto profile = LoadProfile(profile_path, options.config_path.empty() ? MissingProfile::kUseDefaults
                                                                        : MissingProfile::kFail);
-  if (!profile) return Fail(profile.error());
+  if (!profile) {
+    return Fail("{}\nhint: fix that line of {} (`man mconnect-config` lists every key)", profile.error().message,
+                profile_path);
+  }
   HostProfile host = profile->ForHost(SplitDestination(options.destination).host);
   ApplyProfile(options, host);
   auto ssh = ResolveSshSettings(options.ssh, options.destination);
-  if (!ssh) return Fail(ssh.error());
+  if (!ssh) {
+    return Fail("{}\nhint: check the host name and what `{} -G {}` prints", ssh.error().message, options.ssh,
+                options.destination);
+  }
   return Resolved{std::move(*ssh), std::move(host)};
+}
+
+// Resolve(), then the master (started if need be). A failure is printed (with `hint`) and
+// becomes the exit status.
+struct Connected {
+  Resolved resolved;
+  MasterLink link;
+};
+std::expected<Connected, int> ResolveAndConnect(Options& options, std::string_view hint) {
+  auto resolved = Resolve(options);
+  if (!resolved) {
+    PrintError(resolved.error());
+    return std::unexpected(kExitConnectionFailed);
+  }
+  auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
+  if (!link) {
+    PrintError(link.error(), hint);
+    return std::unexpected(kExitConnectionFailed);
+  }
+  return Connected{std::move(*resolved), std::move(*link)};
 }
 
 control::DiscoverIpRequest IpRequest(const Options& options, const HostProfile& profile, bool refresh) {
@@ -97,6 +141,32 @@ Result<control::DiscoverIpReply> DiscoverAll(MasterLink& link, const Options& op
   return all;
 }
 
+// Ends mosh-server `pid` on the server (a throwaway, or a session whose relay failed).
+void KillServer(MasterLink& link, std::uint32_t pid) {
+  if (pid == 0) return;
+  // After an authentic datagram TERM starts a shutdown handshake with nobody: KILL what is left.
+  control::ExecRequest kill;
+  kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true", pid));
+  kill.set_timeout_ms(5000);
+  (void)link.client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
+                                             milliseconds(10000));
+}
+
+// A mosh-server that runs `sleep 60` (a probe needs it only to answer), bound as `bind` says.
+Result<control::StartMoshServerReply> StartThrowawayServer(MasterLink& link, const Options& options,
+                                                           const std::string& bind) {
+  control::StartMoshServerRequest request;
+  request.set_server(options.server);
+  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
+  request.set_port_range(options.port_range);
+  request.set_bind(bind);
+  request.add_command("sleep");
+  request.add_command("60");
+  request.set_timeout_ms(20000);
+  return link.client.Call<control::StartMoshServerReply>(proto::MessageType::kStartMoshServer, request,
+                                                         proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+}
+
 struct AddressProbe {
   std::string address;
   Result<remoteip::ProbeResult> result;
@@ -111,16 +181,7 @@ struct ProbeReport {
 // order until one answers (or all, with `all`), then kills it.
 Result<ProbeReport> ProbeAddresses(MasterLink& link, const Options& options, const std::vector<std::string>& addresses,
                                    bool all) {
-  control::StartMoshServerRequest request;
-  request.set_server(options.server);
-  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
-  request.set_port_range(options.port_range);
-  request.set_bind(options.bind_server);
-  request.add_command("sleep");
-  request.add_command("60");
-  request.set_timeout_ms(20000);
-  auto server = link.client.Call<control::StartMoshServerReply>(
-      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+  auto server = StartThrowawayServer(link, options, options.bind_server);
   if (!server) return Fail(server.error());
   ProbeReport report{*server, {}};
   for (const auto& address : addresses) {
@@ -130,16 +191,183 @@ Result<ProbeReport> ProbeAddresses(MasterLink& link, const Options& options, con
     report.probes.push_back({address, std::move(result)});
     if (answered && !all) break;
   }
-  if (server->server_pid() != 0) {
-    // It heard the probe, so TERM starts a shutdown handshake with nobody: KILL what is left.
-    control::ExecRequest kill;
-    kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true",
-                                 server->server_pid()));
-    kill.set_timeout_ms(5000);
-    (void)link.client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
-                                               milliseconds(10000));
-  }
+  KillServer(link, server->server_pid());
   return report;
+}
+
+// The `ssh` transport end to end, for doctor: a throwaway mosh-server on the server's loopback,
+// a relay to it over the master, and a UDP probe through the relay; then the server is killed
+// (the relay ends with it).
+struct RelayProbe {
+  std::string relay;  // "perl" or "mconnect"
+  remoteip::ProbeResult result;
+};
+Result<RelayProbe> ProbeThroughRelay(MasterLink& link, const Options& options) {
+  auto server = StartThrowawayServer(link, options, "127.0.0.1");
+  if (!server) return Fail(server.error());
+  control::StartRelayRequest relay;
+  relay.set_port(server->port());
+  relay.set_server_pid(server->server_pid());
+  relay.set_reason("mconnect doctor's probe");
+  auto started = link.client.Call<control::StartRelayReply>(proto::MessageType::kStartRelay, relay,
+                                                            proto::MessageType::kStartRelayReply, milliseconds(30000));
+  if (!started) {
+    KillServer(link, server->server_pid());
+    return Fail(started.error());
+  }
+  auto result = remoteip::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(started->local_port()),
+                                          server->key(), milliseconds(5000));
+  KillServer(link, server->server_pid());
+  if (!result) return Fail(result.error());
+  return RelayProbe{started->relay(), *result};
+}
+
+// 42s, 5m03s, 2h07m, 3d04h.
+std::string HumanDuration(std::uint64_t seconds) {
+  if (seconds < 60) return fmt::format("{}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02}s", seconds / 60, seconds % 60);
+  if (seconds < 86400) return fmt::format("{}h{:02}m", seconds / 3600, seconds % 3600 / 60);
+  return fmt::format("{}d{:02}h", seconds / 86400, seconds % 86400 / 3600);
+}
+
+// 812B, 4.2K, 17.0M, 1.3G (powers of 1024).
+std::string HumanBytes(std::uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{}B", bytes);
+  double value = static_cast<double>(bytes);
+  for (const char* unit : {"K", "M", "G", "T"}) {
+    value /= 1024;
+    if (value < 1024 || std::string_view(unit) == "T") return fmt::format("{:.1f}{}", value, unit);
+  }
+  return "";
+}
+
+// Returns once process `pid` (not our child) has exited.
+Result<void> WaitForExit(pid_t pid) {
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) {
+    if (errno == ESRCH) return {};
+    return Fail("cannot watch pid {}: {}", pid, std::strerror(errno));
+  }
+  pollfd pfd{fd.get(), POLLIN, 0};
+  while (::poll(&pfd, 1, -1) < 0) {
+    if (errno != EINTR) return Fail("poll: {}", std::strerror(errno));
+  }
+  return {};
+}
+
+}  // namespace
+
+namespace {
+
+// Where mosh-client is to send its datagrams, and how they get to mosh-server.
+struct Route {
+  Transport transport = Transport::kUdp;
+  std::string address;  // for udp: where mosh-server is reachable; for ssh: unused
+  std::string reason;   // why this transport (for ssh: shown to the user and in status)
+};
+
+// The remote-ip chain's answer (or, with --probe-udp, the first address a throwaway mosh-server
+// answers at). `probed` says whether a UDP probe already ran, and `answered` its verdict.
+struct FoundAddress {
+  std::string address;
+  bool probed = false;
+  bool answered = false;
+  std::string probe_detail;  // what each probed address said, when none answered
+};
+
+Result<FoundAddress> FindAddress(MasterLink& link, const Options& options, const HostProfile& profile,
+                                 term::ProgressLine& progress) {
+  auto ip = options.probe_udp ? DiscoverAll(link, options, profile)
+                              : link.client.Call<control::DiscoverIpReply>(
+                                    proto::MessageType::kDiscoverIp, IpRequest(options, profile, false),
+                                    proto::MessageType::kDiscoverIpReply, ChainBudget(options, profile));
+  if (!ip) {
+    return Fail("finding the server's address failed: {}\nhint: {}", ip.error().message, DoctorHint(options.destination));
+  }
+  if (ip->address().empty()) {
+    return Fail("no address for mosh: {}\nhint: try another --remote-ip strategy (see `mconnect ip {}`)",
+                DescribeFailures(*ip), options.destination);
+  }
+  FoundAddress found;
+  found.address = ip->address();
+  if (!options.probe_udp) {
+    if (std::string failures = DescribeFailures(*ip); !failures.empty()) {
+      progress.Clear();
+      std::fprintf(stderr, "mconnect: %s; using %s\n", failures.c_str(), ip->address().c_str());
+    }
+    return found;
+  }
+  std::vector<std::string> addresses;
+  for (const auto& candidate : ip->candidates()) {
+    if (!candidate.address().empty() && std::ranges::find(addresses, candidate.address()) == addresses.end()) {
+      addresses.push_back(candidate.address());
+    }
+  }
+  progress.Step("probing UDP");
+  auto report = ProbeAddresses(link, options, addresses, false);
+  if (!report) return Fail(report.error());
+  found.probed = true;
+  auto answered = std::ranges::find_if(report->probes, [](const AddressProbe& p) { return p.result && p.result->answered; });
+  if (answered != report->probes.end()) {
+    found.address = answered->address;
+    found.answered = true;
+    found.probe_detail = fmt::format("mosh-server answered over UDP at {} in {} ms", answered->address,
+                                     answered->result->rtt.count());
+    return found;
+  }
+  for (const auto& probe : report->probes) {
+    found.probe_detail += fmt::format("{}{}: {}", found.probe_detail.empty() ? "" : "; ", probe.address,
+                                      probe.result ? probe.result->detail : probe.result.error().message);
+  }
+  return found;
+}
+
+// Decides how mosh's datagrams travel: the command line's or profile's transport, and for
+// `auto` a UDP probe's verdict (remembered beside the master's socket for the remote-ip cache
+// time, for this server address seen from this machine's address).
+Result<Route> ChooseRoute(MasterLink& link, const Options& options, const HostProfile& profile,
+                          term::ProgressLine& progress) {
+  auto transport = ParseTransport(options.transport);
+  if (!transport) return Fail(transport.error());
+  if (*transport == Transport::kSsh) return Route{Transport::kSsh, "", "transport ssh chosen"};
+
+  progress.Step("finding the server's address");
+  auto found = FindAddress(link, options, profile, progress);
+  if (*transport == Transport::kUdp) {
+    if (!found) return Fail(found.error());
+    if (found->probed && !found->answered) {
+      progress.Clear();
+      std::fprintf(stderr, "mconnect: no address answered over UDP (%s); trying %s anyway\n",
+                   found->probe_detail.c_str(), found->address.c_str());
+    }
+    return Route{Transport::kUdp, found->address, "transport udp chosen"};
+  }
+  // auto
+  if (!found) return Route{Transport::kSsh, "", term::SplitHint(found.error().message).message};
+  if (found->probed) {
+    if (found->answered) return Route{Transport::kUdp, found->address, found->probe_detail};
+    return Route{Transport::kSsh, "", "no answer over UDP (" + found->probe_detail + ")"};
+  }
+  const std::string key = found->address + "/" + LocalAddressTowards(found->address);
+  const std::string verdict_path = VerdictPathFor(link.socket_path);
+  const auto ttl = std::chrono::seconds(profile.remote_ip_cache_ttl_s);
+  if (auto verdict = RecallVerdict(verdict_path, key, ttl)) {
+    return Route{verdict->transport, found->address, verdict->why};
+  }
+  progress.Step("probing UDP");
+  auto report = ProbeAddresses(link, options, {found->address}, false);
+  if (!report) return Fail(report.error());
+  const auto& probe = report->probes.front();
+  TransportVerdict verdict;
+  if (probe.result && probe.result->answered) {
+    verdict = {Transport::kUdp, fmt::format("mosh-server answered over UDP at {} in {} ms", probe.address,
+                                            probe.result->rtt.count())};
+  } else {
+    verdict = {Transport::kSsh, fmt::format("no answer over UDP from {}:{} ({})", probe.address, report->server.port(),
+                                            probe.result ? probe.result->detail : probe.result.error().message)};
+  }
+  if (ttl.count() > 0) RememberVerdict(verdict_path, key, verdict);
+  return Route{verdict.transport, found->address, verdict.why};
 }
 
 }  // namespace
@@ -150,109 +378,101 @@ int RunConnect(Options options) {
     PrintError(Error{"--local is not supported by this version of mconnect"});
     return 1;
   }
+  term::ProgressLine progress("mconnect: " + options.destination);
+  progress.Step("reading ssh settings (ssh -G)");
   auto resolved = Resolve(options);
   if (!resolved) {
+    progress.Clear();
     PrintError(resolved.error());
     return kExitConnectionFailed;
   }
   long resolve_ms = Since(start);
 
+  // The master shows its own steps (connecting, authenticating) on the same line.
+  progress.Clear();
   auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
   if (!link) {
-    PrintError(link.error());
+    PrintError(link.error(), DoctorHint(options.destination));
     return kExitConnectionFailed;
   }
 
   auto step = Clock::now();
-  auto ip = options.probe_udp
-                ? DiscoverAll(*link, options, resolved->profile)
-                : link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
-                                                              IpRequest(options, resolved->profile, false),
-                                                              proto::MessageType::kDiscoverIpReply,
-                                                              ChainBudget(options, resolved->profile));
-  if (!ip) {
-    PrintError(Error{"finding the server's address failed: " + ip.error().message});
+  auto route = ChooseRoute(*link, options, resolved->profile, progress);
+  if (!route) {
+    progress.Clear();
+    PrintError(route.error());
     return 1;
   }
-  if (ip->address().empty()) {
-    PrintError(Error{"no address for mosh: " + DescribeFailures(*ip)});
-    return 1;
-  }
-  if (options.probe_udp) {
-    std::vector<std::string> addresses;
-    for (const auto& candidate : ip->candidates()) {
-      if (!candidate.address().empty() &&
-          std::find(addresses.begin(), addresses.end(), candidate.address()) == addresses.end()) {
-        addresses.push_back(candidate.address());
-      }
-    }
-    auto report = ProbeAddresses(*link, options, addresses, false);
-    if (!report) {
-      PrintError(report.error());
-      return 1;
-    }
-    auto answered = std::find_if(report->probes.begin(), report->probes.end(),
-                                 [](const AddressProbe& p) { return p.result && p.result->answered; });
-    if (answered != report->probes.end()) {
-      ip->set_address(answered->address);
-    } else {
-      std::string tried;
-      for (const auto& probe : report->probes) {
-        tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", probe.address,
-                             probe.result ? probe.result->detail : probe.result.error().message);
-      }
-      std::fprintf(stderr, "mconnect: no address answered over UDP (%s); trying %s anyway\n", tried.c_str(),
-                   ip->address().c_str());
-    }
-  } else if (std::string failures = DescribeFailures(*ip); !failures.empty()) {
-    std::fprintf(stderr, "mconnect: %s; using %s\n", failures.c_str(), ip->address().c_str());
-  }
+  const bool relayed = route->transport == Transport::kSsh;
   long ip_ms = Since(step);
 
   step = Clock::now();
+  progress.Step("starting mosh-server");
   control::StartMoshServerRequest request;
   request.set_server(options.server);
   for (const auto& setting : LocaleSettings()) request.add_locale(setting);
   request.set_colors(ClientColors(options.client));
   request.set_port_range(options.port_range);
-  request.set_bind(options.bind_server);
+  // Over SSH only the relay beside it talks to mosh-server: nothing else need reach its port.
+  request.set_bind(relayed ? "127.0.0.1" : options.bind_server);
   for (const auto& word : options.remote_command) request.add_command(word);
   request.set_timeout_ms(20000);
   request.set_verbose(static_cast<std::uint32_t>(std::max(0, options.verbosity - 1)));
   auto server = link->client.Call<control::StartMoshServerReply>(
       proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
   if (!server) {
+    progress.Clear();
     PrintError(server.error());
     return 1;
   }
   long server_ms = Since(step);
 
+  std::string address = route->address;
+  unsigned port = server->port();
+  if (relayed) {
+    progress.Step("starting the relay for mosh over SSH");
+    control::StartRelayRequest relay;
+    relay.set_port(server->port());
+    relay.set_server_pid(server->server_pid());
+    relay.set_reason(route->reason);
+    auto started = link->client.Call<control::StartRelayReply>(proto::MessageType::kStartRelay, relay,
+                                                               proto::MessageType::kStartRelayReply, milliseconds(30000));
+    if (!started) {
+      progress.Clear();
+      KillServer(*link, server->server_pid());
+      PrintError(Error{"mosh over SSH failed: " + started.error().message},
+                 "the server needs perl (or mconnect) for the relay; `mconnect doctor " + options.destination +
+                     "` checks it");
+      return 1;
+    }
+    address = "127.0.0.1";
+    port = started->local_port();
+    progress.Clear();
+    std::fprintf(stderr, "mconnect: mosh over SSH (%s relay on the server): %s\n", started->relay().c_str(),
+                 route->reason.c_str());
+  }
+  progress.Clear();
+
   if (options.timings || options.verbosity > 0) {
     std::fprintf(stderr,
-                 "mconnect: %s master %s in %ld ms (pid %u) · address %s in %ld ms · mosh-server port %u in %ld ms · "
+                 "mconnect: %s master %s in %ld ms (pid %u) · %s %s in %ld ms (%s) · mosh-server port %u in %ld ms · "
                  "total %ld ms (ssh -G %ld ms)\n",
                  resolved->ssh.host_alias.c_str(), link->started ? "started" : "reused",
-                 static_cast<long>(link->elapsed.count()), link->client.master_pid(), ip->address().c_str(), ip_ms,
+                 static_cast<long>(link->elapsed.count()), link->client.master_pid(),
+                 relayed ? "over SSH" : "udp to", relayed ? "" : address.c_str(), ip_ms, route->reason.c_str(),
                  server->port(), server_ms, Since(start), resolve_ms);
   }
-  Error failed = ExecMoshClient(options, ip->address(), server->port(), server->key());
+  Error failed = ExecMoshClient(options, address, port, server->key());
   PrintError(failed);
   return 1;
 }
 
 int RunIp(Options options) {
-  auto resolved = Resolve(options);
-  if (!resolved) {
-    PrintError(resolved.error());
-    return kExitConnectionFailed;
-  }
-  auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
-  if (!link) {
-    PrintError(link.error());
-    return kExitConnectionFailed;
-  }
+  auto connected = ResolveAndConnect(options, "");
+  if (!connected) return connected.error();
+  auto& [resolved, link] = *connected;
   // Every strategy of the chain, not only up to the first answer: the point is to compare them.
-  auto ip = DiscoverAll(*link, options, resolved->profile);
+  auto ip = DiscoverAll(link, options, resolved.profile);
   if (!ip) {
     PrintError(ip.error());
     return 1;
@@ -309,90 +529,297 @@ int RunStatus(const Options& options) {
     std::printf("no masters running (socket directory %s)\n", directory.c_str());
     return 0;
   }
-  std::printf("%-32s %8s %10s %5s %8s %7s  %s\n", "DESTINATION", "PID", "UPTIME", "CONNS", "CHANNELS", "EXECS",
-              "SOCKET");
+  constexpr const char* kRow = "%-28s %7s %8s %-12s %5s %8s %7s %13s  %-36s %s\n";
+  std::printf(kRow, "DESTINATION", "PID", "UPTIME", "LINK", "CONNS", "CHANNELS", "CLIENTS", "SENT/RECEIVED",
+              "LAST REMOTE-IP (STRATEGY, AGE)", "SOCKET");
   for (const auto& m : masters) {
-    std::printf("%-32s %8u %9lus %5u %8u %7lu  %s\n", m.destination().c_str(), m.pid(),
-                static_cast<unsigned long>(m.uptime_ms() / 1000), m.connections(), m.channels(),
-                static_cast<unsigned long>(m.execs()), m.socket_path().c_str());
+    std::string last = m.last_ip_address().empty()
+                           ? "-"
+                           : fmt::format("{} ({}, {} ago)", m.last_ip_address(), m.last_ip_strategy(),
+                                         HumanDuration(m.last_ip_age_ms() / 1000));
+    // The master counts this status request's own connection among its clients.
+    std::printf(kRow, m.destination().c_str(), std::to_string(m.pid()).c_str(),
+                HumanDuration(m.uptime_ms() / 1000).c_str(), m.link().empty() ? "up" : m.link().c_str(),
+                std::to_string(m.connections()).c_str(), std::to_string(m.channels()).c_str(),
+                std::to_string(m.clients() > 0 ? m.clients() - 1 : 0).c_str(),
+                (HumanBytes(m.bytes_sent()) + "/" + HumanBytes(m.bytes_received())).c_str(), last.c_str(),
+                m.socket_path().c_str());
+    if (!m.link_detail().empty()) std::printf("    link: %s\n", m.link_detail().c_str());
+    for (const auto& r : m.relay_sessions()) {
+      std::printf("    mosh over SSH: 127.0.0.1:%u -> server UDP %u (mosh-server pid %u, %s relay%s): %s; "
+                  "%llu up, %llu down, %llu dropped, %llu channel(s)\n",
+                  r.local_port(), r.server_port(), r.server_pid(), r.relay().empty() ? "starting" : r.relay().c_str(),
+                  r.carrying() ? "" : ", reopening", r.reason().empty() ? "transport ssh" : r.reason().c_str(),
+                  static_cast<unsigned long long>(r.to_server()), static_cast<unsigned long long>(r.to_client()),
+                  static_cast<unsigned long long>(r.dropped()), static_cast<unsigned long long>(r.channels()));
+    }
   }
   for (const auto& socket : stale) {
-    std::printf("%-32s %8s %10s %5s %8s %7s  %s\n", "(stale)", "-", "-", "-", "-", "-", socket.c_str());
+    std::printf(kRow, "(stale)", "-", "-", "-", "-", "-", "-", "-", "-", socket.c_str());
   }
   return 0;
 }
 
-// One line per check, in the order a session needs them; the first failure says what to fix and
-// stops the checks that depend on it.
+// One line per check, in the order a session needs them; each failure says what to fix. A
+// failure that the later checks depend on (no TCP, no master) ends the run there.
 int RunDoctor(Options options) {
-  int failures = 0;
-  auto ok = [](std::string_view what, const std::string& detail) {
-    std::printf("ok    %-14s %s\n", std::string(what).c_str(), detail.c_str());
+  DoctorReport report(!options.json);
+  auto finish = [&](int status) {
+    if (options.json) std::printf("%s\n", report.Json(options.destination).c_str());
+    return report.failed() && status == 0 ? 1 : status;
   };
-  auto fail = [&failures](std::string_view what, const std::string& detail, const std::string& hint) {
-    ++failures;
-    std::printf("FAIL  %-14s %s\n", std::string(what).c_str(), detail.c_str());
-    if (!hint.empty()) std::printf("      %-14s fix: %s\n", "", hint.c_str());
-  };
+  const std::string& host = options.destination;
 
   auto resolved = Resolve(options);
   if (!resolved) {
-    fail("ssh settings", resolved.error().message, "check `ssh -G " + options.destination + "`");
-    return kExitConnectionFailed;
+    term::Failure failure = term::SplitHint(resolved.error().message);
+    report.Fail("ssh settings", std::move(failure.message), std::move(failure.hint));
+    return finish(kExitConnectionFailed);
   }
   const SshSettings& ssh = resolved->ssh;
-  ok("ssh settings", fmt::format("{} (ssh -G {})", DestinationName(ssh), options.destination));
+  report.Ok("ssh settings", fmt::format("{} ({} -G {}: {} identity file(s), StrictHostKeyChecking {})",
+                                        DestinationName(ssh), options.ssh, host, ssh.identity_files.size(),
+                                        ssh.strict_host_key_checking.empty() ? "ask" : ssh.strict_host_key_checking));
+
+  const bool proxied = !ssh.proxy_jump.empty() || !ssh.proxy_command.empty();
+  if (proxied) {
+    report.Ok("tcp", fmt::format("through {} (the host key check below goes through it)",
+                                 ssh.proxy_jump.empty() ? "ProxyCommand" : "ProxyJump " + ssh.proxy_jump));
+  } else {
+    auto start = Clock::now();
+    auto tcp = ReachTcp(ssh.hostname, ssh.port, std::chrono::seconds(ssh.connect_timeout_s > 0 ? ssh.connect_timeout_s : 10));
+    if (!tcp) {
+      report.Fail("tcp", tcp.error().message,
+                  fmt::format("check HostName and Port (`{} -G {}`), that sshd runs on the server and that no "
+                              "firewall drops TCP port {}",
+                              options.ssh, host, ssh.port));
+      return finish(kExitConnectionFailed);
+    }
+    report.Ok("tcp", fmt::format("connected to {} in {} ms", *tcp, Since(start)));
+  }
+
+  // Host key and authentication methods, from the user's own ssh (never authenticating, never
+  // writing known_hosts).
+  std::vector<std::string> probe_argv = options.ssh_argv;
+  for (auto& word : SshProbeArguments(host)) probe_argv.push_back(std::move(word));
+  CommandOptions probe_options;
+  probe_options.timeout = std::chrono::seconds(30);
+  auto probe_run = RunCommand(probe_argv, probe_options);
+  SshProbe probe = probe_run ? ParseSshProbe(probe_run->exit_code, probe_run->err) : SshProbe{};
+  if (!probe_run) probe.said = probe_run.error().message;
+  std::string known_hosts = fmt::format("{}", fmt::join(ssh.user_known_hosts_files, " "));
+  const std::string& policy = ssh.strict_host_key_checking;
+  switch (probe.host_key) {
+    case SshProbe::HostKey::kKnown:
+      report.Ok("host key", fmt::format("known and matching ({})", known_hosts));
+      break;
+    case SshProbe::HostKey::kUnknown:
+      if (policy == "accept-new" || policy == "no") {
+        report.Ok("host key", fmt::format("not known yet; added to {} on the first connection "
+                                          "(StrictHostKeyChecking {})", known_hosts, policy));
+      } else {
+        report.Fail("host key", fmt::format("the server's host key is not in {}", known_hosts),
+                    fmt::format("connect once with `ssh {}` and compare the fingerprint with the server's "
+                                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there) before answering yes",
+                                host));
+      }
+      break;
+    case SshProbe::HostKey::kChanged:
+      report.Fail("host key", fmt::format("the server's host key has CHANGED since it was stored in {}", known_hosts),
+                  fmt::format("if the server was reinstalled or rekeyed, remove the old key with `ssh-keygen -R {}` "
+                              "and connect again; otherwise do not connect",
+                              ssh.port == 22 ? ssh.hostname : fmt::format("'[{}]:{}'", ssh.hostname, ssh.port)));
+      return finish(kExitConnectionFailed);
+    case SshProbe::HostKey::kUnreached:
+      report.Fail("host key", fmt::format("ssh stopped before the host key: {}", probe.said),
+                  fmt::format("run `{} -v {}` to see where it stops", options.ssh, host));
+      return finish(kExitConnectionFailed);
+  }
+
+  if (probe.methods.empty()) {
+    report.Fail("auth", "not checked: ssh stopped at the host key", "fix the host key first");
+  } else {
+    std::string offered = fmt::format("{}", fmt::join(probe.methods, ","));
+    auto offers = [&](std::string_view method) { return std::ranges::find(probe.methods, method) != probe.methods.end(); };
+    const bool agent = ssh.identity_agent != "none" &&
+                       (!ssh.identity_agent.empty() || std::getenv("SSH_AUTH_SOCK") != nullptr);
+    const auto keys = std::ranges::count_if(ssh.identity_files,
+                                            [](const std::string& file) { return ::access(file.c_str(), R_OK) == 0; });
+    if (!offers("publickey") && !offers("keyboard-interactive") && !offers("password") && !offers("none")) {
+      report.Fail("auth", fmt::format("the server offers only {}", offered),
+                  "ask the server's administrator to allow publickey authentication");
+    } else if (offers("publickey") && probe.methods.size() == 1 && keys == 0 && !agent) {
+      report.Fail("auth", "the server takes only keys, and there is no agent and no readable IdentityFile",
+                  fmt::format("create a key with `ssh-keygen -t ed25519` and install it with `ssh-copy-id {}`", host));
+    } else {
+      report.Ok("auth", fmt::format("the server offers {}; mconnect has {} key file(s){}", offered, keys,
+                                    agent ? " and an agent" : ""));
+    }
+  }
 
   auto link = ConnectOrStartMaster(ssh, options, resolved->profile);
   if (!link) {
-    fail("master", link.error().message.empty() ? "could not connect or authenticate (see above)" : link.error().message,
-         "run `ssh " + options.destination + "` to see what the server says");
-    return kExitConnectionFailed;
+    report.Fail("master",
+                link.error().message.empty() ? "could not connect or authenticate (see above)" : link.error().message,
+                fmt::format("run `{} -v {}` to see what the server says", options.ssh, host));
+    return finish(kExitConnectionFailed);
   }
-  ok("master", fmt::format("{} (pid {}, {})", link->started ? "started" : "running", link->client.master_pid(),
-                           link->socket_path));
+  report.Ok("master", fmt::format("{} (pid {}, {})", link->started ? "started" : "running", link->client.master_pid(),
+                                  link->socket_path));
+
+  auto remote = [&](const std::string& command) {
+    control::ExecRequest request;
+    request.set_command(command);
+    request.set_timeout_ms(20000);
+    return link->client.Call<control::ExecReply>(proto::MessageType::kExec, request, proto::MessageType::kExecReply,
+                                                 milliseconds(30000));
+  };
+  auto server_words = SplitShellWords(options.server);
+  std::string program = server_words && !server_words->empty() ? server_words->front() : options.server;
+  auto where = remote(ServerPathCommand(program));
+  if (!where) {
+    report.Fail("mosh-server", where.error().message, "");
+  } else if (ServerPath path = ParseServerPath(where->stdout()); !path.path.empty()) {
+    report.Ok("mosh-server", fmt::format("{} is {} on the non-interactive PATH", program, path.path));
+  } else if (!path.elsewhere.empty()) {
+    report.Fail("mosh-server", fmt::format("{} is not on the PATH of non-interactive shells on {} ({}), but {} exists",
+                                           program, host, path.search_path, path.elsewhere.front()),
+                fmt::format("use --server={} (or server = \"{}\" under [host.{}] in config.toml), or add its "
+                            "directory to PATH in a file non-interactive shells read (~/.bashrc, ~/.zshenv)",
+                            path.elsewhere.front(), path.elsewhere.front(), SplitDestination(host).host));
+    options.server = path.elsewhere.front();  // so that the checks below can still run it
+  } else {
+    report.Fail("mosh-server", fmt::format("{} is not installed on {} (PATH {})", program, host, path.search_path),
+                "install mosh on the server (Debian/Ubuntu: apt install mosh-server or mosh), or give its full "
+                "path with --server=/full/path/to/mosh-server");
+  }
+
+  const std::vector<std::string> locale_settings = LocaleSettings();
+  const std::string requested =
+      locale_settings.empty() ? "the server's default locale" : fmt::format("{}", fmt::join(locale_settings, " "));
+  auto charmap = remote(ServerLocaleCommand(locale_settings));
+  if (!charmap) {
+    report.Fail("locale", charmap.error().message, "");
+  } else if (ServerLocale locale = ParseServerLocale(charmap->stdout()); !locale.has_locale_program) {
+    report.Fail("locale", "cannot tell: the server has no `locale` program",
+                "the mosh-server check below shows whether it accepts your locale");
+  } else if (locale.requested == "UTF-8") {
+    report.Ok("locale", fmt::format("{} is UTF-8 on the server", requested));
+  } else if (locale.fallback == "UTF-8") {
+    report.Ok("locale", fmt::format("{} gives {} on the server; mosh-server will run with LANG=C.UTF-8", requested,
+                                    locale.requested.empty() ? "nothing" : locale.requested));
+  } else {
+    const std::string tried = requested == "LANG=C.UTF-8" ? requested : requested + " or LANG=C.UTF-8";
+    report.Fail("locale",
+                fmt::format("the server has no UTF-8 locale: with {} its character set is {}, and mosh-server "
+                            "refuses to start without UTF-8",
+                            tried, locale.requested.empty() ? "unknown" : locale.requested),
+                "install a UTF-8 locale on the server (Debian/Ubuntu: apt install locales, then dpkg-reconfigure "
+                "locales or locale-gen en_US.UTF-8), and check that nothing there (LOCPATH, LC_ALL in shell startup "
+                "files, sshd's SetEnv) overrides it");
+  }
 
   auto ip = link->client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
                                                         IpRequest(options, resolved->profile, true),
                                                         proto::MessageType::kDiscoverIpReply,
                                                         ChainBudget(options, resolved->profile));
   if (!ip) {
-    fail("remote-ip", ip.error().message, "");
-    return 1;
+    report.Fail("remote-ip", ip.error().message, "");
+    return finish(1);
   }
+  bool answered = false;
   for (const auto& candidate : ip->candidates()) {
+    // A failing strategy is only a problem when no later one answers: said, not counted.
     if (candidate.error().empty()) {
-      ok("remote-ip", fmt::format("{} -> {} ({} ms)", candidate.strategy(), candidate.address(), candidate.elapsed_ms()));
-    } else {
-      fail("remote-ip", candidate.error(), "");
-      --failures;  // a failing strategy is only a problem when no later one answers
+      answered = true;
+      report.Ok("remote-ip", fmt::format("{} -> {} ({} ms)", candidate.strategy(), candidate.address(),
+                                         candidate.elapsed_ms()));
+    } else if (!options.json) {
+      std::printf("      %-14s %s\n", "", candidate.error().c_str());
     }
   }
-  if (ip->address().empty()) {
-    fail("remote-ip", "no strategy found an address", "add a working strategy: see contrib/remote-ip/README.md");
-    return 1;
+  if (ip->address().empty() || !answered) {
+    report.Fail("remote-ip", fmt::format("no strategy found an address: {}", DescribeFailures(*ip)),
+                "add a working --remote-ip strategy (see `mconnect ip " + host + "` and contrib/remote-ip/README.md)");
+    return finish(1);
   }
 
-  auto report = ProbeAddresses(*link, options, {ip->address()}, true);
-  if (!report) {
-    fail("mosh-server", report.error().message, "");
+  const Transport transport = ParseTransport(options.transport).value_or(Transport::kAuto);
+  bool udp_answered = false;
+  std::string udp_why;
+  if (transport != Transport::kSsh) {
+    auto probed = ProbeAddresses(*link, options, {ip->address()}, true);
+    if (!probed) {
+      term::Failure failure = term::SplitHint(probed.error().message);
+      report.Fail("server start", std::move(failure.message), std::move(failure.hint));
+      return finish(1);
+    }
+    const auto& server = probed->server;
+    report.Ok("server start", fmt::format("mosh-server started on UDP port {} in {} ms (locale {})", server.port(),
+                                         server.elapsed_ms(), server.locale_used()));
+    std::string range = options.port_range.empty() ? "60001:60999" : options.port_range;
+    const auto& udp = probed->probes.front().result;
+    if (!udp) {
+      udp_why = udp.error().message;
+      report.Fail("udp", udp.error().message, "");
+    } else if (udp->answered) {
+      udp_answered = true;
+      udp_why = fmt::format("mosh-server answered over UDP at {} in {} ms", ip->address(), udp->rtt.count());
+      report.Ok("udp", fmt::format("{}:{} answered in {} ms", ip->address(), server.port(), udp->rtt.count()));
+    } else {
+      udp_why = fmt::format("no answer over UDP from {}:{}", ip->address(), server.port());
+      report.Fail("udp", fmt::format("{}:{}: {}", ip->address(), server.port(), udp->detail),
+                  fmt::format("UDP is blocked on the way to {}: forward UDP ports {} to the server (mosh-server "
+                              "tried port {}){}",
+                              ip->address(), range, server.port(),
+                              transport == Transport::kAuto ? ", or let mosh go over SSH (see relay below)" : ""));
+    }
+  }
+  if (transport == Transport::kUdp) {
+    report.Ok("transport", "udp (--transport=udp): mosh-client talks to mosh-server directly");
+    return finish(0);
+  }
+  if (transport == Transport::kAuto && udp_answered) {
+    report.Ok("transport", "udp (auto): " + udp_why);
+    return finish(0);
+  }
+  auto relayed = ProbeThroughRelay(*link, options);
+  if (!relayed) {
+    term::Failure failure = term::SplitHint(relayed.error().message);
+    report.Fail("relay", std::move(failure.message),
+                failure.hint.empty() ? "the relay beside mosh-server needs perl (or mconnect) on the server's PATH"
+                                     : std::move(failure.hint));
+    return finish(1);
+  }
+  if (!relayed->result.answered) {
+    report.Fail("relay", fmt::format("mosh-server did not answer through the {} relay: {}", relayed->relay,
+                                     relayed->result.detail),
+                fmt::format("run `mconnect -vv {}` and read the master's log", host));
+    return finish(1);
+  }
+  report.Ok("relay", fmt::format("mosh-server answered through the {} relay over SSH in {} ms", relayed->relay,
+                                 relayed->result.rtt.count()));
+  report.Ok("transport", transport == Transport::kSsh ? "ssh (--transport=ssh): mosh's datagrams go over the master"
+                                                      : "ssh (auto): " + udp_why + "; mosh's datagrams go over the master");
+  return finish(0);
+}
+
+// Keeps the master for a destination up for a service manager: starts it in the foreground
+// (this process becomes mconnect-mux), or, when one is already running, stays until it exits.
+int RunMaster(Options options) {
+  options.foreground_master = true;
+  if (!options.persist_s) options.persist_s = 0;  // a service's master does not idle out
+  auto connected = ResolveAndConnect(options, DoctorHint(options.destination));
+  if (!connected) return connected.error();
+  auto& [resolved, link] = *connected;
+  auto pid = static_cast<pid_t>(link.client.master_pid());
+  std::fprintf(stderr, "mconnect: a master for %s is already running (pid %d, %s); waiting for it to exit\n",
+               DestinationName(resolved.ssh).c_str(), pid, link.socket_path.c_str());
+  if (auto waited = WaitForExit(pid); !waited) {
+    PrintError(waited.error());
     return 1;
   }
-  const auto& server = report->server;
-  ok("mosh-server", fmt::format("started on UDP port {} in {} ms (locale {})", server.port(), server.elapsed_ms(),
-                                server.locale_used()));
-  std::string range = options.port_range.empty() ? "60001:60999" : options.port_range;
-  const auto& probe = report->probes.front().result;
-  if (!probe) {
-    fail("udp", probe.error().message, "");
-  } else if (probe->answered) {
-    ok("udp", fmt::format("{}:{} answered in {} ms", ip->address(), server.port(), probe->rtt.count()));
-  } else {
-    fail("udp", fmt::format("{}:{}: {}", ip->address(), server.port(), probe->detail),
-         fmt::format("UDP is blocked on the way to {}: forward UDP ports {} to the server (mosh-server tried port {})",
-                     ip->address(), range, server.port()));
-  }
-  return failures == 0 ? 0 : 1;
+  return 0;
 }
 
 int RunSshConfig(const Options& options) {
@@ -403,7 +830,7 @@ int RunSshConfig(const Options& options) {
     return kExitConnectionFailed;
   }
   const SshSettings& ssh = resolved->ssh;
-  if (!ssh.control_path.empty()) {
+  if (!ssh.control_path.empty() && options.socket_path.empty()) {
     auto path = ExpandControlPath(ssh.control_path, ssh);
     std::printf("# %s already has ControlPath %s;\n# mconnect's master listens there, so plain `ssh %s` uses it.\n",
                 ssh.host_alias.c_str(), path ? path->c_str() : ssh.control_path.c_str(), ssh.host_alias.c_str());
@@ -411,15 +838,21 @@ int RunSshConfig(const Options& options) {
   }
   // The same name the master uses (USER@HOST:PORT.sock), written with ssh's own tokens so the
   // lines stay right if HostName, User or Port change.
+  // With --socket, that path ('%' doubled: ssh expands tokens in ControlPath).
   std::string directory = resolved->profile.socket_dir.empty() ? proto::DefaultRuntimeDir()
                                                                : resolved->profile.socket_dir;
+  std::string control_path = directory + "/%r@%h:%p.sock";
+  if (!options.socket_path.empty()) {
+    control_path.clear();
+    for (char c : options.socket_path) control_path += c == '%' ? std::string("%%") : std::string(1, c);
+  }
   std::printf(
       "# Add to ~/.ssh/config: plain `ssh %s` (and scp, rsync, git) then use mconnect's master\n"
       "# when one is running, and connect as usual when none is.\n"
       "Host %s\n"
-      "    ControlPath %s/%%r@%%h:%%p.sock\n"
+      "    ControlPath %s\n"
       "    ControlMaster no\n",
-      ssh.host_alias.c_str(), ssh.host_alias.c_str(), directory.c_str());
+      ssh.host_alias.c_str(), ssh.host_alias.c_str(), control_path.c_str());
   return 0;
 }
 

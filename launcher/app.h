@@ -14,5 +14,6 @@ int RunStop(const Options& options);
 int RunIp(Options options);
 int RunSshConfig(const Options& options);
 int RunDoctor(Options options);
+int RunMaster(Options options);
 
 }  // namespace mconnect::launcher

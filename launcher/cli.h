@@ -5,6 +5,9 @@
 //   mconnect status [--json]
 //   mconnect stop [--ssh=COMMAND] [user@]host
 //   mconnect ip [--json] [--remote-ip=STRATEGY]... [user@]host
+//   mconnect ssh-config [--ssh=COMMAND] [user@]host
+//   mconnect doctor [--json] [options] [user@]host
+//   mconnect master [options] [user@]host
 //
 // A subcommand is recognised only as the very first argument, so a host that happens to be
 // called `status`, `stop` or `ip` stays reachable: `mconnect -- status` (or any option before
@@ -30,7 +33,7 @@
 namespace mconnect::launcher {
 
 struct Options {
-  enum class Command { kConnect, kStatus, kStop, kIp, kSshConfig, kDoctor };
+  enum class Command { kConnect, kStatus, kStop, kIp, kSshConfig, kDoctor, kMaster };
   Command command = Command::kConnect;
 
   std::string destination;                  // [user@]host as typed (kConnect, kStop, kIp)
@@ -70,11 +73,16 @@ struct Options {
   std::string socket_path;        // --socket PATH: the master's socket; empty = computed
   std::string config_path;        // --config FILE: the profile; empty = DefaultProfilePath()
   std::string mux_path;           // --mux PATH: the mconnect-mux executable (tests)
-  bool json = false;              // --json (status, ip)
+  bool json = false;              // --json (status, ip, doctor)
+  // `mconnect master`: a master that must be started becomes this process and stays in the
+  // foreground (mconnect-mux --foreground) instead of detaching.
+  bool foreground_master = false;
   bool timings = false;           // --timings: print how long each step took
   // --probe-udp: before connecting, ask every remote-ip strategy and use the first address at
   // which a throwaway mosh-server answers over UDP (instead of the chain's first answer).
   bool probe_udp = false;
+  // --transport: how mosh's datagrams travel; udp, ssh or auto (lower case, validated).
+  std::string transport = "auto";
 
   // Every argument after argv[0], for mosh-client's `-# ARGS |` argv (keeps `ps` readable).
   std::vector<std::string> original_args;
@@ -88,6 +96,7 @@ struct Options {
     bool port_range = false;
     bool remote_ip = false;
     bool probe_udp = false;
+    bool transport = false;
   } explicitly_set;
 };
 
@@ -135,5 +144,10 @@ Result<std::vector<std::string>> SplitShellWords(std::string_view command);
 
 // The --help text.
 std::string UsageText();
+// `mconnect COMMAND --help`: UsageText() for the connecting form; for a subcommand, its usage
+// and exactly the options it accepts.
+std::string CommandUsageText(Options::Command command);
+// Every option name COMMAND accepts ("-p", "--port", ...), in the option table's order.
+std::vector<std::string> OptionNames(Options::Command command);
 
 }  // namespace mconnect::launcher

@@ -3,9 +3,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fstream>
+#include <thread>
 
 #include "base/log.h"
 #include "proto/socket_path.h"
@@ -35,14 +38,24 @@ std::vector<std::string> MuxArguments(const SshSettings& settings, const Options
   for (const auto& file : settings.identity_files) args.insert(args.end(), {"--identity", file});
   if (settings.identities_only) args.push_back("--identities-only");
   if (!settings.identity_agent.empty()) args.insert(args.end(), {"--identity-agent", settings.identity_agent});
+  if (!settings.preferred_authentications.empty()) {
+    args.insert(args.end(), {"--preferred-authentications", settings.preferred_authentications});
+  }
+  if (!settings.pubkey_authentication) args.push_back("--no-pubkey-authentication");
+  if (!settings.kbd_interactive_authentication) args.push_back("--no-kbd-interactive-authentication");
+  if (!settings.password_authentication) args.push_back("--no-password-authentication");
+  args.insert(args.end(), {"--number-of-password-prompts", std::to_string(settings.number_of_password_prompts)});
+  if (settings.batch_mode) args.push_back("--batch-mode");
   if (settings.connect_timeout_s > 0) {
     args.insert(args.end(), {"--connect-timeout", std::to_string(settings.connect_timeout_s)});
   }
   int keepalive = settings.server_alive_interval_s > 0 ? settings.server_alive_interval_s : profile.keepalive_s;
   args.insert(args.end(), {"--keepalive", std::to_string(keepalive > 0 ? keepalive : 3600)});
+  args.insert(args.end(), {"--keepalive-count", std::to_string(std::max(0, settings.server_alive_count_max))});
   args.insert(args.end(), {"--persist", std::to_string(options.persist_s.value_or(profile.persist_s))});
   args.insert(args.end(), {"--remote-ip-ttl", std::to_string(profile.remote_ip_cache_ttl_s)});
   for (int i = 0; i < options.verbosity; ++i) args.push_back("-v");
+  if (options.foreground_master) args.push_back("--foreground");
   return args;
 }
 
@@ -50,14 +63,23 @@ std::vector<std::string> MuxArguments(const SshSettings& settings, const Options
 // has published its socket and detached, or failed; returns its exit status.
 Result<int> RunMux(const std::vector<std::string>& args) {
   log::Debug("starting {}", fmt::join(args, " "));
-  pid_t pid = ::fork();
-  if (pid < 0) return Fail("fork: {}", std::strerror(errno));
-  if (pid == 0) {
+  auto exec = [&args] {
     std::vector<char*> argv;
     for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
-    std::fprintf(stderr, "mconnect: cannot run %s: %s\n", argv[0], std::strerror(errno));
+  };
+  // `mconnect master`: this process becomes the master, so that whoever started it (systemd)
+  // watches the master itself and gets its exit status.
+  if (std::ranges::find(args, "--foreground") != args.end()) {
+    exec();
+    return Fail("cannot run {}: {}", args[0], std::strerror(errno));
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) return Fail("fork: {}", std::strerror(errno));
+  if (pid == 0) {
+    exec();
+    std::fprintf(stderr, "mconnect: cannot run %s: %s\n", args[0].c_str(), std::strerror(errno));
     ::_exit(127);
   }
   int status = 0;
@@ -66,6 +88,37 @@ Result<int> RunMux(const std::vector<std::string>& args) {
   }
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return WEXITSTATUS(status);
+}
+
+bool NeedsPerson(proto::ControlClient& client) {
+  auto status = client.Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                  proto::MessageType::kStatusReply, kConnectTimeout);
+  if (!status || status->link() != "needs-person") return false;
+  std::fprintf(stderr, "mconnect: the master for %s lost its connection and needs you to authenticate again (%s)\n",
+               status->destination().c_str(), status->link_detail().c_str());
+  return true;
+}
+
+// True while PID runs (a zombie has finished: its lock and socket are released).
+bool Running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto paren = line.rfind(") ");
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+// Asks a master to stop and waits (bounded) until it has gone, lock and all.
+Result<void> StopMaster(proto::ControlClient& client, const std::string& socket_path) {
+  auto pid = static_cast<pid_t>(client.master_pid());
+  (void)client.Call<control::StopReply>(proto::MessageType::kStop, control::StopRequest{},
+                                        proto::MessageType::kStopReply, kConnectTimeout);
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline) {
+    if (!Running(pid)) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Fail("the old master for this destination (pid {}, socket {}) does not stop", pid, socket_path);
 }
 
 }  // namespace
@@ -97,19 +150,23 @@ Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Optio
   auto elapsed = [&start] { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start); };
 
   auto existing = proto::ControlClient::Connect(socket_path, kConnectTimeout);
-  if (existing) return MasterLink{std::move(*existing), socket_path, false, elapsed()};
-  log::Debug("no master yet: {}", existing.error().message);
-
-  if (!settings.proxy_jump.empty() || !settings.proxy_command.empty()) {
-    return Fail("{} is reached through {} {}, which this version of mconnect cannot follow yet",
-                settings.host_alias, settings.proxy_jump.empty() ? "ProxyCommand" : "ProxyJump",
-                settings.proxy_jump.empty() ? settings.proxy_command : settings.proxy_jump);
+  if (existing) {
+    if (!NeedsPerson(*existing)) return MasterLink{std::move(*existing), socket_path, false, elapsed()};
+    // Its connection died and coming back needs us (a passphrase, a password, a host key):
+    // replace it with a master in the foreground, where it can ask.
+    if (auto replaced = StopMaster(*existing, socket_path); !replaced) return Fail(replaced.error());
+  } else {
+    log::Debug("no master yet: {}", existing.error().message);
   }
+
+  auto proxy = ProxyCommandFor(settings, options.ssh_argv);
+  if (!proxy) return Fail(proxy.error());
   std::string directory = socket_path.substr(0, socket_path.rfind('/'));
   if (options.socket_path.empty() && settings.control_path.empty()) {
     if (auto made = proto::EnsurePrivateDirectory(directory); !made) return Fail(made.error());
   }
   auto arguments = MuxArguments(settings, options, profile, socket_path);
+  if (!proxy->empty()) arguments.insert(arguments.end(), {"--proxy-command", *proxy});
   if (!options.socket_path.empty() || !settings.control_path.empty()) arguments.push_back("--chosen-socket");
   auto status = RunMux(arguments);
   if (!status) return Fail(status.error());

@@ -29,6 +29,8 @@ Result<std::string> SocketPathFor(const SshSettings& settings, const Options& op
 // The mconnect-mux executable: --mux, else next to this program, else on PATH.
 std::string MuxExecutable(const Options& options);
 
+// With options.foreground_master (`mconnect master`), a master that has to be started replaces
+// this process (exec) and stays in the foreground; only a running master is ever returned.
 Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Options& options,
                                         const HostProfile& profile);
 

@@ -157,6 +157,18 @@ Result<void> ReadHostKeyPolicy(const std::string& path, std::string_view key, co
   return {};
 }
 
+Result<void> ReadTransport(const std::string& path, std::string_view key, const toml::node& node,
+                           Profile::Layer& layer) {
+  auto transport = GetString(path, key, node);
+  if (!transport) return Fail(transport.error());
+  if (*transport != "udp" && *transport != "ssh" && *transport != "auto") {
+    return FailAt(At(path, node.source()), "{} \"{}\" is not a transport: expected udp, ssh or auto", key,
+                  *transport);
+  }
+  layer.transport = std::move(*transport);
+  return {};
+}
+
 Result<void> ReadSocketDir(const std::string& path, std::string_view key, const toml::node& node,
                            Profile::Layer& layer) {
   auto dir = GetString(path, key, node);
@@ -219,6 +231,7 @@ constexpr KeySpec kKeys[] = {
      }},
     {"socket-dir", ReadSocketDir},
     {"host-key-policy", ReadHostKeyPolicy},
+    {"transport", ReadTransport},
 };
 
 std::size_t EditDistance(std::string_view a, std::string_view b) {
@@ -367,6 +380,7 @@ void Merge(const Profile::Layer& layer, HostProfile& host) {
   Merge(layer.keepalive_s, host.keepalive_s);
   Merge(layer.socket_dir, host.socket_dir);
   Merge(layer.host_key_policy, host.host_key_policy);
+  Merge(layer.transport, host.transport);
 }
 
 }  // namespace
@@ -389,6 +403,10 @@ Result<Profile> LoadProfile(const std::string& path, MissingProfile if_missing) 
     if (if_missing == MissingProfile::kFail) return Fail("{}: no such file", path);
     return Profile();
   }
+  return ParseProfile(contents, path);
+}
+
+Result<Profile> ParseProfile(std::string_view contents, const std::string& path) {
   try {
     const toml::table root = toml::parse(contents, path);
     return ReadProfile(path, root);
@@ -421,6 +439,7 @@ void ApplyProfile(Options& options, const HostProfile& host) {
   if (!options.explicitly_set.port_range) options.port_range = host.mosh_ports;
   if (!options.explicitly_set.remote_ip) options.remote_ip = host.remote_ip;
   if (!options.persist_s) options.persist_s = host.persist_s;
+  if (!options.explicitly_set.transport) options.transport = host.transport;
 }
 
 }  // namespace mconnect::launcher

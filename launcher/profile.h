@@ -22,7 +22,9 @@ namespace mconnect::launcher {
 
 // Everything the profile decides for one host, with the built-in defaults.
 struct HostProfile {
-  std::vector<std::string> remote_ip = {"peer"};  // strategy chain; peer ~ stock mosh's proxy mode
+  // Strategy chain. peer ~ stock mosh's proxy mode; through a ProxyCommand/ProxyJump there is
+  // no peer, and dns (HostName resolved here) is what stock mosh's proxy mode would have used.
+  std::vector<std::string> remote_ip = {"peer", "dns"};
   int remote_ip_cache_ttl_s = 300;
   int remote_ip_timeout_s = 10;  // per strategy: a command that hangs fails after this
   std::string mosh_ports;  // "N" or "N:M"; empty = mosh-server's own default (60001:60999)
@@ -33,6 +35,9 @@ struct HostProfile {
   int keepalive_s = 30;  // between SSH keepalives; 0 = none
   std::string socket_dir;  // empty = $XDG_RUNTIME_DIR/mconnect, else /tmp/mconnect-UID
   std::string host_key_policy = "ask";  // ask | accept-new | strict
+  // How mosh's datagrams travel: udp, ssh (over the master) or auto (udp when a UDP probe hears
+  // mosh-server at the chosen address, else ssh).
+  std::string transport = "auto";
 };
 
 class Profile {
@@ -50,6 +55,7 @@ class Profile {
     std::optional<int> keepalive_s;
     std::optional<std::string> socket_dir;
     std::optional<std::string> host_key_policy;
+    std::optional<std::string> transport;
   };
   struct HostTable {
     std::string pattern;  // fnmatch(3) glob, matched case-blind as ssh matches Host patterns
@@ -83,6 +89,8 @@ enum class MissingProfile {
 // Reads and checks the whole file (every host table, not only the one in use, so a mistake
 // shows up at once). A missing file gives the built-in defaults unless `if_missing` says kFail.
 Result<Profile> LoadProfile(const std::string& path, MissingProfile if_missing = MissingProfile::kUseDefaults);
+// The same checks on a profile's text; `path` only names it in error messages.
+Result<Profile> ParseProfile(std::string_view contents, const std::string& path);
 
 // $XDG_CONFIG_HOME/mconnect/config.toml when XDG_CONFIG_HOME is an absolute path (the XDG spec
 // ignores a relative one), else $HOME/.config/mconnect/config.toml, with the passwd entry's home

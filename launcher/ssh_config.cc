@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -170,6 +171,22 @@ Result<void> Apply(SshSettings& s, const std::string& key, std::string_view valu
     s.proxy_jump = NoneIsEmpty(value);
   } else if (key == "batchmode") {
     return flag(s.batch_mode);
+  } else if (key == "preferredauthentications") {
+    s.preferred_authentications = value;
+  } else if (key == "pubkeyauthentication") {
+    // OpenSSH 9 also has "unbound" and "host-bound" (both mean yes for a client like us).
+    std::string lower = Lower(value);
+    if (lower == "unbound" || lower == "host-bound") {
+      s.pubkey_authentication = true;
+      return {};
+    }
+    return flag(s.pubkey_authentication);
+  } else if (key == "kbdinteractiveauthentication") {
+    return flag(s.kbd_interactive_authentication);
+  } else if (key == "passwordauthentication") {
+    return flag(s.password_authentication);
+  } else if (key == "numberofpasswordprompts") {
+    return number(s.number_of_password_prompts, 0, kMaxSeconds, "a count");
   }
   return {};
 }
@@ -232,7 +249,7 @@ std::string DestinationName(const SshSettings& settings) {
   return fmt::format("{}@{}:{}", settings.user, host, settings.port);
 }
 
-Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& settings) {
+Result<std::string> ExpandSshTokens(std::string_view path, std::string_view what, const SshSettings& settings) {
   char host_name[256] = "";
   ::gethostname(host_name, sizeof host_name - 1);
   std::string local_host = host_name;
@@ -253,7 +270,7 @@ Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& 
       out += path[i];
       continue;
     }
-    if (++i == path.size()) return Fail("ControlPath \"{}\" ends with a lone %", SanitizeForMessage(path));
+    if (++i == path.size()) return Fail("{} \"{}\" ends with a lone %", what, SanitizeForMessage(path));
     switch (path[i]) {
       case '%': out += '%'; break;
       case 'h': out += settings.hostname; break;
@@ -273,10 +290,50 @@ Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& 
         break;
       }
       default:
-        return Fail("ControlPath \"{}\": unknown token %{}", SanitizeForMessage(path), path[i]);
+        return Fail("{} \"{}\": unknown token %{}", what, SanitizeForMessage(path), path[i]);
     }
   }
   return out;
+}
+
+Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& settings) {
+  return ExpandSshTokens(path, "ControlPath", settings);
+}
+
+namespace {
+
+// One ProxyJump hop as a destination ssh parses with its port: [user@]host[:port] and
+// ssh://[user@]host[:port] both become an ssh:// URI; a bare IPv6 address gets its brackets.
+std::string JumpDestination(std::string_view hop) {
+  if (hop.starts_with("ssh://")) return std::string(hop);
+  std::size_t at = hop.rfind('@');
+  std::string_view host_port = at == std::string_view::npos ? hop : hop.substr(at + 1);
+  bool bare_ipv6 = !host_port.starts_with('[') && std::count(host_port.begin(), host_port.end(), ':') > 1;
+  if (!bare_ipv6) return "ssh://" + std::string(hop);
+  std::string user = at == std::string_view::npos ? "" : std::string(hop.substr(0, at + 1));
+  return "ssh://" + user + "[" + std::string(host_port) + "]";
+}
+
+}  // namespace
+
+Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vector<std::string>& ssh_argv) {
+  if (!settings.proxy_command.empty()) {
+    // OpenSSH runs a ProxyCommand with `exec` through the user's shell; %-tokens as for ssh.
+    return ExpandSshTokens(settings.proxy_command, "ProxyCommand", settings);
+  }
+  if (settings.proxy_jump.empty()) return std::string();
+  // As ssh does for ProxyJump: the last hop carries the stream (-W), the earlier ones are its
+  // own -J; the same ssh command (and so the same -F) reads their settings.
+  std::string_view jumps = settings.proxy_jump;
+  std::size_t last_comma = jumps.rfind(',');
+  std::string_view last = last_comma == std::string_view::npos ? jumps : jumps.substr(last_comma + 1);
+  if (last.empty()) return Fail("ProxyJump \"{}\" ends with an empty hop", SanitizeForMessage(jumps));
+  std::vector<std::string> argv = ssh_argv.empty() ? std::vector<std::string>{"ssh"} : ssh_argv;
+  if (last_comma != std::string_view::npos) argv.insert(argv.end(), {"-J", std::string(jumps.substr(0, last_comma))});
+  argv.insert(argv.end(), {"-W", fmt::format("[{}]:{}", settings.hostname, settings.port), JumpDestination(last)});
+  std::string command;
+  for (const auto& word : argv) command += (command.empty() ? "" : " ") + ShellQuote(word);
+  return command;
 }
 
 }  // namespace mconnect::launcher

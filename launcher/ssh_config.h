@@ -32,6 +32,12 @@ struct SshSettings {
   std::string proxy_command;  // empty when none; %h/%p/%r unexpanded, as ssh -G prints them
   std::string proxy_jump;     // empty when none
   bool batch_mode = false;
+  // Authentication. Empty preferred_authentications: ssh's default order.
+  std::string preferred_authentications;  // "publickey,keyboard-interactive", as written
+  bool pubkey_authentication = true;      // also for "unbound" and "host-bound"
+  bool kbd_interactive_authentication = true;
+  bool password_authentication = true;
+  int number_of_password_prompts = 3;
 };
 
 // Parses the output of `ssh -G`: one "key value" per line, keys lowercase (compared without
@@ -55,5 +61,13 @@ std::string DestinationName(const SshSettings& settings);
 // %d home, %C the SHA-1 of "%l%h%p%r", %% a percent sign; a leading ~/ is the home directory.
 // An unknown token is an error, as it is for ssh.
 Result<std::string> ExpandControlPath(std::string_view path, const SshSettings& settings);
+// The same expansion for another setting (`what` names it in errors: "ProxyCommand").
+Result<std::string> ExpandSshTokens(std::string_view text, std::string_view what, const SshSettings& settings);
+
+// The command the master runs instead of a TCP connection, as one /bin/sh command line, or ""
+// for none: ProxyCommand with its %-tokens expanded, or for ProxyJump `SSH -W [HOST]:PORT
+// LASTHOP` (plus `-J EARLIER,HOPS`), where SSH is the user's ssh command (`--ssh`, so its -F
+// applies to the hops too) — what ssh itself runs for ProxyJump.
+Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vector<std::string>& ssh_argv);
 
 }  // namespace mconnect::launcher

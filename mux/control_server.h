@@ -34,6 +34,7 @@ class MasterServices {
   virtual void DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) = 0;
   virtual void StartMoshServer(const control::StartMoshServerRequest& request,
                                Reply<control::StartMoshServerReply> reply) = 0;
+  virtual void StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) = 0;
   virtual void Stop() = 0;
   // A client whose first frame is OpenSSH's mux HELLO: its socket and the bytes read so far
   // (exactly that frame's first 8 bytes) go to the OpenSSH mux server.
@@ -76,6 +77,7 @@ class ControlServer {
   void OnExec(Client& client, const proto::Frame& frame);
   void OnDiscoverIp(Client& client, const proto::Frame& frame);
   void OnStartMoshServer(Client& client, const proto::Frame& frame);
+  void OnStartRelay(Client& client, const proto::Frame& frame);
   void OnStop(Client& client, const proto::Frame& frame);
 
   static const std::map<std::uint32_t, Handler>& Handlers();

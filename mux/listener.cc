@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,8 +10,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include "base/log.h"
+#include "proto/control.pb.h"
+#include "proto/frame.h"
 
 namespace mconnect::mux {
 namespace {
@@ -21,6 +26,71 @@ Result<sockaddr_un> UnixAddress(const std::string& path) {
   if (path.size() >= sizeof address.sun_path) return Fail("socket path too long ({} bytes): {}", path.size(), path);
   std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
   return address;
+}
+
+// The fd AcceptOwnUid gives up to refuse a client when the process has no other (one listener
+// per process, one thread: a single spare serves).
+UniqueFd& SpareFd() {
+  static UniqueFd spare;
+  return spare;
+}
+
+void ReserveSpareFd() {
+  if (!SpareFd()) SpareFd().Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
+
+// What a refused control client reads: framed once by Listen(), so that refusing builds nothing
+// at the moment the process has no fd to spare (UBSan's vptr check, on a protobuf message built
+// there, needs a pipe of its own: in the sanitizer build it failed and aborted the master).
+std::vector<std::uint8_t>& RefusalFrame() {
+  static std::vector<std::uint8_t> frame;
+  return frame;
+}
+
+void PrepareRefusal() {
+  if (!RefusalFrame().empty()) return;
+  control::ErrorReply refusal;
+  refusal.set_message("the master is out of file descriptors and refuses new clients until some close");
+  refusal.set_hint("end some sessions or forwards, or start the master with a higher `ulimit -n`");
+  (void)proto::AppendFrame(RefusalFrame(), proto::MessageType::kError, refusal);
+}
+
+std::string FdLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return "unknown";
+  return std::to_string(limit.rlim_cur);
+}
+
+// accept() failed with `error` (EMFILE or ENFILE): refuse the queued client through the spare fd.
+Result<UniqueFd> RefuseForLackOfFds(int listen_fd, int error) {
+  const std::string why = fmt::format("out of file descriptors ({}; limit {})", std::strerror(error), FdLimit());
+  if (!SpareFd()) {
+    ReserveSpareFd();  // some may have been freed since
+    return Fail("accept: {}; no spare fd to refuse the client with", why);
+  }
+  SpareFd().Reset();
+  UniqueFd client(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  if (!client) {
+    const int again = errno;
+    ReserveSpareFd();
+    // accept() says EMFILE before it looks at the queue: maybe nobody was waiting after all.
+    if (again == EAGAIN || again == EINTR || again == ECONNABORTED) return UniqueFd();
+    // ENFILE, and another process took the fd the spare gave back.
+    return Fail("accept: {}; with the spare fd given up: {}", why, std::strerror(again));
+  }
+  // Take what the client already sent (its hello), so that closing with unread data does not
+  // reset the connection before it reads our answer; then answer only a control client.
+  std::uint8_t first[512];
+  ssize_t n = ::read(client.get(), first, sizeof first);
+  auto said = std::span<const std::uint8_t>(first, n > 0 ? static_cast<std::size_t>(n) : 0);
+  if (proto::IdentifyProtocol(said) != proto::Protocol::kOpenSshMux) {
+    const auto& frame = RefusalFrame();
+    (void)::send(client.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  client.Reset();
+  ReserveSpareFd();
+  log::Warn("refused a new client: {}", why);
+  return UniqueFd();
 }
 
 }  // namespace
@@ -52,6 +122,8 @@ Result<UniqueFd> Listen(const std::string& socket_path) {
   ::unlink(temporary.c_str());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return Fail("socket: {}", std::strerror(errno));
+  ReserveSpareFd();
+  PrepareRefusal();
   mode_t old_mask = ::umask(0177);
   int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address);
   int bind_errno = errno;
@@ -69,6 +141,7 @@ Result<UniqueFd> AcceptOwnUid(int listen_fd) {
   UniqueFd client(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!client) {
     if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return UniqueFd();
+    if (errno == EMFILE || errno == ENFILE) return RefuseForLackOfFds(listen_fd, errno);
     return Fail("accept: {}", std::strerror(errno));
   }
   ucred credentials{};

@@ -22,6 +22,13 @@ Result<std::pair<LockState, UniqueFd>> TryLock(const std::string& lock_path);
 Result<UniqueFd> Listen(const std::string& socket_path);
 
 // Accepts one client; refuses (closes) one whose uid is not ours. Empty fd: nothing to accept.
+//
+// Out of file descriptors (EMFILE, ENFILE), accept() fails and leaves the client queued, so the
+// listening socket stays readable and a poll loop would spin on it. Listen() therefore keeps one
+// spare fd: here it is given up to accept that client, which is told why in an ErrorReply frame
+// (a control client shows it; an OpenSSH client sees the connection close), closed, and the spare
+// taken back; the refusal is logged with the limit. An error means a client may still be queued (no spare fd,
+// or another accept failure): the caller should not poll the socket again at once.
 Result<UniqueFd> AcceptOwnUid(int listen_fd);
 
 }  // namespace mconnect::mux

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/log.h"
+#include "base/terminal.h"
 #include "mux/listener.h"
 #include "mux/master.h"
 #include "mux/ssh_connection.h"
@@ -30,6 +32,9 @@ struct Args {
   std::string strict = "ask";
   int connect_timeout_s = 15;
   int keepalive_s = 30;
+  int keepalive_count = 3;
+  bool no_reconnect = false;
+  int reconnect_wait_s = 30;
   int persist_s = 600;
   int remote_ip_ttl_s = 300;
   std::string socket_path;
@@ -97,8 +102,31 @@ int Main(int argc, char** argv) {
   app.add_option("--identity", args.connect.identity_files, "IdentityFile (repeatable)");
   app.add_flag("--identities-only", args.connect.identities_only, "IdentitiesOnly");
   app.add_option("--identity-agent", args.connect.identity_agent, "agent socket, or none");
+  app.add_option_function<std::string>(
+      "--preferred-authentications",
+      [&args](const std::string& list) { args.connect.auth.preferred = mux::SplitMethods(list); },
+      "PreferredAuthentications (default publickey,keyboard-interactive,password)");
+  app.add_flag("--pubkey-authentication,!--no-pubkey-authentication", args.connect.auth.pubkey,
+               "PubkeyAuthentication (default on)");
+  app.add_flag("--kbd-interactive-authentication,!--no-kbd-interactive-authentication",
+               args.connect.auth.kbd_interactive, "KbdInteractiveAuthentication (default on)");
+  app.add_flag("--password-authentication,!--no-password-authentication", args.connect.auth.password,
+               "PasswordAuthentication (default on)");
+  app.add_option("--number-of-password-prompts", args.connect.auth.password_prompts,
+                 "NumberOfPasswordPrompts: questions per key passphrase or password method (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--batch-mode", args.connect.auth.batch_mode, "BatchMode: never ask for a passphrase or password");
   app.add_option("--connect-timeout", args.connect_timeout_s, "seconds for TCP + handshake + auth");
   app.add_option("--keepalive", args.keepalive_s, "seconds between keepalives")->check(CLI::Range(1, 86400));
+  app.add_option("--keepalive-count", args.keepalive_count,
+                 "unanswered keepalives before the connection counts as lost (ServerAliveCountMax; 0: never)")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--proxy-command", args.connect.proxy_command,
+                 "run this through /bin/sh and speak SSH over its stdin/stdout instead of TCP");
+  app.add_flag("--no-reconnect", args.no_reconnect, "exit when the connection is lost, as OpenSSH's master does");
+  app.add_option("--reconnect-wait", args.reconnect_wait_s,
+                 "seconds a request waits for a lost connection to come back")
+      ->check(CLI::Range(0, 3600));
   app.add_option("--persist", args.persist_s, "idle seconds before exiting (0: never)")->check(CLI::NonNegativeNumber);
   app.add_option("--remote-ip-ttl", args.remote_ip_ttl_s, "seconds a remote-ip answer is cached");
   app.add_option("--socket", args.socket_path, "socket to serve")->required();
@@ -143,13 +171,19 @@ int Main(int argc, char** argv) {
 
   const std::string destination =
       fmt::format("{}@{}:{}", args.connect.user, args.connect.host, args.connect.port);
-  bool show_progress = args.progress && ::isatty(STDERR_FILENO);
+  // The launcher's progress line, continued (shown only on a terminal, erased when done).
+  std::optional<term::ProgressLine> progress_line;
+  if (args.progress) progress_line.emplace("mconnect: " + destination);
   auto progress = [&](std::string_view step) {
-    if (show_progress) std::fprintf(stderr, "\rmconnect: %s: %-20.*s", destination.c_str(), int(step.size()), step.data());
+    if (progress_line) progress_line->Step(step);
     log::Info("{}", step);
   };
   auto connection = mux::SshConnection::Open(args.connect, progress);
-  if (show_progress) std::fprintf(stderr, "\r\033[K");
+  if (progress_line) progress_line->Clear();
+  if (connection) {
+    // What the proxy said while we were in the foreground (ssh -W's warnings) is the user's.
+    for (const auto& line : (*connection)->transport().TakeErrors()) std::fprintf(stderr, "%s\n", line.c_str());
+  }
   if (!connection) {
     std::fprintf(stderr, "mconnect: %s\n", connection.error().message.c_str());
     return 255;
@@ -171,6 +205,9 @@ int Main(int argc, char** argv) {
   config.socket_path = paths.socket;
   config.persist = std::chrono::seconds(args.persist_s);
   config.keepalive = std::chrono::seconds(args.keepalive_s);
+  config.keepalive_count_max = args.keepalive_count;
+  config.reconnect = !args.no_reconnect;
+  config.reconnect_wait = std::chrono::seconds(args.reconnect_wait_s);
   config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
   config.connect = args.connect;
   log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
@@ -182,4 +219,10 @@ int Main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) {
+  int status = Main(argc, argv);
+  // A reconnect attempt may still be running on its thread (mux/reconnector.h): static
+  // destructors must not pull libssh2 and OpenSSL from under it. The log flushes every line.
+  std::fflush(nullptr);
+  ::_exit(status);
+}

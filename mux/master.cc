@@ -1,6 +1,9 @@
 #include "mux/master.h"
 
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +11,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "mux/listener.h"
 #include "mux/mosh_server.h"
 
@@ -56,7 +60,12 @@ class Master::IpHost : public remoteip::Host {
       done(std::move(result));
     });
   }
-  std::optional<std::string> PeerAddress() const override { return driver_.connection().peer_address(); }
+  std::optional<std::string> PeerAddress() const override {
+    // Through a proxy command nobody knows where the stream ends: no answer, not a wrong one.
+    const std::string& address = driver_.connection().peer_address();
+    if (driver_.dead() || address.empty()) return std::nullopt;
+    return address;
+  }
   std::string HostName() const override { return host_name_; }
 
  private:
@@ -66,7 +75,9 @@ class Master::IpHost : public remoteip::Host {
 
 Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, UniqueFd listen_fd)
     : config_(std::move(config)),
-      driver_(std::move(connection), config_.keepalive),
+      driver_(std::move(connection), config_.keepalive, config_.keepalive_count_max),
+      reconnector_(config_.connect),
+      overflow_opener_(config_.connect),
       server_(*this),
       forwards_(driver_),
       openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); },
@@ -79,6 +90,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
       started_(Clock::now()) {
   driver_.SetOverflow([this](std::unique_ptr<ChannelTask> task) { Overflow(std::move(task)); });
+  if (config_.reconnect) driver_.HoldWhileDown(config_.reconnect_wait);
   struct stat st{};
   if (::lstat(config_.socket_path.c_str(), &st) == 0) {
     socket_inode_ = st.st_ino;
@@ -115,14 +127,23 @@ void Master::Overflow(std::unique_ptr<ChannelTask> task) {
   if (extra_.size() + 1 >= kMaxConnections) {
     return task->Abort(fmt::format("the server refused more sessions on {} connections", extra_.size() + 1));
   }
-  ConnectParams params = config_.connect;
-  params.host_key_policy = HostKeyPolicy::kStrict;
-  params.interactive = false;
-  auto connection = SshConnection::Open(params, [](std::string_view) {});
-  if (!connection) return task->Abort("another connection for more sessions failed: " + connection.error().message);
-  auto driver = std::make_unique<SshDriver>(std::move(*connection), config_.keepalive);
+  overflow_waiting_.push_back(std::move(task));
+  if (!overflow_opener_.running()) overflow_opener_.Start();  // strict host key, no person
+}
+
+void Master::OnOverflowOpened() {
+  auto outcome = overflow_opener_.Take();
+  if (!outcome) return;
+  auto waiting = std::move(overflow_waiting_);
+  overflow_waiting_.clear();
+  if (!*outcome) {
+    for (auto& task : waiting) task->Abort("another connection for more sessions failed: " + outcome->error().message);
+    return;
+  }
+  auto driver = std::make_unique<SshDriver>(std::move(**outcome), config_.keepalive);
   driver->SetOverflow([this](std::unique_ptr<ChannelTask> next) { Overflow(std::move(next)); });
-  driver->Start(std::move(task));
+  // More than the server allows on one connection come back through Overflow for the next one.
+  for (auto& task : waiting) driver->Start(std::move(task));
   extra_.push_back(std::move(driver));
   ++connections_opened_;
   log::Info("opened overflow connection {} to {}", extra_.size(), config_.destination);
@@ -147,6 +168,46 @@ control::StatusReply Master::Status() {
   reply.set_peer_address(driver_.connection().peer_address());
   reply.set_execs(driver_.tasks_started());
   reply.set_persist_s(static_cast<std::uint32_t>(config_.persist.count()));
+  // Bytes as the kernel counts them on each SSH connection's socket: no counter of our own
+  // in the data path.
+  for (SshDriver* driver : Drivers()) {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(driver->fd(), IPPROTO_TCP, TCP_INFO, &info, &length) == 0) {
+      reply.set_bytes_sent(reply.bytes_sent() + info.tcpi_bytes_acked);
+      reply.set_bytes_received(reply.bytes_received() + info.tcpi_bytes_received);
+    }
+  }
+  if (auto latest = ip_cache_.Newest(Clock::now())) {
+    reply.set_last_ip_address(latest->hit.address);
+    reply.set_last_ip_strategy(latest->spec);
+    reply.set_last_ip_age_ms(static_cast<std::uint64_t>(latest->hit.age.count()));
+  }
+  switch (link_) {
+    case Link::kUp: reply.set_link("up"); break;
+    case Link::kReconnecting: reply.set_link("reconnecting"); break;
+    case Link::kNeedsPerson: reply.set_link("needs-person"); break;
+  }
+  reply.set_link_detail(link_detail_);
+  reply.set_reconnects(reconnects_);
+  reply.set_relays(static_cast<std::uint32_t>(relays_.size()));
+  std::uint64_t dropped = relay_dropped_;
+  for (const auto& relay : relays_) {
+    const RelayStats stats = relay->stats();
+    dropped += stats.dropped;
+    control::RelaySession& session = *reply.add_relay_sessions();
+    session.set_local_port(static_cast<std::uint32_t>(relay->local_port()));
+    session.set_server_port(static_cast<std::uint32_t>(relay->remote_port()));
+    session.set_server_pid(relay->server_pid());
+    session.set_relay(relay->kind());
+    session.set_reason(relay->reason());
+    session.set_carrying(relay->carrying());
+    session.set_to_server(stats.to_server);
+    session.set_to_client(stats.to_client);
+    session.set_dropped(stats.dropped);
+    session.set_channels(stats.channels);
+  }
+  reply.set_relay_dropped(dropped);
   return reply;
 }
 
@@ -255,6 +316,47 @@ void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool 
   });
 }
 
+void Master::StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) {
+  constexpr std::size_t kMaxRelays = 64;
+  if (relays_.size() >= kMaxRelays) {
+    return reply(std::unexpected(MakeError(fmt::format("this master already relays {} mosh sessions", kMaxRelays))));
+  }
+  if (link_ != Link::kUp) return reply(std::unexpected(MakeError("the master's connection is down: " + link_detail_)));
+  auto relay = UdpRelay::Open(static_cast<int>(request.port()), request.server_pid(), request.relay());
+  if (!relay) return reply(std::unexpected(MakeError(relay.error().message)));
+  int local_port = (*relay)->local_port();
+  (*relay)->set_reason(SanitizeForMessage(request.reason(), 200));
+  // Answered once the server side has said which relay it is, so the launcher can say so and
+  // mosh-client starts only when its datagrams have somewhere to go.
+  (*relay)->SetReady([reply = std::move(reply), local_port](Result<std::string> kind) {
+    if (!kind) return reply(std::unexpected(MakeError(kind.error().message)));
+    control::StartRelayReply result;
+    result.set_local_port(static_cast<std::uint32_t>(local_port));
+    result.set_relay(*kind);
+    reply(std::move(result));
+  });
+  log::Info("relaying mosh datagrams for UDP port {} (mosh-server pid {}) from 127.0.0.1:{}: {}", request.port(),
+            request.server_pid(), local_port, (*relay)->reason());
+  // Only this relay's task: erasing finished ones here would shift the loop's poll indices.
+  if (auto task = (*relay)->TaskToStart(Clock::now())) driver_.Start(std::move(task));
+  relays_.push_back(std::move(*relay));
+}
+
+void Master::UpdateRelays(Clock::time_point now) {
+  for (auto& relay : relays_) {
+    if (link_ != Link::kUp) break;
+    if (auto task = relay->TaskToStart(now)) driver_.Start(std::move(task));
+  }
+  std::erase_if(relays_, [this](const std::unique_ptr<UdpRelay>& relay) {
+    if (!relay->finished()) return false;
+    auto stats = relay->stats();
+    relay_dropped_ += stats.dropped;
+    log::Info("mosh relay on 127.0.0.1:{} done: {} datagrams up, {} down, {} dropped, {} channel(s)",
+              relay->local_port(), stats.to_server, stats.to_client, stats.dropped, stats.channels);
+    return true;
+  });
+}
+
 void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) {
   openssh_.Adopt(std::move(fd), std::move(first_bytes));
 }
@@ -268,7 +370,8 @@ void Master::AcceptClients() {
   for (int i = 0; i < 64; ++i) {
     auto client = AcceptOwnUid(listen_fd_.get());
     if (!client) {
-      log::Warn("{}", client.error().message);
+      log::Warn("{}; not accepting for 1 s", client.error().message);
+      accept_paused_until_ = Clock::now() + std::chrono::seconds(1);
       return;
     }
     if (!client->valid()) return;
@@ -283,6 +386,67 @@ void Master::RemoveSocket() {
       there.st_dev == socket_device_) {
     ::unlink(config_.socket_path.c_str());
   }
+}
+
+void Master::OnConnectionLost(Clock::time_point now) {
+  link_detail_ = driver_.death();
+  if (!config_.reconnect) return;
+  link_ = Link::kReconnecting;
+  down_since_ = now;
+  attempts_ = 0;
+  next_attempt_ = now;  // at once: a server that restarted is usually back already
+  log::Warn("connection to {} lost ({}); reconnecting, requests wait up to {} s", config_.destination,
+            link_detail_, config_.reconnect_wait.count());
+}
+
+std::optional<Master::Clock::time_point> Master::ScheduleReconnect(Clock::time_point now) {
+  if (link_ != Link::kReconnecting || reconnector_.running()) return std::nullopt;
+  // Someone is waiting: do not make them sit out the backoff, but never retry more than once a
+  // second (a refused connect fails in microseconds).
+  auto due = next_attempt_;
+  if (driver_.waiting()) due = std::min(due, last_attempt_end_ + std::chrono::seconds(1));
+  if (now < due) return due;
+  ++attempts_;
+  log::Info("reconnect attempt {} to {}", attempts_, config_.destination);
+  reconnector_.Start();
+  return std::nullopt;
+}
+
+void Master::OnReconnectOutcome(Clock::time_point now) {
+  auto outcome = reconnector_.Take();
+  if (!outcome) return;
+  last_attempt_end_ = now;
+  if (*outcome) {
+    driver_.Replace(std::move(**outcome));
+    link_ = Link::kUp;
+    link_detail_.clear();
+    ++reconnects_;
+    ++connections_opened_;
+    log::Warn("reconnected to {} ({}) after {} s and {} attempt(s)", config_.destination,
+              driver_.connection().peer_address().empty() ? "through the proxy" : driver_.connection().peer_address(),
+              std::chrono::duration_cast<std::chrono::seconds>(now - down_since_).count(), attempts_);
+    return;
+  }
+  const OpenError& error = outcome->error();
+  link_detail_ = error.message;
+  if (error.kind == OpenFailure::kNetwork) {
+    next_attempt_ = now + ReconnectBackoff(attempts_);
+    log::Info("reconnect attempt {} failed: {}; next in {} s", attempts_, error.message,
+              ReconnectBackoff(attempts_).count());
+    return;
+  }
+  // A changed host key, or authentication that needs a passphrase or a password: the next
+  // `mconnect` sees this in Status and starts a master in the foreground that can ask.
+  link_ = Link::kNeedsPerson;
+  log::Warn("cannot reconnect to {} without a person: {}", config_.destination, error.message);
+  driver_.HoldWhileDown(std::chrono::seconds(0),
+                        fmt::format("the connection to {} was lost and re-opening it needs you ({}); run mconnect "
+                                    "again to authenticate",
+                                    config_.destination, error.message));
+}
+
+void Master::LogProxyErrors() {
+  for (const auto& line : driver_.connection().transport().TakeErrors()) log::Warn("proxy: {}", line);
 }
 
 int Master::Run() {
@@ -315,13 +479,18 @@ int Master::Run() {
       log::Info("stop requested: exiting");
       break;
     }
-    if (driver_.dead()) {
-      exit_status = 255;
-      break;
-    }
     auto now = Clock::now();
+    if (driver_.dead() && link_ == Link::kUp) {
+      OnConnectionLost(now);
+      if (!config_.reconnect) {
+        exit_status = 255;
+        break;
+      }
+    }
+    UpdateRelays(now);
+    // A relayed mosh session keeps the master even while its channel is being replaced.
     bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0 &&
-                extra_.empty();
+                extra_.empty() && relays_.empty() && overflow_waiting_.empty();
     if (!listen_fd_ && idle) {
       log::Info("stopped listening and the last client is done: exiting");
       break;
@@ -335,9 +504,17 @@ int Master::Run() {
     for (SshDriver* driver : Drivers()) {
       if (auto next = driver->NextDeadline()) deadline = deadline ? std::min(*deadline, *next) : *next;
     }
-    if (!extra_.empty()) deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
+    // Overflow connections are checked for idleness, relays for a channel to restart, each second.
+    if (!extra_.empty() || !relays_.empty()) {
+      deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
+    }
     if (auto handshake = server_.NextDeadline(); handshake) {
       deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
+    }
+    if (auto attempt = ScheduleReconnect(now)) deadline = deadline ? std::min(*deadline, *attempt) : *attempt;
+    const bool accepting = listen_fd_ && now >= accept_paused_until_;
+    if (listen_fd_ && !accepting) {
+      deadline = deadline ? std::min(*deadline, accept_paused_until_) : accept_paused_until_;
     }
     if (config_.persist.count() > 0) {
       auto idle_end = idle_since + config_.persist;
@@ -349,8 +526,11 @@ int Master::Run() {
     }
 
     fds.clear();
-    fds.push_back({listen_fd_.get(), static_cast<short>(listen_fd_ ? POLLIN : 0), 0});
+    fds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
     fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
+    fds.push_back({reconnector_.fd(), static_cast<short>(reconnector_.running() ? POLLIN : 0), 0});
+    fds.push_back({driver_.connection().transport().errors_fd(), POLLIN, 0});
+    fds.push_back({overflow_opener_.fd(), static_cast<short>(overflow_opener_.running() ? POLLIN : 0), 0});
     for (auto& extra : extra_) fds.push_back({extra->fd(), extra->PollEvents(), 0});
     const std::size_t first_client = fds.size();
     server_.AddPollFds(fds);
@@ -358,6 +538,8 @@ int Master::Run() {
     openssh_.AddPollFds(fds);
     const std::size_t openssh_end = fds.size();
     forwards_.AddPollFds(fds);
+    const std::size_t forwards_end = fds.size();
+    for (const auto& relay : relays_) fds.push_back({relay->fd(), POLLIN, 0});
     timespec timeout{};
     timespec* timeout_ptr = nullptr;
     if (deadline) {
@@ -373,6 +555,9 @@ int Master::Run() {
       exit_status = 1;
       break;
     }
+    if (ready > 0 && (fds[2].revents & POLLIN)) OnReconnectOutcome(Clock::now());
+    if (ready > 0 && fds[3].revents != 0) LogProxyErrors();
+    if (ready > 0 && (fds[4].revents & POLLIN)) OnOverflowOpened();
     PumpDrivers();
     openssh_.Update();
     forwards_.Update();
@@ -380,12 +565,16 @@ int Master::Run() {
     if (ready > 0) {
       server_.HandleEvents(fds.data() + first_client, control_count);
       openssh_.HandleEvents(fds.data() + first_client + control_count, openssh_end - first_client - control_count);
-      forwards_.HandleEvents(fds.data() + openssh_end, fds.size() - openssh_end);
+      forwards_.HandleEvents(fds.data() + openssh_end, forwards_end - openssh_end);
+      // StartRelay during this round may have added relays: only those polled are read.
+      for (std::size_t i = forwards_end; i < fds.size() && i - forwards_end < relays_.size(); ++i) {
+        if (fds[i].revents != 0) relays_[i - forwards_end]->OnReadable();
+      }
     }
     PumpDrivers();  // start what the requests just queued, send what clients just wrote
     openssh_.Update();
     forwards_.Update();
-    if (ready > 0 && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();
+    if (ready > 0 && accepting && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();
   }
   server_.FlushAll();
   RemoveSocket();

@@ -9,12 +9,15 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/unique_fd.h"
 #include "mux/control_server.h"
 #include "mux/forwards.h"
 #include "mux/openssh_mux_server.h"
+#include "mux/reconnector.h"
+#include "mux/udp_relay.h"
 #include "mux/ssh_driver.h"
 #include "remote-ip/cache.h"
 #include "remote-ip/strategy.h"
@@ -29,10 +32,15 @@ struct MasterConfig {
   std::string socket_path;
   std::chrono::seconds persist{600};  // 0: stay until stopped
   std::chrono::seconds keepalive{30};
+  int keepalive_count_max = 3;  // unanswered keepalives before the connection counts as dead
+  // When the connection dies: open a new one (with backoff, without a person), and let requests
+  // wait this long for it; false: exit 255 as OpenSSH's master does.
+  bool reconnect = true;
+  std::chrono::seconds reconnect_wait{30};
   std::chrono::seconds remote_ip_ttl{300};
-  // How to open more connections to the same destination when the server's MaxSessions is
-  // reached (authentication without a person: agent or unencrypted keys; the host key is known
-  // by now, so it is checked strictly).
+  // How to open more connections to the same destination, when the server's MaxSessions is
+  // reached or the connection was lost (authentication without a person: agent or unencrypted
+  // keys; the host key is known by now, so it is checked strictly).
   ConnectParams connect;
 };
 
@@ -49,14 +57,19 @@ class Master : public MasterServices {
   void DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) override;
   void StartMoshServer(const control::StartMoshServerRequest& request,
                        Reply<control::StartMoshServerReply> reply) override;
+  void StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) override;
   void Stop() override { stopping_ = true; }
   void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) override;
 
  private:
   class IpHost;
   using Clock = std::chrono::steady_clock;
+  // The main connection: up; lost and being re-opened; lost for good until a person helps.
+  enum class Link { kUp, kReconnecting, kNeedsPerson };
 
   void AcceptClients();
+  // The overflow connection being opened is there, or failed: the waiting tasks go on it, or fail.
+  void OnOverflowOpened();
   // A task the server refused for lack of room on its connection: run it on another one.
   void Overflow(std::unique_ptr<ChannelTask> task);
   void PumpDrivers();
@@ -64,6 +77,14 @@ class Master : public MasterServices {
   void RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
                      Reply<control::StartMoshServerReply> reply);
   void RemoveSocket();
+  void OnConnectionLost(Clock::time_point now);
+  // Starts a reconnect attempt when one is due; returns when the next one is due, if any.
+  std::optional<Clock::time_point> ScheduleReconnect(Clock::time_point now);
+  void OnReconnectOutcome(Clock::time_point now);
+  // Whatever a proxy command wrote to its stderr goes to the log.
+  void LogProxyErrors();
+  // Starts relay channels that need one (while the link is up) and drops finished relays.
+  void UpdateRelays(Clock::time_point now);
   // ssh -O stop: no new clients; exit once the current ones are done.
   void StopListening();
 
@@ -71,10 +92,28 @@ class Master : public MasterServices {
   SshDriver driver_;
   std::vector<std::unique_ptr<SshDriver>> extra_;  // overflow connections, opened on demand
   std::uint64_t connections_opened_ = 1;
+  Link link_ = Link::kUp;
+  std::string link_detail_;  // why the link is not up
+  Reconnector reconnector_;
+  // Overflow connections open on a thread too (Reconnector), so that the burst of sessions that
+  // needs one does not stop the loop for a TCP connect, key exchange and authentication; the
+  // tasks wait here meanwhile.
+  Reconnector overflow_opener_;
+  std::vector<std::unique_ptr<ChannelTask>> overflow_waiting_;
+  int attempts_ = 0;  // since the connection was lost
+  Clock::time_point down_since_;
+  Clock::time_point next_attempt_;
+  Clock::time_point last_attempt_end_;
+  std::uint64_t reconnects_ = 0;
+  std::vector<std::unique_ptr<UdpRelay>> relays_;
+  std::uint64_t relay_dropped_ = 0;  // by relays that have finished
   ControlServer server_;
   Forwards forwards_;
   OpenSshMuxServer openssh_;
   UniqueFd listen_fd_;
+  // After an accept() that failed and may have left a client queued (out of fds with no spare):
+  // the listening socket is not polled before this, or the loop would spin on it.
+  Clock::time_point accept_paused_until_{};
   remoteip::Cache ip_cache_;
   std::unique_ptr<IpHost> ip_host_;
   Clock::time_point started_;

@@ -132,6 +132,7 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
           state_ = State::kWaitingClosed;
           return Step::kProgress;
         case RelayResult::kFailed:
+          failed_ = true;
           state_ = State::kClosing;
           return Step::kProgress;
       }
@@ -158,8 +159,8 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
 
 ChannelTask::Step RelayTask::Finish(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
   ChannelExit exit = ReadChannelExit(session, channel);
-  pipes_->exit_status = exit.status;
-  pipes_->exit_signal = std::move(exit.signal);
+  pipes_->exit_status = failed_ ? 255 : exit.status;
+  pipes_->exit_signal = failed_ ? std::string() : std::move(exit.signal);
   pipes_->finished = true;
   return Step::kFinished;
 }

@@ -94,6 +94,9 @@ class RelayTask : public ChannelTask {
   State state_ = State::kSetup;
   bool eof_sent_ = false;
   bool close_sent_ = false;
+  // Reading or writing the channel failed (the connection broke): whatever libssh2 says of the
+  // exit status then is its default 0, not the command's, so the client gets 255 as from ssh.
+  bool failed_ = false;
 };
 
 }  // namespace mconnect::mux

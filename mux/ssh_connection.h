@@ -1,5 +1,5 @@
-// One authenticated SSH connection: TCP (TCP_NODELAY), handshake, host-key check, public-key
-// authentication. Everything here runs once, in the foreground, blocking, with an absolute
+// One authenticated SSH connection: TCP (TCP_NODELAY), handshake, host-key check,
+// authentication (mux/auth.h). Everything here runs once, in the foreground, blocking, with an absolute
 // deadline; afterwards the session is switched to non-blocking for the master's event loop.
 #pragma once
 
@@ -13,7 +13,9 @@
 #include "base/result.h"
 #include "base/ssh2.h"
 #include "base/unique_fd.h"
+#include "mux/auth.h"
 #include "mux/host_key.h"
+#include "mux/transport.h"
 
 namespace mconnect::mux {
 
@@ -27,6 +29,7 @@ struct ConnectParams {
   std::vector<std::string> identity_files;
   bool identities_only = false;
   std::string identity_agent;  // socket path; empty: $SSH_AUTH_SOCK; "none": no agent
+  AuthOptions auth;            // PreferredAuthentications, BatchMode, ... (mux/auth.h)
   std::chrono::seconds timeout{15};
   // When set, the SSH stream is this command's stdin and stdout (ProxyCommand, or the
   // `ssh -W` that ProxyJump stands for), run through /bin/sh instead of a TCP connection.
@@ -53,9 +56,11 @@ class SshConnection {
                                                                        const ProgressFn& progress);
 
   LIBSSH2_SESSION* session() const { return session_.get(); }
-  int fd() const { return socket_.get(); }
-  // The address the TCP connection reached (the `peer` remote-ip strategy).
-  const std::string& peer_address() const { return peer_address_; }
+  int fd() const { return transport_.fd(); }
+  // The address the TCP connection reached (the `peer` remote-ip strategy); empty through a
+  // proxy command.
+  const std::string& peer_address() const { return transport_.peer_address(); }
+  Transport& transport() { return transport_; }
   const std::string& auth_method() const { return auth_method_; }
 
   // Sends SSH_MSG_DISCONNECT (best effort) before the session is freed.
@@ -65,9 +70,8 @@ class SshConnection {
   SshConnection() = default;
   Result<void> Authenticate(const ConnectParams& params);
 
-  UniqueFd socket_;
+  Transport transport_;  // declared first: destroyed after the session that uses it
   Ssh2Session session_;
-  std::string peer_address_;
   std::string auth_method_;
 };
 

@@ -30,7 +30,10 @@ class SshDriver {
  public:
   using Clock = std::chrono::steady_clock;
 
-  SshDriver(std::unique_ptr<SshConnection> connection, std::chrono::seconds keepalive_interval);
+  // The connection counts as dead once nothing has been heard from the server for
+  // keepalive_interval × (keepalive_count_max + 1): ssh's ServerAliveInterval/CountMax.
+  SshDriver(std::unique_ptr<SshConnection> connection, std::chrono::seconds keepalive_interval,
+            int keepalive_count_max = 3);
   ~SshDriver();
 
   // Queues a task; it gets a channel (or Abort) from a later Pump, never from inside Start.
@@ -60,14 +63,24 @@ class SshDriver {
 
   bool dead() const { return !death_.empty(); }
   const std::string& death() const { return death_; }
+
+  // While dead: how long a queued task may wait for Replace before it is aborted (0, the
+  // default: at once). A non-empty `refusal` aborts every waiting task with it, now and later.
+  void HoldWhileDown(std::chrono::seconds budget, std::string refusal = {});
+  // Tasks queued for a channel they have not got (the master reconnects sooner for them).
+  bool waiting() const;
+  // A new connection to the same destination for a dead driver; queued tasks carry on with it.
+  void Replace(std::unique_ptr<SshConnection> connection);
   std::size_t busy_channels() const;
   std::uint64_t tasks_started() const { return tasks_started_; }
   const SshConnection& connection() const { return *connection_; }
+  SshConnection& connection() { return *connection_; }
 
  private:
   struct Slot {
     std::unique_ptr<ChannelTask> task;
     Ssh2Channel channel;
+    Clock::time_point queued = Clock::now();
   };
   using Step = ChannelTask::Step;
 
@@ -79,7 +92,15 @@ class SshDriver {
   Step Blocked(const void* who);
   void Die(std::string message);
   void CheckFatal();
-  void AbortAll();
+  // How long the server may stay silent before the connection counts as dead (max(): never).
+  Clock::duration Silence() const;
+  // libssh2's socket reads go through here: anything read is news from the server.
+  static ssize_t Received(libssh2_socket_t socket, void* buffer, size_t length, int flags, void** abstract);
+  // Dead: aborts what had a channel, and what waited for one longer than the hold allows.
+  void PumpDown();
+  // One turn for everyone (Pump repeats it while turns hear from the server).
+  void PumpRound();
+  void StartSession();
 
   std::unique_ptr<SshConnection> connection_;
   LIBSSH2_SESSION* session_;
@@ -89,12 +110,19 @@ class SshDriver {
   const void* opening_ = nullptr;     // the slot (or &spare_) whose channel open is in flight
   const void* send_owner_ = nullptr;  // who must repeat a partially sent call
   std::chrono::seconds keepalive_interval_;
+  int keepalive_count_max_;
   Clock::time_point next_keepalive_;
+  Clock::time_point last_heard_ = Clock::now();  // set by Received
+  std::uint64_t bytes_heard_ = 0;                 // set by Received
+  bool pump_again_ = false;  // the last Pump still heard news: come back at once (NextDeadline)
+  std::chrono::seconds hold_{0};
+  std::string refusal_;
   std::uint64_t tasks_started_ = 0;
   std::function<void(std::unique_ptr<ChannelTask>)> overflow_;
   bool full_ = false;
   Clock::time_point last_busy_ = Clock::now();
   std::string death_;
+  Clock::time_point died_at_;
 };
 
 }  // namespace mconnect::mux

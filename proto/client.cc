@@ -52,11 +52,14 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
   std::vector<std::uint8_t> out;
   if (!AppendFrame(out, type, request)) return Fail("request too large");
   std::size_t written = 0;
-  while (written < out.size()) {
+  // A master that refuses us (out of file descriptors) answers and closes before our request is
+  // sent: then its answer is still there to read, and says more than the failed send.
+  std::string send_error;
+  while (written < out.size() && send_error.empty()) {
     pollfd pfd{fd_.get(), POLLOUT, 0};
     if (::poll(&pfd, 1, left()) <= 0) return Fail("timed out sending {}", MessageTypeName(static_cast<uint32_t>(type)));
     ssize_t n = ::send(fd_.get(), out.data() + written, out.size() - written, MSG_NOSIGNAL);
-    if (n < 0 && errno != EINTR && errno != EAGAIN) return Fail("the master went away ({})", std::strerror(errno));
+    if (n < 0 && errno != EINTR && errno != EAGAIN) send_error = std::strerror(errno);
     if (n > 0) written += static_cast<std::size_t>(n);
   }
   while (true) {
@@ -71,6 +74,7 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
         if (error.hint().empty()) return Fail("{}", error.message());
         return Fail("{}\nhint: {}", error.message(), error.hint());
       }
+      if (!send_error.empty()) return Fail("the master went away ({})", send_error);
       if (frame.type != static_cast<std::uint32_t>(reply_type)) {
         return Fail("the master answered {} with {}", MessageTypeName(static_cast<uint32_t>(type)),
                     MessageTypeName(frame.type));
@@ -78,7 +82,8 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
       return frame;
     }
     pollfd pfd{fd_.get(), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, left());
+    int ready = ::poll(&pfd, 1, send_error.empty() ? left() : 0);
+    if (ready == 0 && !send_error.empty()) return Fail("the master went away ({})", send_error);
     if (ready == 0) return Fail("timed out waiting for the master's {}", MessageTypeName(static_cast<uint32_t>(reply_type)));
     if (ready < 0) {
       if (errno == EINTR) continue;
@@ -86,6 +91,7 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
     }
     std::uint8_t buffer[16384];
     ssize_t n = ::read(fd_.get(), buffer, sizeof buffer);
+    if (n == 0 && !send_error.empty()) return Fail("the master went away ({})", send_error);
     if (n == 0) return Fail("the master closed the connection");
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;

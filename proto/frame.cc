@@ -20,6 +20,8 @@ std::string_view MessageTypeName(std::uint32_t type) {
     case MessageType::kStartMoshServerReply: return "StartMoshServerReply";
     case MessageType::kStop: return "Stop";
     case MessageType::kStopReply: return "StopReply";
+    case MessageType::kStartRelay: return "StartRelay";
+    case MessageType::kStartRelayReply: return "StartRelayReply";
     case MessageType::kError: return "Error";
   }
   return "unknown";

@@ -34,6 +34,8 @@ enum class MessageType : std::uint32_t {
   kStartMoshServerReply = kTypeBase | 0x0A,
   kStop = kTypeBase | 0x0B,
   kStopReply = kTypeBase | 0x0C,
+  kStartRelay = kTypeBase | 0x0D,
+  kStartRelayReply = kTypeBase | 0x0E,
   kError = kTypeBase | 0xFF,
 };
 

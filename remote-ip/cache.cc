@@ -1,5 +1,6 @@
 #include "remote-ip/cache.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace mconnect::remoteip {
@@ -18,6 +19,17 @@ std::optional<Cache::Hit> Cache::Get(std::string_view spec, TimePoint now) const
   if (age < std::chrono::steady_clock::duration::zero()) age = std::chrono::steady_clock::duration::zero();
   if (age >= ttl_) return std::nullopt;
   return Hit{it->second.address, std::chrono::duration_cast<std::chrono::milliseconds>(age)};
+}
+
+void Cache::Note(std::string_view spec, std::string address, TimePoint now) {
+  latest_.emplace(std::string(spec), Entry{std::move(address), now});
+}
+
+std::optional<Cache::Latest> Cache::Newest(TimePoint now) const {
+  if (!latest_) return std::nullopt;
+  auto age = std::max(now - latest_->second.stored, std::chrono::steady_clock::duration::zero());
+  return Latest{latest_->first,
+                Hit{latest_->second.address, std::chrono::duration_cast<std::chrono::milliseconds>(age)}};
 }
 
 void Cache::Erase(std::string_view spec) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace mconnect::remoteip {
 
@@ -29,6 +30,15 @@ class Cache {
   // The stored answer while it is younger than the ttl. A clock that went backwards (an
   // injected one in tests) gives age zero rather than a negative one.
   std::optional<Hit> Get(std::string_view spec, TimePoint now) const;
+  // The chain's newest valid answer, whether or not its strategy is cached (peer and static are
+  // not) and however old (for `mconnect status`), with the spec that gave it and its age;
+  // nullopt before the first. Kept even with a ttl of zero and across Clear().
+  struct Latest {
+    std::string spec;
+    Hit hit;
+  };
+  void Note(std::string_view spec, std::string address, TimePoint now);
+  std::optional<Latest> Newest(TimePoint now) const;
   // Forgets one answer, e.g. when the UDP probe found it unreachable.
   void Erase(std::string_view spec);
   // Forgets everything, e.g. after the master reconnected (the peer may have changed).
@@ -42,6 +52,7 @@ class Cache {
   };
   std::chrono::steady_clock::duration ttl_;
   std::map<std::string, Entry, std::less<>> entries_;
+  std::optional<std::pair<std::string, Entry>> latest_;  // spec, answer
 };
 
 }  // namespace mconnect::remoteip

@@ -257,7 +257,10 @@ void Record(ChainRun& run, const std::string& spec, bool cacheable, std::chrono:
     if (valid) {
       candidate.address = *valid;
       run.result.address = *valid;
-      if (run.cache != nullptr && cacheable) run.cache->Put(spec, *valid, now);
+      if (run.cache != nullptr) {
+        run.cache->Note(spec, *valid, now);
+        if (cacheable) run.cache->Put(spec, *valid, now);
+      }
     } else {
       candidate.error = fmt::format("{}: {}", spec, valid.error().message);
     }

@@ -4,3 +4,10 @@ mconnect_test(mosh_e2e_test
   LIBS mconnect_lab_support
   LABELS e2e)
 add_dependencies(mosh_e2e_test mconnect mconnect-mux)
+
+# A mosh session and ssh -S through a jump host (ProxyJump, ProxyCommand).
+mconnect_test(proxy_jump_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/e2e/proxy_jump_test.cc
+  LIBS mconnect_lab_support
+  LABELS e2e)
+add_dependencies(proxy_jump_test mconnect mconnect-mux)

@@ -28,3 +28,24 @@ mconnect_test(escape_filter_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/escape_filter_test.cc
   LIBS mconnect_mux
   LABELS unit)
+
+# The master across its server going away and coming back.
+mconnect_test(reconnect_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/reconnect_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(reconnect_test mconnect mconnect-mux)
+
+# mosh's datagrams over the master (the `ssh` transport).
+mconnect_test(relay_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/relay_test.cc
+  LIBS mconnect_lab_support mconnect_remoteip
+  LABELS integration)
+add_dependencies(relay_test mconnect mconnect-mux)
+
+# The relay's server side (perl and `mconnect relay`), with pipes and a UDP echo server.
+mconnect_test(relay_server_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/relay_server_test.cc
+  LIBS mconnect_mux
+  LABELS integration)
+add_dependencies(relay_server_test mconnect)

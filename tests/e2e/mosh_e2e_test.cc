@@ -36,12 +36,15 @@ class MoshE2eTest : public ::testing::Test {
 
   // Starts `mconnect lab` in a fresh tmux server and waits for the remote shell's prompt to
   // answer a typed command. Returns the pane.
-  Tmux* StartSession(const std::string& name) {
+  Tmux* StartSession(const std::string& name, std::vector<std::string> extra = {}) {
     std::string dir = lab_->dir().Sub(name);
     ::mkdir(dir.c_str(), 0700);
     panes_.push_back(std::make_unique<Tmux>(dir));
     Tmux* tmux = panes_.back().get();
-    auto started = tmux->Start("exec " + lab_->ShellCommand({"--timings", lab_->SshOption(), "lab"}), lab_->env());
+    std::vector<std::string> args{"--timings", lab_->SshOption()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("lab");
+    auto started = tmux->Start("exec " + lab_->ShellCommand(args), lab_->env());
     EXPECT_TRUE(started) << started.error().message;
     return tmux;
   }
@@ -119,6 +122,43 @@ TEST_F(MoshE2eTest, SecondSessionReusesTheMaster) {
   ASSERT_TRUE(status);
   EXPECT_THAT(status->out, HasSubstr("\"socket_path\":\"" + lab_->SocketPath() + "\""));
   EXPECT_EQ(status->out.find("\"destination\""), status->out.rfind("\"destination\""));
+  // `auto` probed UDP once, with a throwaway mosh-server, and remembered the verdict: the
+  // second session started only its own.
+  EXPECT_EQ(lab_->CountInMasterLog("mosh-server listening on UDP port"), 3) << lab_->MasterLog();
+}
+
+// --transport=ssh: mosh-server listens on the server's loopback only, mosh-client talks to the
+// master's relay socket, and the session works; status names the relay and why.
+TEST_F(MoshE2eTest, SessionOverSshThroughTheRelay) {
+  Tmux* tmux = StartSession("t1", {"--transport=ssh"});
+  auto client = WaitForProcess(
+      [pid = tmux->PanePid()](const ProcessInfo& p) { return p.pid == pid && p.exe == "mosh-client"; }, 30s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen(*tmux);
+  ASSERT_TRUE(tmux->WaitForRegex("[#$] ", 30s)) << Screen(*tmux);
+  ASSERT_TRUE(tmux->Type("echo OVER-SSH-$((6*7))"));
+  ASSERT_TRUE(tmux->SendKeys("Enter"));
+  ASSERT_TRUE(tmux->WaitFor("OVER-SSH-42", 30s)) << Screen(*tmux);
+
+  auto status = lab_->Status();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->relay_sessions_size(), 1);
+  const auto& relayed = status->relay_sessions(0);
+  ASSERT_EQ(client->argv.size(), 4u);
+  EXPECT_EQ(client->argv[2], "127.0.0.1");
+  EXPECT_EQ(std::stoi(client->argv[3]), static_cast<int>(relayed.local_port())) << "mosh-client sends to the relay";
+  EXPECT_EQ(relayed.reason(), "transport ssh chosen");
+  EXPECT_TRUE(relayed.relay() == "perl" || relayed.relay() == "mconnect") << relayed.relay();
+  auto server = FindProcesses([pid = relayed.server_pid()](const ProcessInfo& p) {
+    return p.pid == static_cast<pid_t>(pid);
+  });
+  ASSERT_EQ(server.size(), 1u) << "mosh-server pid " << relayed.server_pid() << " is not running";
+  EXPECT_THAT(server[0].argv, ::testing::Contains("127.0.0.1")) << "mosh-server -i 127.0.0.1";
+  EXPECT_THAT(server[0].argv, Not(::testing::Contains("-s")));
+
+  auto table = lab_->Run({"status"});
+  ASSERT_TRUE(table);
+  EXPECT_THAT(table->out, HasSubstr("mosh over SSH: 127.0.0.1:" + std::to_string(relayed.local_port())));
+  EXPECT_THAT(table->out, HasSubstr("transport ssh chosen"));
 }
 
 }  // namespace

@@ -28,6 +28,8 @@ void Decode(const proto::Frame& frame) {
     case T::kStartMoshServerReply: { control::StartMoshServerReply m; (void)proto::DecodePayload(frame, m); break; }
     case T::kStop: { control::StopRequest m; (void)proto::DecodePayload(frame, m); break; }
     case T::kStopReply: { control::StopReply m; (void)proto::DecodePayload(frame, m); break; }
+    case T::kStartRelay: { control::StartRelayRequest m; (void)proto::DecodePayload(frame, m); break; }
+    case T::kStartRelayReply: { control::StartRelayReply m; (void)proto::DecodePayload(frame, m); break; }
     case T::kError: { control::ErrorReply m; (void)proto::DecodePayload(frame, m); break; }
   }
   (void)proto::MessageTypeName(frame.type);

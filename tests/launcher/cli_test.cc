@@ -314,12 +314,19 @@ TEST(ParseCommandLine, BadPredict) {
 
 TEST(ParseCommandLine, HelpAndVersionAreExits) {
   for (auto args : {std::initializer_list<const char*>{"--help"}, {"-h"}, {"bebou", "--help"},
-                    {"--predict=bogus", "--help"}, {"status", "--help"}}) {
+                    {"--predict=bogus", "--help"}}) {
     auto parsed = ParseArgs(args);
     ASSERT_TRUE(parsed) << parsed.error().message;
     ASSERT_TRUE(std::holds_alternative<Exit>(*parsed));
     EXPECT_EQ(std::get<Exit>(*parsed).code, 0);
     EXPECT_THAT(std::get<Exit>(*parsed).text, StartsWith("Usage: mconnect [options] [--] [user@]host [command...]"));
+  }
+  // A subcommand's --help is its own: its usage line and exactly the options it takes.
+  for (auto args : {std::initializer_list<const char*>{"status", "--help"}, {"doctor", "-h", "bebou"}}) {
+    auto parsed = ParseArgs(args);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    ASSERT_TRUE(std::holds_alternative<Exit>(*parsed));
+    EXPECT_THAT(std::get<Exit>(*parsed).text, StartsWith(std::string("Usage: mconnect ") + *args.begin() + " [options]"));
   }
   auto parsed = ParseArgs({"--version"});
   ASSERT_TRUE(parsed);
@@ -337,6 +344,20 @@ TEST(ParseCommandLine, HelpMentionsEveryOption) {
         "mconnect -- status"}) {
     EXPECT_THAT(help, HasSubstr(option));
   }
+}
+
+TEST(ParseCommandLine, MasterAndDoctorTakeTheirOwnOptions) {
+  Options o = Parse({"master", "--persist=0", "-v", "bebou"});
+  EXPECT_EQ(o.command, Options::Command::kMaster);
+  EXPECT_EQ(o.destination, "bebou");
+  EXPECT_EQ(o.persist_s, 0);
+  o = Parse({"doctor", "--json", "-p", "60001:60010", "--server=/opt/bin/mosh-server", "bebou"});
+  EXPECT_EQ(o.command, Options::Command::kDoctor);
+  EXPECT_TRUE(o.json);
+  EXPECT_EQ(o.port_range, "60001:60010");
+  EXPECT_EQ(ParseError({"doctor", "-a", "bebou"}), "unknown option -a for mconnect doctor; see mconnect --help");
+  EXPECT_EQ(ParseError({"master", "--json", "bebou"}), "unknown option --json for mconnect master; see mconnect --help");
+  EXPECT_EQ(ParseError({"master"}), "master takes exactly one [user@]host; see mconnect --help");
 }
 
 TEST(ParseCommandLine, OriginalArgsForMoshClientArgv) {

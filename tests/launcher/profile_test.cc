@@ -81,7 +81,7 @@ TEST_F(ProfileTest, MissingFileGivesBuiltInDefaults) {
   const HostProfile host = profile->ForHost("bebou");
   const HostProfile defaults;
   EXPECT_EQ(host.remote_ip, defaults.remote_ip);
-  EXPECT_THAT(host.remote_ip, ElementsAre("peer"));
+  EXPECT_THAT(host.remote_ip, ElementsAre("peer", "dns"));
   EXPECT_EQ(host.remote_ip_cache_ttl_s, 300);
   EXPECT_EQ(host.mosh_ports, "");
   EXPECT_EQ(host.predict, "adaptive");
@@ -125,6 +125,7 @@ persist = 0
 keepalive = 15
 socket-dir = "/run/user/1000/mc"
 host-key-policy = "strict"
+transport = "ssh"
 )");
   const HostProfile host = profile.ForHost("anything");
   EXPECT_THAT(host.remote_ip,
@@ -138,6 +139,7 @@ host-key-policy = "strict"
   EXPECT_EQ(host.keepalive_s, 15);
   EXPECT_EQ(host.socket_dir, "/run/user/1000/mc");
   EXPECT_EQ(host.host_key_policy, "strict");
+  EXPECT_EQ(host.transport, "ssh");
 }
 
 TEST_F(ProfileTest, HostTablesOverrideDefaultsInFileOrder) {
@@ -174,7 +176,7 @@ persist = 400
   const HostProfile web = profile.ForHost("WWW.Example.ORG");  // host names are case-blind
   EXPECT_EQ(web.mosh_ports, "61000:61010");
   EXPECT_EQ(web.persist_s, 200);
-  EXPECT_THAT(web.remote_ip, ElementsAre("peer"));  // built-in
+  EXPECT_THAT(web.remote_ip, ElementsAre("peer", "dns"));  // built-in
 
   EXPECT_EQ(profile.ForHost("example.org").mosh_ports, "");  // "*.example.org" needs a dot
 }
@@ -245,7 +247,7 @@ remote-ip = ["dns"]
   EXPECT_EQ(o.predict, "adaptive");
   EXPECT_EQ(o.persist_s, 600);
   EXPECT_EQ(o.port_range, "");
-  EXPECT_THAT(o.remote_ip, ElementsAre("peer"));
+  EXPECT_THAT(o.remote_ip, ElementsAre("peer", "dns"));
 }
 
 TEST_F(ProfileTest, SyntaxErrorNamesFileAndLine) {
@@ -296,6 +298,8 @@ TEST_F(ProfileTest, BadValuesAreErrors) {
   EXPECT_EQ(LoadError("[defaults]\nhost-key-policy = \"yes\"\n"),
             "config.toml:2: host-key-policy \"yes\" is not a host-key policy: expected ask, accept-new or strict");
   EXPECT_EQ(LoadError("[defaults]\npersist = -5\n"), "config.toml:2: persist is -5; it must be 0 or more seconds");
+  EXPECT_EQ(LoadError("[host.bebou]\ntransport = \"tcp\"\n"),
+            "config.toml:2: transport \"tcp\" is not a transport: expected udp, ssh or auto");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip-cache-ttl = -1\n"),
             "config.toml:2: remote-ip-cache-ttl is -1; it must be 0 or more seconds");
   EXPECT_EQ(LoadError("[defaults]\nkeepalive = 99999999999\n"),
@@ -342,7 +346,7 @@ TEST_F(ProfileTest, ExampleProfileLoads) {
   ASSERT_TRUE(profile) << profile.error().message;
   // The example sets every key; check a few that show it was really read.
   const HostProfile defaults = profile->ForHost("some-other-host");
-  EXPECT_THAT(defaults.remote_ip, ElementsAre("peer"));
+  EXPECT_THAT(defaults.remote_ip, ElementsAre("peer", "dns"));
   EXPECT_EQ(defaults.mosh_ports, "60001:60999");
   const HostProfile bebou = profile->ForHost("bebou");
   EXPECT_THAT(bebou.remote_ip, ElementsAre("command:curl -sS https://ipinfo.io/ip", "peer"));

@@ -158,7 +158,42 @@ TEST(ParseSshG, ReadsCapturedOutput) {
   EXPECT_EQ(settings->proxy_command, "");
   EXPECT_EQ(settings->proxy_jump, "");
   EXPECT_FALSE(settings->batch_mode);
+  EXPECT_EQ(settings->preferred_authentications, "") << "ssh -G prints none when unset";
+  EXPECT_TRUE(settings->pubkey_authentication);
+  EXPECT_TRUE(settings->kbd_interactive_authentication);
+  EXPECT_TRUE(settings->password_authentication);
+  EXPECT_EQ(settings->number_of_password_prompts, 3);
   EXPECT_EQ(DestinationName(*settings), "root@example.org:22");
+}
+
+TEST(ParseSshG, ReadsTheAuthenticationSettings) {
+  auto settings = ParseSshG(
+      "hostname h\nuser u\n"
+      "preferredauthentications keyboard-interactive,publickey\n"
+      "pubkeyauthentication false\n"
+      "kbdinteractiveauthentication no\n"
+      "passwordauthentication no\n"
+      "numberofpasswordprompts 5\n",
+      "h");
+  ASSERT_TRUE(settings) << settings.error().message;
+  EXPECT_EQ(settings->preferred_authentications, "keyboard-interactive,publickey");
+  EXPECT_FALSE(settings->pubkey_authentication);
+  EXPECT_FALSE(settings->kbd_interactive_authentication);
+  EXPECT_FALSE(settings->password_authentication);
+  EXPECT_EQ(settings->number_of_password_prompts, 5);
+
+  // OpenSSH 9's other spellings of "yes" for PubkeyAuthentication.
+  for (const char* value : {"unbound", "host-bound", "yes", "true"}) {
+    auto bound = ParseSshG(std::string("hostname h\nuser u\npubkeyauthentication no\npubkeyauthentication ") + value +
+                               "\n",
+                           "h");
+    ASSERT_TRUE(bound) << value;
+    EXPECT_TRUE(bound->pubkey_authentication) << value;
+  }
+  EXPECT_EQ(ErrorOf("hostname h\nuser u\nnumberofpasswordprompts many\n"),
+            "ssh -G printed numberofpasswordprompts \"many\" (expected a count)");
+  EXPECT_EQ(ErrorOf("hostname h\nuser u\npasswordauthentication maybe\n"),
+            "ssh -G printed passwordauthentication \"maybe\" (expected yes or no)");
 }
 
 TEST(ParseSshG, ReadsTheFieldsWeUse) {
@@ -306,6 +341,26 @@ TEST(ResolveSshSettings, RunsTheRealSshWithAnFFile) {
   EXPECT_EQ(settings->user, "bob");
   EXPECT_EQ(settings->identity_files, (std::vector<std::string>{"/tmp/x/key"}));
   EXPECT_EQ(DestinationName(*settings), "bob@127.0.0.1:2222");
+}
+
+TEST(ResolveSshSettings, ReadsAuthenticationSettingsFromTheRealSsh) {
+  TempConfig config(
+      "Host alias\n"
+      " HostName 127.0.0.1\n"
+      " PreferredAuthentications password,publickey\n"
+      " PubkeyAuthentication no\n"
+      " KbdInteractiveAuthentication no\n"
+      " PasswordAuthentication yes\n"
+      " NumberOfPasswordPrompts 1\n"
+      " BatchMode yes\n");
+  auto settings = ResolveSshSettings("ssh -F " + ShellQuote(config.path()), "alias");
+  ASSERT_TRUE(settings) << settings.error().message;
+  EXPECT_EQ(settings->preferred_authentications, "password,publickey");
+  EXPECT_FALSE(settings->pubkey_authentication);
+  EXPECT_FALSE(settings->kbd_interactive_authentication);
+  EXPECT_TRUE(settings->password_authentication);
+  EXPECT_EQ(settings->number_of_password_prompts, 1);
+  EXPECT_TRUE(settings->batch_mode);
 }
 
 TEST(ResolveSshSettings, UserAtHostOverridesTheConfig) {

@@ -187,21 +187,32 @@ TEST_F(MasterTest, StaleSocketOfAKilledMasterIsReplaced) {
   EXPECT_NE(replacement, master);
 }
 
-TEST_F(MasterTest, MasterExitsAndCleansUpWhenTheServerGoesAway) {
-  ASSERT_EQ(Ip().exit_code, 0);
-  pid_t master = lab_->MasterPid();
-  ASSERT_GT(master, 0);
-  lab_->sshd().Stop();  // the listener and the session serving the master
-  bool gone = false;
-  for (int i = 0; i < 200 && !gone; ++i) {
-    gone = ProcessGone(master);
-    if (!gone) std::this_thread::sleep_for(50ms);
+TEST_F(MasterTest, MalformedProfileNamesFileAndLineAndStartsNothing) {
+  struct Case {
+    std::string text;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"[defaults\npersist = 1\n", "config.toml:1: "},                                   // syntax
+      {"[defaults]\npersist = \"long\"\n", "config.toml:2: persist must be an integer"},  // type
+      {"[defaults]\n\ncolour = 1\n", "config.toml:3: unknown key \"colour\""},            // unknown key
+      {"[host.lab]\nmosh-ports = \"70000\"\n", "config.toml:2: mosh-ports \"70000\""},    // bad port
+  };
+  std::string config = lab_->dir().Sub("config.toml");
+  const int connections = lab_->sshd().CountInLog("Connection from");
+  for (const auto& c : cases) {
+    std::ofstream(config) << c.text;
+    auto result = lab_->Run({lab_->SshOption(), "--config", config, "lab"});
+    ASSERT_TRUE(result);
+    EXPECT_NE(result->exit_code, 0) << c.text;
+    EXPECT_THAT(result->err, HasSubstr(c.message)) << c.text;
+    EXPECT_THAT(result->err, Not(HasSubstr("host name"))) << "the hint must be about the file:\n" << result->err;
+    EXPECT_LE(Lines(result->err), 2) << result->err;
   }
-  EXPECT_TRUE(gone) << "the master must notice the lost connection";
+  // Nothing was started: no master, not even a connection to the server.
+  EXPECT_EQ(lab_->MasterPid(), 0);
   EXPECT_FALSE(Exists(lab_->SocketPath()));
-  auto next = Ip();
-  EXPECT_EQ(next.exit_code, 255);
-  EXPECT_THAT(next.err, HasSubstr("Connection refused"));
+  EXPECT_EQ(lab_->sshd().CountInLog("Connection from"), connections) << lab_->sshd().Log();
 }
 
 TEST_F(MasterTest, UnknownHostIsOneLineAnd255) {
@@ -241,21 +252,26 @@ TEST_F(MasterTest, ChangedHostKeyFailsBeforeAuthenticating) {
 }
 
 TEST_F(MasterTest, RemoteIpCommandPrintingHtmlIsAClearError) {
-  auto result = lab_->Run({lab_->SshOption(), "--remote-ip", "command:printf '<html><body>blocked</body></html>\\n'", "lab"});
+  auto result = lab_->Run({lab_->SshOption(), "--transport=udp", "--remote-ip",
+                           "command:printf '<html><body>blocked</body></html>\\n'", "lab"});
   ASSERT_TRUE(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_THAT(result->err, HasSubstr("command:printf"));
   EXPECT_THAT(result->err, HasSubstr("HTML"));
-  EXPECT_EQ(Lines(result->err), 1) << result->err;
+  // One line, and a hint.
+  EXPECT_EQ(Lines(result->err), 2) << result->err;
+  EXPECT_THAT(result->err, HasSubstr("\nmconnect: hint: try another --remote-ip strategy (see `mconnect ip lab`)\n"));
 }
 
 TEST_F(MasterTest, RemoteIpCommandPrintingNothingIsAClearError) {
-  auto result = lab_->Run({lab_->SshOption(), "--remote-ip", "command:true", "lab"});
+  auto result = lab_->Run({lab_->SshOption(), "--transport=udp", "--remote-ip", "command:true", "lab"});
   ASSERT_TRUE(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_THAT(result->err, HasSubstr("command:true"));
   EXPECT_THAT(result->err, HasSubstr("nothing"));
-  EXPECT_EQ(Lines(result->err), 1) << result->err;
+  // One line, and a hint.
+  EXPECT_EQ(Lines(result->err), 2) << result->err;
+  EXPECT_THAT(result->err, HasSubstr("\nmconnect: hint: try another --remote-ip strategy (see `mconnect ip lab`)\n"));
 }
 
 TEST_F(MasterTest, RemoteIpChainFallsThroughToTheNextStrategy) {

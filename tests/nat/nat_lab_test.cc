@@ -12,12 +12,16 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "base/subprocess.h"
+#include "proto/client.h"
+#include "proto/control.pb.h"
+#include "proto/socket_path.h"
 #include "tests/support/lab.h"
 
 namespace mconnect::testing {
@@ -112,6 +116,25 @@ class NatLabTest : public ::testing::Test {
     } catch (...) {
       return -1;
     }
+  }
+
+  // The socket of the master for HOST:PORT in this test's runtime directory, and its Status.
+  std::string MasterSocket(const std::string& host, const std::string& port) const {
+    return proto::PathsFor(env_.runtime_dir + "/mconnect", "root", host, std::stoi(port)).socket;
+  }
+  static Result<control::StatusReply> MasterStatus(const std::string& socket) {
+    auto master = proto::ControlClient::Connect(socket, 2s);
+    if (!master) return Fail(master.error());
+    return master->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                              proto::MessageType::kStatusReply, 2s);
+  }
+
+  // Runs iptables in the router's namespace; true when it succeeded.
+  bool Router(const std::vector<std::string>& rule) const {
+    std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", Var("NAT_ROUTER_NS"), "iptables"};
+    argv.insert(argv.end(), rule.begin(), rule.end());
+    auto result = RunCommand(argv);
+    return result && result->ok();
   }
 
   std::string SshOption() const { return "--ssh=ssh -F " + Var("NAT_SSH_CONFIG"); }
@@ -267,12 +290,205 @@ TEST_F(NatLabTest, DoctorSaysWhenUdpIsBlockedAndWhenItPasses) {
   EXPECT_THAT(blocked.out, ::testing::HasSubstr("FAIL  udp"));
   EXPECT_THAT(blocked.out, ::testing::HasSubstr(Var("NAT_ROUTER_PUBLIC_IP") + ":"));
   EXPECT_THAT(blocked.out, ::testing::HasSubstr("forward UDP ports " + Var("NAT_UDP_RANGE")));
+  // With --transport=auto (the default) a session would still work, over SSH: doctor shows it.
+  EXPECT_THAT(blocked.out, ::testing::HasSubstr("OK    relay          mosh-server answered through the"));
+  EXPECT_THAT(blocked.out, ::testing::HasSubstr("OK    transport      ssh (auto): no answer over UDP from " +
+                                                Var("NAT_ROUTER_PUBLIC_IP")));
 
   ASSERT_TRUE(iptables("-A")) << "could not restore the router's UDP forward";
   auto passing = doctor();
   EXPECT_EQ(passing.exit_code, 0) << passing.out << passing.err;
-  EXPECT_THAT(passing.out, ::testing::HasSubstr("ok    udp            " + Var("NAT_ROUTER_PUBLIC_IP")));
+  EXPECT_THAT(passing.out, ::testing::HasSubstr("OK    udp            " + Var("NAT_ROUTER_PUBLIC_IP")));
   EXPECT_THAT(passing.out, ::testing::HasSubstr("answered"));
+  EXPECT_THAT(passing.out, ::testing::HasSubstr("OK    transport      udp (auto)"));
+}
+
+// The path to the server is cut for 30 s (the router drops everything, TCP and UDP alike) while a
+// mosh session runs. The master notices within its keepalive budget, reconnects once the path
+// is back, and serves `ssh -S` without a prompt; the mosh session (same mosh-server) carries on.
+TEST_F(NatLabTest, MasterAndMoshSessionSurviveAThirtySecondCut) {
+  std::string strategy = "command:curl -sS --max-time 10 http://" + Var("NAT_INTERNET_IP") + ":" +
+                         Var("NAT_HTTP_PORT") + "/";
+  std::string ssh = SshOption() + " -o ServerAliveInterval=2 -o ServerAliveCountMax=2 -o ConnectTimeout=5";
+  StartPane("exec " + ShellQuote(std::string(MCONNECT_BIN_DIR) + "/mconnect") + " -p " +
+            ShellQuote(Var("NAT_UDP_RANGE")) + " --remote-ip " + ShellQuote(strategy) + " " + ShellQuote(ssh) + " lab");
+  auto client = WaitForMoshClient(40s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen();
+  ASSERT_TRUE(tmux_->WaitForRegex("[#$] ", 30s)) << Screen();
+  ASSERT_TRUE(tmux_->Type("echo BEFORE-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  ASSERT_TRUE(tmux_->WaitFor("BEFORE-42", 30s)) << Screen();
+
+  std::string socket = MasterSocket(Var("NAT_ROUTER_PUBLIC_IP"), Var("NAT_SSH_PORT"));
+  auto status = [&socket]() -> std::optional<control::StatusReply> {
+    auto reply = MasterStatus(socket);
+    if (!reply) return std::nullopt;
+    return *reply;
+  };
+  auto wait_for_link = [&status](const std::string& link, std::chrono::seconds timeout) {
+    std::optional<control::StatusReply> last;
+    for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(200ms)) {
+      last = status();
+      if (last && last->link() == link) break;
+    }
+    return last;
+  };
+  auto before = status();
+  ASSERT_TRUE(before) << "no master answers on " << socket;
+  ASSERT_EQ(before->link(), "up");
+  std::string log_path = socket.substr(0, socket.size() - 5) + ".log";
+  auto log = ReadFile(log_path);
+  ASSERT_TRUE(log) << log.error().message;
+  // The session's mosh-server is the last one started (`auto` probed UDP with a throwaway first).
+  pid_t mosh_server = 0;
+  const std::regex started(R"(mosh-server listening on UDP port \d+ \(pid (\d+)\))");
+  for (auto it = std::sregex_iterator(log->begin(), log->end(), started); it != std::sregex_iterator(); ++it) {
+    mosh_server = std::stoi((*it)[1]);
+  }
+  ASSERT_GT(mosh_server, 0) << *log;
+
+  ASSERT_TRUE(Router({"-I", "FORWARD", "1", "-j", "DROP"})) << "could not cut the path at the router";
+  auto cut_at = std::chrono::steady_clock::now();
+  // Keepalives every 2 s, 2 unanswered: the master must notice well within the cut.
+  auto down = wait_for_link("reconnecting", 20s);
+  ASSERT_TRUE(down);
+  EXPECT_EQ(down->link(), "reconnecting") << "the master did not notice the cut; log:\n"
+                                          << ReadFile(log_path).value_or("");
+  std::this_thread::sleep_for(30s - (std::chrono::steady_clock::now() - cut_at));
+  ASSERT_TRUE(Router({"-D", "FORWARD", "1"})) << "could not restore the path";
+
+  auto back = wait_for_link("up", 60s);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->link(), "up") << back->link_detail() << "\nlog:\n" << ReadFile(log_path).value_or("");
+  EXPECT_GE(back->reconnects(), 1u);
+  EXPECT_EQ(back->pid(), before->pid()) << "the same master, not a new one";
+
+  // Plain OpenSSH through the master, with no prompt possible: the reconnect needed nobody. From
+  // this (root) namespace the server is unreachable, so only the master can have answered.
+  CommandOptions batch;
+  batch.timeout = 30s;
+  auto ssh_s = RunCommand(env_.Command({"ssh", "-F", Var("NAT_SSH_CONFIG"), "-S", socket, "-o", "BatchMode=yes",
+                                        "lab", "echo", "THROUGH-$((6*7))"}),
+                          batch);
+  ASSERT_TRUE(ssh_s) << ssh_s.error().message;
+  EXPECT_EQ(ssh_s->exit_code, 0) << ssh_s->err;
+  EXPECT_THAT(ssh_s->out, HasSubstr("THROUGH-42"));
+
+  EXPECT_FALSE(ProcessGone(mosh_server)) << "mosh-server died during the cut";
+  ASSERT_TRUE(tmux_->Type("echo AFTER-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  EXPECT_TRUE(tmux_->WaitFor("AFTER-42", 60s)) << Screen();
+  EXPECT_FALSE(ProcessGone(mosh_server)) << "the same mosh-server answered";
+}
+
+// The router drops UDP both ways. Stock mosh starts but nothing reaches mosh-server; mconnect
+// (transport auto) probes, finds no UDP path and carries mosh's datagrams over the master. Then
+// the path is cut for 20 s: the master reconnects, the relay starts again on the new connection
+// and the same mosh-server answers.
+TEST_F(NatLabTest, UdpBlockedMoshGoesOverSshAndSurvivesACut) {
+  ASSERT_TRUE(Router({"-I", "FORWARD", "1", "-p", "udp", "-j", "DROP"})) << "could not block UDP at the router";
+
+  // Stock mosh: its datagrams die at the router.
+  StartPane("exec mosh -p " + ShellQuote(Var("NAT_UDP_RANGE")) + " " + ShellQuote(SshOption()) + " lab");
+  auto stock = WaitForMoshClient(30s);
+  ASSERT_TRUE(stock) << "stock mosh never started mosh-client; screen:\n" << Screen();
+  ASSERT_TRUE(tmux_->Type("echo STOCK-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  EXPECT_FALSE(tmux_->WaitFor("STOCK-42", 8s)) << "stock mosh got through a UDP block?\n" << Screen();
+  KillPid(stock->pid);
+  tmux_.reset();
+
+  std::string strategy = "command:curl -sS --max-time 10 http://" + Var("NAT_INTERNET_IP") + ":" +
+                         Var("NAT_HTTP_PORT") + "/";
+  std::string ssh = SshOption() + " -o ServerAliveInterval=2 -o ServerAliveCountMax=2 -o ConnectTimeout=5";
+  StartPane("exec " + ShellQuote(std::string(MCONNECT_BIN_DIR) + "/mconnect") + " -p " +
+            ShellQuote(Var("NAT_UDP_RANGE")) + " --remote-ip " + ShellQuote(strategy) + " " + ShellQuote(ssh) + " lab");
+  auto client = WaitForProcess(
+      [pid = tmux_->PanePid()](const ProcessInfo& p) { return p.pid == pid && p.exe == "mosh-client"; }, 60s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen();
+  to_kill_.push_back(client->pid);
+  ASSERT_GE(client->argv.size(), 4u);
+  EXPECT_EQ(client->argv[client->argv.size() - 2], "127.0.0.1") << "mosh-client talks to the master's relay socket";
+  ASSERT_TRUE(tmux_->WaitForRegex("[#$] ", 30s)) << Screen();
+  ASSERT_TRUE(tmux_->Type("echo RELAYED-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  ASSERT_TRUE(tmux_->WaitFor("RELAYED-42", 30s)) << Screen();
+
+  std::string socket = MasterSocket(Var("NAT_ROUTER_PUBLIC_IP"), Var("NAT_SSH_PORT"));
+  std::string log_path = socket.substr(0, socket.size() - 5) + ".log";
+  // The master says which transport the session uses and why (what `mconnect status` prints).
+  // (Before the session's mosh-server, `auto` started a throwaway one for the UDP probe.)
+  pid_t mosh_server = 0;
+  {
+    auto status = MasterStatus(socket);
+    ASSERT_TRUE(status) << status.error().message;
+    ASSERT_EQ(status->relay_sessions_size(), 1);
+    const auto& relayed = status->relay_sessions(0);
+    EXPECT_THAT(relayed.reason(), HasSubstr("no answer over UDP from " + Var("NAT_ROUTER_PUBLIC_IP")));
+    EXPECT_TRUE(relayed.carrying());
+    EXPECT_GT(relayed.to_server(), 0u);
+    EXPECT_GT(relayed.to_client(), 0u);
+    mosh_server = static_cast<pid_t>(relayed.server_pid());
+  }
+  ASSERT_GT(mosh_server, 0);
+  auto log = ReadFile(log_path);
+  ASSERT_TRUE(log) << log.error().message;
+  EXPECT_TRUE(std::regex_search(*log, std::regex(R"(mosh relay running on the server \((perl|mconnect)\))"))) << *log;
+
+  // Cut everything for 20 s, then restore.
+  ASSERT_TRUE(Router({"-I", "FORWARD", "1", "-j", "DROP"}));
+  std::this_thread::sleep_for(20s);
+  ASSERT_TRUE(Router({"-D", "FORWARD", "1"}));
+  EXPECT_FALSE(ProcessGone(mosh_server));
+  ASSERT_TRUE(tmux_->Type("echo AFTER-$((6*7))"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  EXPECT_TRUE(tmux_->WaitFor("AFTER-42", 60s)) << Screen() << "\nlog:\n" << ReadFile(log_path).value_or("");
+  EXPECT_FALSE(ProcessGone(mosh_server)) << "the same mosh-server answered";
+  auto after = MasterStatus(socket);
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_GE(after->reconnects(), 1u) << "the cut was long enough for the master to reconnect";
+  ASSERT_EQ(after->relay_sessions_size(), 1);
+  EXPECT_GE(after->relay_sessions(0).channels(), 2u) << "the relay ran on a new channel after the reconnect";
+}
+
+// A server with no inbound port at all: the router forwards nothing, and the server keeps a
+// reverse tunnel (`ssh -N -R`) to a relay host the user controls. The user's ssh config says
+// `ProxyJump relay` with the tunnel's port; `mconnect hidden` finds no UDP path (there is none)
+// and lands in a mosh session whose datagrams go over the master.
+TEST_F(NatLabTest, ServerWithNoInboundPortIsReachedThroughAReverseTunnel) {
+  CommandOptions options;
+  options.timeout = 30s;
+  auto tunnel = RunCommand({NatLabScript(), "tunnel", lab_dir_}, options);
+  ASSERT_TRUE(tunnel) << tunnel.error().message;
+  ASSERT_TRUE(tunnel->ok()) << tunnel->err << tunnel->out;
+  // Nothing reaches the server from outside now.
+  auto direct = RunCommand({"/usr/sbin/ip", "netns", "exec", Var("NAT_CLIENT_NS"), "ssh", "-F", Var("NAT_SSH_CONFIG"),
+                            "-o", "ConnectTimeout=3", "lab", "true"},
+                           options);
+  ASSERT_TRUE(direct);
+  ASSERT_NE(direct->exit_code, 0) << "the server still has an inbound port";
+
+  StartPane("exec " + ShellQuote(std::string(MCONNECT_BIN_DIR) + "/mconnect") + " -p " +
+            ShellQuote(Var("NAT_UDP_RANGE")) + " " + ShellQuote(SshOption()) + " hidden");
+  auto client = WaitForProcess(
+      [pid = tmux_->PanePid()](const ProcessInfo& p) { return p.pid == pid && p.exe == "mosh-client"; }, 60s);
+  ASSERT_TRUE(client) << "mosh-client never started; screen:\n" << Screen();
+  to_kill_.push_back(client->pid);
+  ASSERT_TRUE(tmux_->WaitForRegex("[#$] ", 30s)) << Screen();
+  ASSERT_TRUE(tmux_->Type("echo HIDDEN-$((6*7)) $SSH_CONNECTION"));
+  ASSERT_TRUE(tmux_->SendKeys("Enter"));
+  ASSERT_TRUE(tmux_->WaitFor("HIDDEN-42 " + Var("NAT_SERVER_IP"), 30s)) << Screen();
+
+  // The master reached the server through the jump host and carries mosh over SSH.
+  auto status = MasterStatus(MasterSocket("127.0.0.1", Var("NAT_TUNNEL_PORT")));
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_EQ(status->peer_address(), "") << "through a proxy there is no peer address";
+  ASSERT_EQ(status->relay_sessions_size(), 1);
+  EXPECT_THAT(status->relay_sessions(0).reason(), HasSubstr("UDP"));
+  auto relay_log = ReadFile(lab_dir_ + "/relay-sshd.log");
+  ASSERT_TRUE(relay_log);
+  EXPECT_THAT(*relay_log, HasSubstr("Accepted publickey")) << "the master went through the relay host";
 }
 
 }  // namespace

@@ -70,5 +70,19 @@ TEST(Cache, EraseAndClear) {
   EXPECT_FALSE(cache.Get("ssh-connection", kT0));
 }
 
+TEST(Cache, NewestIsTheLastNotedAnswerEvenUncachedAndPastTheTtl) {
+  Cache cache(0s);  // caches nothing, still remembers the last answer for `mconnect status`
+  EXPECT_FALSE(cache.Newest(kT0));
+  cache.Note("dns", "192.0.2.1", kT0);
+  cache.Note("peer", "198.51.100.2", kT0 + 1s);
+  cache.Clear();
+  auto newest = cache.Newest(kT0 + 1h);
+  ASSERT_TRUE(newest);
+  EXPECT_EQ(newest->spec, "peer");
+  EXPECT_EQ(newest->hit.address, "198.51.100.2");
+  EXPECT_EQ(newest->hit.age, 1h - 1s);
+  EXPECT_FALSE(cache.Get("peer", kT0 + 1s)) << "noted is not cached";
+}
+
 }  // namespace
 }  // namespace mconnect::remoteip

@@ -416,6 +416,20 @@ Result<void> SshdLab::Rekey() {
   return {};
 }
 
+Result<void> SshdLab::Restart() {
+  if (pid_ != 0) return Fail("the lab in {} is running", dir_);
+  auto started = RunChecked({ScriptPath(), "start", dir_, "--port", std::to_string(port_)});
+  if (!started) return Fail(started.error());
+  auto pid_file = ReadFile(dir_ + "/sshd.pid");
+  auto pid = pid_file ? ParsePositive(*pid_file) : std::nullopt;
+  if (!pid) {
+    RunCommand({ScriptPath(), "stop", dir_});
+    return Fail("{}/sshd.pid holds no pid after a restart", dir_);
+  }
+  pid_ = *pid;
+  return {};
+}
+
 void SshdLab::Stop() {
   if (pid_ == 0) return;
   // The script also ends the sessions sshd serves; KillPid then reaps sshd, or kills it when

@@ -154,6 +154,8 @@ class SshdLab {
   Result<void> Rekey();
   // Stops sshd and the sessions it serves, by pid. Idempotent; the destructor calls it.
   void Stop();
+  // Starts sshd again after Stop, on the same port with the same keys (a server that rebooted).
+  Result<void> Restart();
 
  private:
   SshdLab(std::string dir, int port, pid_t pid) : dir_(std::move(dir)), port_(port), pid_(pid) {}

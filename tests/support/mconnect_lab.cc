@@ -1,15 +1,27 @@
 #include "tests/support/mconnect_lab.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include "proto/socket_path.h"
 
 namespace mconnect::testing {
 
-Result<std::unique_ptr<MconnectLab>> MconnectLab::Start() {
+Result<std::unique_ptr<MconnectLab>> MconnectLab::Start(const std::string& sshd_config_extra) {
   TempDir dir;
   LabEnv env(dir.path());
   std::unique_ptr<MconnectLab> lab(new MconnectLab(std::move(dir), std::move(env)));
+  if (!sshd_config_extra.empty()) {
+    const std::string sshd_dir = lab->dir_.Sub("sshd");
+    if (::mkdir(sshd_dir.c_str(), 0700) != 0) return Fail("mkdir {}: {}", sshd_dir, std::strerror(errno));
+    std::ofstream extra(sshd_dir + "/sshd_config.extra");
+    extra << sshd_config_extra << "\n";
+    if (!extra.flush()) return Fail("cannot write {}/sshd_config.extra", sshd_dir);
+  }
   auto sshd = SshdLab::Start(lab->dir_.Sub("sshd"));
   if (!sshd) return Fail(sshd.error());
   lab->sshd_ = std::move(*sshd);
@@ -69,6 +81,26 @@ Result<proto::ControlClient> MconnectLab::Connect() const {
 pid_t MconnectLab::MasterPid() const {
   auto client = Connect();
   return client ? static_cast<pid_t>(client->master_pid()) : 0;
+}
+
+Result<control::StatusReply> MconnectLab::Status() const {
+  auto client = Connect();
+  if (!client) return Fail(client.error());
+  return client->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                            proto::MessageType::kStatusReply, std::chrono::seconds(5));
+}
+
+std::string MconnectLab::MasterLog() const {
+  std::string socket = SocketPath();
+  auto log = ReadFile(socket.substr(0, socket.size() - 5) + ".log");
+  return log ? *log : log.error().message;
+}
+
+int MconnectLab::CountInMasterLog(std::string_view needle) const {
+  const std::string log = MasterLog();
+  int count = 0;
+  for (std::size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + needle.size())) ++count;
+  return count;
 }
 
 void MconnectLab::Cleanup() {

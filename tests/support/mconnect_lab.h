@@ -6,18 +6,22 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
 #include "base/subprocess.h"
 #include "proto/client.h"
+#include "proto/control.pb.h"
 #include "tests/support/lab.h"
 
 namespace mconnect::testing {
 
 class MconnectLab {
  public:
-  static Result<std::unique_ptr<MconnectLab>> Start();
+  // `sshd_config_extra`: lines appended to the lab's sshd_config (sshd-lab's sshd_config.extra),
+  // e.g. "SetEnv PATH=/somewhere" to change what the server's sessions see.
+  static Result<std::unique_ptr<MconnectLab>> Start(const std::string& sshd_config_extra = "");
   // Start(), then `mconnect ip lab`, so that a master serves the lab.
   static Result<std::unique_ptr<MconnectLab>> StartWithMaster();
   ~MconnectLab();
@@ -42,6 +46,12 @@ class MconnectLab {
   Result<proto::ControlClient> Connect() const;
   // The master's pid from its Hello, 0 when none answers.
   pid_t MasterPid() const;
+  // The master's Status.
+  Result<control::StatusReply> Status() const;
+  // The master's log file (beside its socket), or why it cannot be read; and how many times
+  // `needle` occurs in it.
+  std::string MasterLog() const;
+  int CountInMasterLog(std::string_view needle) const;
 
   // Stops every master and detached mosh-server this process adopted. Idempotent.
   void Cleanup();

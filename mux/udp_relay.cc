@@ -1,0 +1,305 @@
+#include "mux/udp_relay.h"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "base/log.h"
+#include "base/ssh2.h"
+#include "base/subprocess.h"
+#include "base/text.h"
+#include "mux/channel_end.h"
+#include "proto/datagram_frame.h"
+
+namespace mconnect::mux {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Frames waiting for the channel (about 50 of mosh's datagrams): beyond that, drop.
+constexpr std::size_t kMaxQueued = 64 * 1024;
+// After a channel failed while the connection stayed up, wait this long before the next.
+constexpr auto kRestartPause = std::chrono::seconds(1);
+// A server side that never says hello is not going to work.
+constexpr auto kHelloTimeout = std::chrono::seconds(15);
+
+// The server side in perl: exchanges framed datagrams on stdin/stdout with one UDP socket
+// connected to mosh-server, and leaves when mosh-server's pid is gone (checked every 5 s), saying
+// so: a channel closed for any other reason (a lost connection, a killed relay) is restarted.
+constexpr const char* kPerlRelay = R"PERL(use strict; use warnings; use Socket;
+my ($port, $pid) = @ARGV;
+socket(my $u, PF_INET, SOCK_DGRAM, 0) or die "mconnect-relay: socket: $!\n";
+connect($u, pack_sockaddr_in($port, inet_aton("127.0.0.1"))) or die "mconnect-relay: connect: $!\n";
+binmode STDIN; binmode STDOUT; $| = 1;
+print STDERR "mconnect-relay: perl\n";
+my ($in, $rin) = ("", "");
+vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($u), 1) = 1;
+while (1) {
+  my $n = select(my $rout = $rin, undef, undef, 5);
+  if ($pid && !kill(0, $pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
+  next if $n <= 0;
+  if (vec($rout, fileno($u), 1) && defined(recv($u, my $d, 65535, 0))) {
+    defined(syswrite(STDOUT, pack("n", length $d) . $d)) or exit 0;
+  }
+  if (vec($rout, fileno(STDIN), 1)) {
+    my $r = sysread(STDIN, $in, 65536, length $in);
+    exit 0 unless $r;
+    while (length($in) >= 2) {
+      my $len = unpack("n", $in);
+      last if length($in) < 2 + $len;
+      send($u, substr($in, 2, $len), 0);
+      substr($in, 0, 2 + $len, "");
+    }
+  }
+}
+)PERL";
+
+}  // namespace
+
+std::string RelayCommand(int port, std::uint32_t server_pid, std::string_view only) {
+  std::string args = std::to_string(port) + " " + std::to_string(server_pid);
+  std::string mconnect = "exec mconnect relay " + args;
+  std::string perl = "exec perl -e " + ShellQuote(kPerlRelay) + " " + args;
+  if (only == "mconnect") return mconnect;
+  if (only == "perl") return perl;
+  return "if command -v mconnect >/dev/null 2>&1 && mconnect relay --check >/dev/null 2>&1; then " + mconnect +
+         "; fi; " + perl;
+}
+
+struct UdpRelayState {
+  UniqueFd socket;
+  std::string command;
+  sockaddr_storage client{};  // where mosh-client sends from (it may change: it roams too)
+  socklen_t client_length = 0;
+  std::string to_server;    // frames for the channel
+  bool task_running = false;
+  bool finished = false;
+  Clock::time_point restart_at{};
+  std::string kind;
+  UdpRelay::Ready ready;
+  RelayStats stats;
+
+  void Report(Result<std::string> result) {
+    if (ready) std::exchange(ready, nullptr)(std::move(result));
+  }
+  void SendToClient(std::string_view datagram) {
+    if (client_length == 0) return;
+    // Non-blocking: a full socket buffer loses the datagram, as the network would.
+    if (::sendto(socket.get(), datagram.data(), datagram.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&client), client_length) >= 0) {
+      ++stats.to_client;
+    }
+  }
+};
+
+namespace {
+
+// One channel's worth of relaying: exec the server side, then shuttle frames both ways.
+class RelayTask : public ChannelTask {
+ public:
+  explicit RelayTask(std::shared_ptr<UdpRelayState> state)
+      : state_(std::move(state)), hello_deadline_(Clock::now() + kHelloTimeout) {}
+  ~RelayTask() override { state_->task_running = false; }
+
+  Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
+  void Abort(const std::string& why) override {
+    log::Warn("mosh relay channel: {}", why);
+    state_->Report(Fail("cannot open the relay's channel: {}", why));
+    state_->restart_at = Clock::now() + kRestartPause;
+  }
+  std::optional<Clock::time_point> Deadline() const override {
+    if (state_->kind.empty()) return hello_deadline_;
+    return std::nullopt;
+  }
+
+ private:
+  enum class Phase { kStarting, kRelaying, kClosing, kWaitingClosed };
+  Step End(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+  void TakeErrors();
+
+  std::shared_ptr<UdpRelayState> state_;
+  Phase phase_ = Phase::kStarting;
+  std::string from_server_;
+  std::string errors_;  // the server side's stderr, a line at a time
+  bool server_done_ = false;  // it said mosh-server has gone
+  Clock::time_point hello_deadline_;
+};
+
+void RelayTask::TakeErrors() {
+  for (std::size_t end; (end = errors_.find('\n')) != std::string::npos; errors_.erase(0, end + 1)) {
+    std::string line = errors_.substr(0, end);
+    constexpr std::string_view kPrefix = "mconnect-relay: ";
+    bool ours = line.starts_with(kPrefix) && line.find(':', kPrefix.size()) == std::string::npos;
+    if (ours && state_->kind.empty()) {
+      state_->kind = line.substr(kPrefix.size());
+      log::Info("mosh relay running on the server ({})", state_->kind);
+      state_->Report(state_->kind);
+    } else if (ours && line == "mconnect-relay: done") {
+      server_done_ = true;
+    } else {
+      log::Warn("mosh relay: {}", line);
+    }
+  }
+  if (errors_.size() > 4096) errors_.clear();  // a chatty server side cannot grow this
+}
+
+ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  switch (phase_) {
+    case Phase::kStarting: {
+      int rc = libssh2_channel_exec(channel, state_->command.c_str());
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      if (rc != 0) {
+        state_->Report(Fail("the server refused to run the relay: {}", Ssh2LastError(session)));
+        state_->finished = true;
+        return Step::kFinished;
+      }
+      ++state_->stats.channels;
+      phase_ = Phase::kRelaying;
+      return Step::kProgress;
+    }
+    case Phase::kRelaying: {
+      if (state_->kind.empty() && Clock::now() >= hello_deadline_) {
+        state_->Report(Fail("the relay did not start on the server within {} s", kHelloTimeout.count()));
+        state_->finished = true;
+        phase_ = Phase::kClosing;
+        return Step::kProgress;
+      }
+      bool progress = false;
+      // Towards the server: whole frames from the front (a repeated call after EAGAIN sends
+      // the same bytes, as libssh2 wants).
+      if (!state_->to_server.empty()) {
+        ssize_t n = libssh2_channel_write(channel, state_->to_server.data(), state_->to_server.size());
+        if (n == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+        if (n < 0) return End(session, channel);
+        state_->to_server.erase(0, static_cast<std::size_t>(n));
+        progress = true;
+      }
+      char buffer[16384];
+      ssize_t n = libssh2_channel_read(channel, buffer, sizeof buffer);
+      if (n > 0) {
+        from_server_.append(buffer, static_cast<std::size_t>(n));
+        std::size_t used = proto::TakeDatagramFrames(
+            from_server_, [this](std::string_view datagram) { state_->SendToClient(datagram); });
+        from_server_.erase(0, used);
+        progress = true;
+      } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+        return End(session, channel);
+      }
+      ssize_t e = libssh2_channel_read_stderr(channel, buffer, sizeof buffer);
+      if (e > 0) {
+        errors_.append(buffer, static_cast<std::size_t>(e));
+        TakeErrors();
+        progress = true;
+      }
+      if (progress) return Step::kProgress;
+      if (libssh2_channel_eof(channel)) return End(session, channel);
+      return Step::kBlocked;
+    }
+    case Phase::kClosing: {
+      int rc = libssh2_channel_close(channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+      phase_ = Phase::kWaitingClosed;
+      return Step::kProgress;
+    }
+    case Phase::kWaitingClosed: {
+      if (!WaitClosedDiscarding(channel)) return Step::kBlocked;
+      ChannelExit exit = ReadChannelExit(session, channel);
+      if (!errors_.empty()) {
+        errors_ += '\n';
+        TakeErrors();
+      }
+      // libssh2 reads a missing exit status as 0: only the relay's own word says it is over.
+      if (server_done_) {
+        log::Info("mosh relay: mosh-server has exited; the relay ends");
+        state_->finished = true;
+      } else if (state_->kind.empty()) {
+        // It never started (no perl, a broken mconnect): trying again will not help.
+        state_->Report(Fail("the relay could not start on the server (exit status {})", exit.status));
+        state_->finished = true;
+      } else {
+        log::Warn("mosh relay ended with status {}{}; starting another", exit.status,
+                  exit.signal.empty() ? "" : " (signal " + exit.signal + ")");
+        state_->restart_at = Clock::now() + kRestartPause;
+      }
+      return Step::kFinished;
+    }
+  }
+  return Step::kFinished;
+}
+
+ChannelTask::Step RelayTask::End(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) {
+  phase_ = Phase::kClosing;
+  return Step::kProgress;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<UdpRelay>> UdpRelay::Open(int remote_port, std::uint32_t server_pid, std::string_view only) {
+  if (remote_port <= 0 || remote_port > 65535) return Fail("relay: bad mosh-server port {}", remote_port);
+  if (!only.empty() && only != "perl" && only != "mconnect") {
+    return Fail("relay: unknown relay \"{}\" (perl or mconnect)", SanitizeForMessage(only));
+  }
+  UniqueFd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket) return Fail("relay: socket: {}", std::strerror(errno));
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(socket.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    return Fail("relay: bind 127.0.0.1: {}", std::strerror(errno));
+  }
+  socklen_t length = sizeof local;
+  ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&local), &length);
+  auto state = std::make_shared<UdpRelayState>();
+  state->socket = std::move(socket);
+  state->command = RelayCommand(remote_port, server_pid, only);
+  return std::unique_ptr<UdpRelay>(new UdpRelay(std::move(state), ntohs(local.sin_port), remote_port, server_pid));
+}
+
+UdpRelay::UdpRelay(std::shared_ptr<UdpRelayState> state, int local_port, int remote_port, std::uint32_t server_pid)
+    : state_(std::move(state)), local_port_(local_port), remote_port_(remote_port), server_pid_(server_pid) {}
+
+UdpRelay::~UdpRelay() {
+  // A task still on the driver keeps the state; it must no longer report to anyone.
+  state_->ready = nullptr;
+  state_->finished = true;
+}
+
+void UdpRelay::SetReady(Ready ready) { state_->ready = std::move(ready); }
+
+int UdpRelay::fd() const { return state_->socket.get(); }
+bool UdpRelay::finished() const { return state_->finished && !state_->task_running; }
+const std::string& UdpRelay::kind() const { return state_->kind; }
+bool UdpRelay::carrying() const { return state_->task_running && !state_->kind.empty(); }
+RelayStats UdpRelay::stats() const { return state_->stats; }
+
+void UdpRelay::OnReadable() {
+  char buffer[proto::kMaxRelayedDatagram];
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage from{};
+    socklen_t from_length = sizeof from;
+    ssize_t n = ::recvfrom(state_->socket.get(), buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from),
+                           &from_length);
+    if (n < 0) return;  // EAGAIN, or an ICMP error for an earlier send: nothing to take
+    state_->client = from;
+    state_->client_length = from_length;
+    if (!state_->task_running || state_->to_server.size() + static_cast<std::size_t>(n) + 2 > kMaxQueued) {
+      ++state_->stats.dropped;
+      continue;
+    }
+    proto::AppendDatagramFrame(state_->to_server, std::string_view(buffer, static_cast<std::size_t>(n)));
+    ++state_->stats.to_server;
+  }
+}
+
+std::unique_ptr<ChannelTask> UdpRelay::TaskToStart(Clock::time_point now) {
+  if (state_->finished || state_->task_running || now < state_->restart_at) return nullptr;
+  state_->task_running = true;
+  // What was queued for the lost channel is stale: mosh resends what still matters.
+  state_->to_server.clear();
+  return std::make_unique<RelayTask>(state_);
+}
+
+}  // namespace mconnect::mux

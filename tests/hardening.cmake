@@ -1,0 +1,13 @@
+# Issue 10: the master under attack, load and faults, against the real sshd lab and real OpenSSH
+# clients. tests/hardening/run-under-valgrind runs the concurrency and fault tests again with
+# the master under valgrind's memcheck.
+add_library(mconnect_hardening_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/hardening/hardening.cc)
+target_link_libraries(mconnect_hardening_support PUBLIC mconnect_lab_support)
+
+foreach(suite access secrets faults fd_exhaustion load)
+  mconnect_test(hardening_${suite}_test
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/hardening/${suite}_test.cc
+    LIBS mconnect_hardening_support mconnect_mux
+    LABELS hardening)
+  add_dependencies(hardening_${suite}_test mconnect mconnect-mux)
+endforeach()

@@ -1,0 +1,142 @@
+// `mconnect doctor` against a real sshd: all OK on the lab as it is; and on a lab whose
+// server sessions lack mosh-server on their PATH, or lack a UTF-8 locale, or whose host key
+// changed, the failing check names the problem and the fix.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/mconnect_lab.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::vector<std::string> kChecks{"ssh settings", "tcp",       "host key",     "auth", "master",
+                                       "mosh-server",  "locale",    "remote-ip",    "server start", "udp"};
+
+class DoctorTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& sshd_config_extra = "") {
+    auto lab = MconnectLab::Start(sshd_config_extra);
+    ASSERT_TRUE(lab) << lab.error().message;
+    lab_ = std::move(*lab);
+  }
+
+  CommandOutput Doctor(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"doctor", lab_->SshOption()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("lab");
+    auto result = lab_->Run(args, 90s);
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  }
+
+  // A command through plain ssh to the lab, as a user would check it by hand.
+  CommandOutput Ssh(const std::string& command) {
+    auto result = RunCommand({"ssh", "-F", lab_->sshd().ssh_config(), "lab", command});
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  }
+
+  std::unique_ptr<MconnectLab> lab_;
+};
+
+TEST_F(DoctorTest, EveryCheckPassesAgainstTheLabInOrder) {
+  Start();
+  auto doctor = Doctor();
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.out << doctor.err;
+  std::size_t at = 0;
+  for (const auto& check : kChecks) {
+    std::size_t found = doctor.out.find("OK    " + check, at);
+    EXPECT_NE(found, std::string::npos) << check << " missing or out of order in:\n" << doctor.out;
+    if (found != std::string::npos) at = found;
+  }
+  EXPECT_THAT(doctor.out, Not(HasSubstr("FAIL")));
+
+  auto json = Doctor({"--json"});
+  EXPECT_EQ(json.exit_code, 0) << json.out << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"ok\": true, \"checks\": ["));
+  for (const auto& check : kChecks) EXPECT_THAT(json.out, HasSubstr("{\"check\": \"" + check + "\", \"ok\": true"));
+}
+
+// The server's sessions get a PATH (sshd's SetEnv) that holds the usual tools but no mosh-server.
+TEST_F(DoctorTest, MoshServerOffTheNonInteractivePathNamesWhereItIsAndTheFix) {
+  TempDir bin;
+  for (const char* tool : {"sh", "bash", "env", "sleep", "kill", "cat", "tail", "locale", "true", "grep", "sed"}) {
+    std::string target = std::string("/usr/bin/") + tool;
+    if (::access(target.c_str(), X_OK) == 0) std::filesystem::create_symlink(target, bin.Sub(tool));
+  }
+  ASSERT_EQ(::access("/usr/bin/mosh-server", X_OK), 0) << "the lab needs mosh-server in /usr/bin (apt install mosh)";
+  Start("SetEnv PATH=" + bin.path());
+  auto by_hand = Ssh("command -v mosh-server || echo none");
+  ASSERT_EQ(by_hand.out, "none\n") << "the lab's sessions still find mosh-server: " << by_hand.out << by_hand.err;
+
+  auto doctor = Doctor();
+  EXPECT_EQ(doctor.exit_code, 1) << doctor.out << doctor.err;
+  EXPECT_THAT(doctor.out, HasSubstr("FAIL  mosh-server    mosh-server is not on the PATH of non-interactive shells"));
+  // The remote account's own startup files may put more in front (this one is the real root's).
+  EXPECT_THAT(doctor.out, HasSubstr(bin.path() + "), but /usr/bin/mosh-server exists"));
+  EXPECT_THAT(doctor.out, HasSubstr("fix: use --server=/usr/bin/mosh-server"));
+  // The later checks ran mosh-server from where it was found.
+  EXPECT_THAT(doctor.out, HasSubstr("OK    server start"));
+  EXPECT_THAT(doctor.out, HasSubstr("OK    udp"));
+}
+
+// The server's sessions get LOCPATH (sshd's SetEnv) pointing at locale data where C.UTF-8 is not
+// UTF-8 (compiled from ISO-8859-1), so no UTF-8 locale can be had there, as on a server whose
+// locale data lacks it. mosh-server itself refuses to start there.
+TEST_F(DoctorTest, AServerWithoutAUtf8LocaleNamesTheProblemAndTheFix) {
+  TempDir locales;
+  auto made = RunCommand({"localedef", "-i", "C", "-f", "ISO-8859-1", locales.Sub("C.UTF-8")});
+  ASSERT_TRUE(made) << made.error().message;
+  ASSERT_EQ(made->exit_code, 0) << "localedef: " << made->err;
+  Start("SetEnv LOCPATH=" + locales.path());
+  auto by_hand = Ssh("mosh-server new -l LANG=C.UTF-8 -- true");
+  ASSERT_NE(by_hand.exit_code, 0);
+  ASSERT_THAT(by_hand.err, HasSubstr("mosh-server needs a UTF-8 native locale to run"));
+
+  auto doctor = Doctor();
+  EXPECT_EQ(doctor.exit_code, 1) << doctor.out << doctor.err;
+  EXPECT_THAT(doctor.out, HasSubstr("FAIL  locale         the server has no UTF-8 locale: with LANG=C.UTF-8 its "
+                                    "character set is ANSI_X3.4-1968"));
+  EXPECT_THAT(doctor.out, HasSubstr("fix: install a UTF-8 locale on the server"));
+  EXPECT_THAT(doctor.out, HasSubstr("FAIL  server start"));
+  EXPECT_THAT(doctor.out, HasSubstr("UTF-8"));
+}
+
+TEST_F(DoctorTest, AChangedHostKeyIsNamedAndEndsTheChecks) {
+  Start();
+  auto rekeyed = lab_->sshd().Rekey();
+  ASSERT_TRUE(rekeyed) << rekeyed.error().message;
+  auto doctor = Doctor();
+  EXPECT_EQ(doctor.exit_code, 255) << doctor.out << doctor.err;
+  EXPECT_THAT(doctor.out, HasSubstr("OK    tcp"));
+  EXPECT_THAT(doctor.out, HasSubstr("FAIL  host key       the server's host key has CHANGED"));
+  EXPECT_THAT(doctor.out, HasSubstr("fix: if the server was reinstalled or rekeyed, remove the old key with "
+                                    "`ssh-keygen -R '[127.0.0.1]:"));
+  EXPECT_THAT(doctor.out, Not(HasSubstr("master")));
+  EXPECT_EQ(lab_->MasterPid(), 0) << "no master may start on a changed host key";
+}
+
+TEST_F(DoctorTest, NothingListeningIsATcpFailureWithTheFix) {
+  Start();
+  lab_->sshd().Stop();
+  auto doctor = Doctor();
+  EXPECT_EQ(doctor.exit_code, 255) << doctor.out << doctor.err;
+  EXPECT_THAT(doctor.out, HasSubstr("FAIL  tcp            cannot reach 127.0.0.1 port "));
+  EXPECT_THAT(doctor.out, HasSubstr("Connection refused"));
+  EXPECT_THAT(doctor.out, HasSubstr("fix: check HostName and Port"));
+}
+
+}  // namespace
+}  // namespace mconnect::testing

@@ -1,0 +1,151 @@
+// `mconnect master HOST` (what the systemd user unit runs) and the `mconnect status` table,
+// against a real sshd.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/mconnect_lab.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+// `argv` as our child, its output into `log`; the pid.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : 0;
+}
+
+// The child's exit status once it exits within `timeout`; -1 if it is still running then.
+int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(50ms);
+  }
+  return -1;
+}
+
+std::string Exe(pid_t pid) {
+  std::error_code error;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", error).filename().string();
+}
+
+TEST(MasterCommand, BecomesTheMasterInTheForegroundUntilItIsStopped) {
+  auto lab = MconnectLab::Start();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  const std::string log = l.dir().Sub("master.log");
+  pid_t child = Spawn(l.Command({"master", l.SshOption(), "lab"}), log);
+  ASSERT_GT(child, 0);
+  pid_t master = 0;
+  for (int i = 0; i < 400 && master == 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    master = l.MasterPid();
+  }
+  ASSERT_EQ(master, child) << "the process systemd started is the master itself; its output:\n"
+                           << ReadFile(log).value_or("");
+  EXPECT_EQ(Exe(child), "mconnect-mux");
+  EXPECT_EQ(WaitExit(child, 300ms), -1) << "it stays in the foreground";
+  auto status = l.Run({"status", "--json"});
+  ASSERT_TRUE(status);
+  EXPECT_THAT(status->out, HasSubstr("\"persist_s\":0")) << "a service's master never idles out";
+
+  auto stopped = l.Run({"stop", l.SshOption(), "lab"});
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(stopped->exit_code, 0) << stopped->err;
+  EXPECT_EQ(WaitExit(child, 10s), 0) << ReadFile(log).value_or("");
+}
+
+TEST(MasterCommand, WaitsForAMasterThatIsAlreadyRunning) {
+  auto lab = MconnectLab::StartWithMaster();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  pid_t running = l.MasterPid();
+  ASSERT_GT(running, 0);
+  const std::string log = l.dir().Sub("master.log");
+  pid_t child = Spawn(l.Command({"master", l.SshOption(), "lab"}), log);
+  ASSERT_GT(child, 0);
+  EXPECT_EQ(WaitExit(child, 1s), -1) << ReadFile(log).value_or("");
+  EXPECT_EQ(l.MasterPid(), running);
+  EXPECT_EQ(l.sshd().CountInLog("Accepted publickey"), 1) << "no second connection";
+  EXPECT_THAT(ReadFile(log).value_or(""), HasSubstr("is already running (pid " + std::to_string(running)));
+
+  auto stopped = l.Run({"stop", l.SshOption(), "lab"});
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(WaitExit(child, 10s), 0) << "it ends with the master it watched";
+}
+
+TEST(StatusCommand, TableAndJsonShowBytesAndTheLastRemoteIpAnswer) {
+  auto lab = MconnectLab::StartWithMaster();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  // peer's answers are never cached, and still the last answer is shown.
+  auto ip = l.Run({"ip", "--remote-ip=peer", l.SshOption(), "lab"});
+  ASSERT_TRUE(ip);
+  ASSERT_EQ(ip->exit_code, 0) << ip->err;
+  auto table = l.Run({"status"});
+  ASSERT_TRUE(table);
+  ASSERT_EQ(table->exit_code, 0) << table->err;
+  EXPECT_THAT(table->out, MatchesRegex("DESTINATION +PID +UPTIME +LINK +CONNS +CHANNELS +CLIENTS +SENT/RECEIVED +LAST "
+                                       "REMOTE-IP \\(STRATEGY, AGE\\) +SOCKET\n.*"));
+  std::smatch row;
+  ASSERT_TRUE(std::regex_search(table->out, row,
+                                std::regex(" ([0-9.]+)([BKMG])/([0-9.]+)([BKMG]) +127\\.0\\.0\\.1 \\(peer, [0-9]+s ago\\)")))
+      << table->out;
+  EXPECT_NE(row[1].str() + row[2].str(), "0B") << "bytes sent";
+  EXPECT_NE(row[3].str() + row[4].str(), "0B") << "bytes received";
+  EXPECT_THAT(table->out, HasSubstr(" " + std::to_string(l.MasterPid()) + " "));
+  EXPECT_THAT(table->out, HasSubstr(" " + l.SocketPath() + "\n"));
+
+  auto json = l.Run({"status", "--json"});
+  ASSERT_TRUE(json);
+  EXPECT_THAT(json->out, HasSubstr("\"last_ip_address\":\"127.0.0.1\""));
+  EXPECT_THAT(json->out, HasSubstr("\"last_ip_strategy\":\"peer\""));
+  EXPECT_THAT(json->out, MatchesRegex(".*\"bytes_sent\":\"[1-9][0-9]*\".*"));
+  EXPECT_THAT(json->out, MatchesRegex(".*\"bytes_received\":\"[1-9][0-9]*\".*"));
+  EXPECT_THAT(json->out, MatchesRegex(".*\"last_ip_age_ms\":\"[0-9]+\".*"));
+}
+
+TEST(SshConfigCommand, PrintsTheControlPathOfTheMastersSocket) {
+  auto lab = MconnectLab::Start();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  auto printed = l.Run({"ssh-config", l.SshOption(), "lab"});
+  ASSERT_TRUE(printed);
+  ASSERT_EQ(printed->exit_code, 0) << printed->err;
+  EXPECT_THAT(printed->out, HasSubstr("Host lab\n    ControlPath " + l.env().runtime_dir + "/mconnect/%r@%h:%p.sock\n"
+                                      "    ControlMaster no\n"));
+  // With --socket, that path, its '%' doubled (ssh expands %-tokens in ControlPath).
+  auto chosen = l.Run({"ssh-config", "--socket=/tmp/m%1.sock", l.SshOption(), "lab"});
+  ASSERT_TRUE(chosen);
+  EXPECT_THAT(chosen->out, HasSubstr("    ControlPath /tmp/m%%1.sock\n"));
+}
+
+}  // namespace
+}  // namespace mconnect::testing
