@@ -183,6 +183,8 @@ class Authenticator {
   Outcome Try(const std::string& method);
   Outcome TryPublicKey();
   Outcome TryAgent();
+  // The public halves of the IdentityFile keys (from an OpenSSH private key, else KEY.pub).
+  std::vector<std::vector<std::uint8_t>> ConfiguredPublicKeys() const;
   Outcome TryKeyFile(const std::string& file);
   Outcome TryEncryptedKeyFile(const std::string& file, const PrivateKeyInfo& info);
   Outcome TryKeyboardInteractive();
@@ -282,10 +284,35 @@ Authenticator::Outcome Authenticator::TryPublicKey() {
   return Outcome::kNotDone;
 }
 
+std::vector<std::vector<std::uint8_t>> Authenticator::ConfiguredPublicKeys() const {
+  std::vector<std::vector<std::uint8_t>> keys;
+  for (const auto& file : request_.identity_files) {
+    std::vector<std::uint8_t> blob;
+    if (auto contents = ReadKeyFile(file)) {
+      if (auto info = InspectPrivateKey(*contents)) blob = std::move(info->public_blob);
+      ClearString(*contents);
+    }
+    if (blob.empty()) {
+      auto line = ReadKeyFile(file + ".pub");
+      auto parsed = line ? ParsePublicKeyLine(*line) : Fail(line.error());
+      if (parsed) blob = std::move(*parsed);
+    }
+    if (!blob.empty()) keys.push_back(std::move(blob));
+  }
+  return keys;
+}
+
 Authenticator::Outcome Authenticator::TryAgent() {
   std::string socket = request_.identity_agent == "SSH_AUTH_SOCK" ? "" : request_.identity_agent;
-  bool use_agent = !request_.identities_only && socket != "none" && (!socket.empty() || std::getenv("SSH_AUTH_SOCK"));
+  bool use_agent = socket != "none" && (!socket.empty() || std::getenv("SSH_AUTH_SOCK"));
   if (!use_agent) return Outcome::kNotDone;
+  // IdentitiesOnly, as ssh reads it: the agent still signs, but only for the IdentityFile keys
+  // (so an encrypted key file whose key the agent holds needs no passphrase).
+  std::vector<std::vector<std::uint8_t>> allowed;
+  if (request_.identities_only) {
+    allowed = ConfiguredPublicKeys();
+    if (allowed.empty()) return Outcome::kNotDone;
+  }
   Ssh2Agent agent(libssh2_agent_init(session_));
   if (!agent) return Outcome::kNotDone;
   if (!socket.empty()) libssh2_agent_set_identity_path(agent.get(), socket.c_str());
@@ -297,6 +324,12 @@ Authenticator::Outcome Authenticator::TryAgent() {
   while (libssh2_agent_get_identity(agent.get(), &identity, identity) == 0) {
     std::string label = fmt::format("agent key \"{}\"", SanitizeForTerminal(identity->comment ? identity->comment : ""));
     if (used_keys_.contains(label)) continue;
+    if (request_.identities_only &&
+        std::ranges::none_of(allowed, [identity](const std::vector<std::uint8_t>& key) {
+          return key.size() == identity->blob_len && std::equal(key.begin(), key.end(), identity->blob);
+        })) {
+      continue;
+    }
     used_keys_.insert(label);
     any_key_ = true;
     int rc = libssh2_agent_userauth(agent.get(), request_.user.c_str(), identity);

@@ -565,6 +565,55 @@ class ScopedEnv {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
+// ---- the agent ---------------------------------------------------------------------------------
+
+// The key is encrypted on disk but held by a real ssh-agent: the master authenticates through the
+// agent without asking anything, and when sshd goes away and comes back it re-authenticates
+// through the agent on its own, with nobody there; `ssh -S` then works without a prompt.
+TEST_F(AuthTest, AgentAuthenticatesAndLetsTheMasterReconnectAlone) {
+  ASSERT_TRUE(EncryptKey());
+  std::string agent_socket = lab_->dir().Sub("agent.sock");
+  // ssh-agent daemonizes and says its pid ("SSH_AGENT_PID=N; export ..."); stopped by that pid.
+  auto agent = RunCommand({"ssh-agent", "-s", "-a", agent_socket});
+  ASSERT_TRUE(agent && agent->ok()) << (agent ? agent->err : agent.error().message);
+  std::smatch pid;
+  ASSERT_TRUE(std::regex_search(agent->out, pid, std::regex("SSH_AGENT_PID=([0-9]+)"))) << agent->out;
+  struct StopAgent {
+    pid_t pid;
+    ~StopAgent() { KillPid(pid); }
+  } stop_agent{static_cast<pid_t>(std::stoi(pid[1]))};
+  ASSERT_TRUE(Exists(agent_socket)) << "ssh-agent did not create " << agent_socket;
+  // ssh-add decrypts the key once, through an askpass program, as a person's session would.
+  auto [askpass, record] = MakeAskpass();
+  auto added = RunCommand({"env", "SSH_AUTH_SOCK=" + agent_socket, "SSH_ASKPASS=" + askpass,
+                           "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "setsid", "-w", "ssh-add", key()});
+  ASSERT_TRUE(added && added->ok()) << (added ? added->err : added.error().message);
+  lab_->env().Set("SSH_AUTH_SOCK", agent_socket);
+
+  // IdentitiesOnly with the (encrypted) IdentityFile: the agent's copy of that key is used.
+  auto first = RunDetached({"ip", SshOption({"ServerAliveInterval=1", "ServerAliveCountMax=2"}), "lab"});
+  ASSERT_EQ(first.exit_code, 0) << first.err << "\nmaster log:\n" << MasterLog();
+  pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  EXPECT_THAT(MasterLog(), HasSubstr("agent"));
+
+  sshd().Stop();
+  ASSERT_TRUE(sshd().Restart());
+  bool up_again = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; !up_again && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(100ms)) {
+    auto status = lab_->Status();
+    up_again = status && status->reconnects() >= 1 && status->link() == "up";
+  }
+  ASSERT_TRUE(up_again) << "the master did not re-authenticate through the agent; log:\n" << MasterLog();
+  auto ssh = ThroughMaster("echo agent-$((40+2))");
+  EXPECT_EQ(ssh.exit_code, 0) << ssh.err;
+  EXPECT_EQ(ssh.out, "agent-42\n");
+  EXPECT_EQ(lab_->MasterPid(), master);
+  EXPECT_EQ(sshd().CountInLog("Accepted publickey"), 2) << "once before, once on the reconnect:\n" << sshd().Log();
+  EXPECT_EQ(Count(ReadFile(record).value_or(""), "\n"), 1) << "only ssh-add asked for the passphrase";
+}
+
 TEST_F(AuthTest, NobodyThereMeansNothingIsAsked) {
   // What a reconnecting master does (mux/reconnector.cc sets interactive = false): even with
   // an askpass program forced on, an encrypted key is skipped, and the failure says why.
