@@ -4,10 +4,16 @@
 add_library(mconnect_hardening_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/hardening/hardening.cc)
 target_link_libraries(mconnect_hardening_support PUBLIC mconnect_lab_support)
 
-foreach(suite access secrets faults fd_exhaustion load)
+foreach(suite access secrets faults fd_exhaustion)
   mconnect_test(hardening_${suite}_test
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/hardening/${suite}_test.cc
     LIBS mconnect_hardening_support mconnect_mux
     LABELS hardening)
   add_dependencies(hardening_${suite}_test mconnect mconnect-mux)
 endforeach()
+mconnect_test(hardening_load_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/hardening/load_test.cc
+  LIBS mconnect_hardening_support mconnect_mux
+  LABELS hardening
+  SERIAL "*")
+add_dependencies(hardening_load_test mconnect mconnect-mux)

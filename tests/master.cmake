@@ -16,7 +16,8 @@ add_dependencies(master_test mconnect mconnect-mux)
 mconnect_test(openssh_mux_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/openssh_mux_test.cc
   LIBS mconnect_lab_support
-  LABELS integration)
+  LABELS integration
+  SERIAL "*HundredConcurrent*")
 add_dependencies(openssh_mux_test mconnect mconnect-mux)
 
 mconnect_test(tty_modes_test
