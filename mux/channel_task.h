@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -36,9 +37,13 @@ class ChannelTask {
   // once, and never after Pump returned kFinished; the task reports and is destroyed.
   virtual void Abort(const std::string& why) = 0;
 
-  // Opens this task's channel (non-blocking: nullptr with EAGAIN means call again). A session
-  // channel by default; forwards open direct-tcpip channels instead.
-  virtual LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session) { return libssh2_channel_open_session(session); }
+  // Opens this task's channel (non-blocking: nullptr with EAGAIN means call again, with the same
+  // arguments). A session channel whose receive window is `window` bytes by default; forwards
+  // open direct-tcpip channels instead (libssh2 gives those its default window).
+  virtual LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session, std::uint32_t window) {
+    return libssh2_channel_open_ex(session, "session", sizeof "session" - 1, window, LIBSSH2_CHANNEL_PACKET_DEFAULT,
+                                   nullptr, 0);
+  }
   // Whether the pre-opened spare session channel will do.
   virtual bool UsesSessionChannel() const { return true; }
 

@@ -77,7 +77,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
     : config_(std::move(config)),
       driver_(std::move(connection), config_.keepalive, config_.keepalive_count_max),
       reconnector_(config_.connect),
-      overflow_opener_(config_.connect),
+
       server_(*this),
       forwards_(driver_),
       openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); },
@@ -90,6 +90,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
       started_(Clock::now()) {
   driver_.SetOverflow([this](std::unique_ptr<ChannelTask> task) { Overflow(std::move(task)); });
+  for (int i = 0; i < kParallelOpens; ++i) openers_.push_back(std::make_unique<Reconnector>(config_.connect));
   if (config_.reconnect) driver_.HoldWhileDown(config_.reconnect_wait);
   struct stat st{};
   if (::lstat(config_.socket_path.c_str(), &st) == 0) {
@@ -123,23 +124,76 @@ void Master::Overflow(std::unique_ptr<ChannelTask> task) {
   for (auto& extra : extra_) {
     if (!extra->full() && !extra->dead()) return extra->Start(std::move(task));
   }
-  constexpr std::size_t kMaxConnections = 32;
   if (extra_.size() + 1 >= kMaxConnections) {
     return task->Abort(fmt::format("the server refused more sessions on {} connections", extra_.size() + 1));
   }
   overflow_waiting_.push_back(std::move(task));
-  if (!overflow_opener_.running()) overflow_opener_.Start();  // strict host key, no person
+  if (std::ranges::none_of(openers_, [](const auto& opener) { return opener->running(); })) OpenAnotherConnection();
 }
 
-void Master::OnOverflowOpened() {
-  auto outcome = overflow_opener_.Take();
+void Master::OpenAnotherConnection() {
+  const auto running = std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); });
+  if (extra_.size() + 1 + static_cast<std::size_t>(running) >= kMaxConnections) return;
+  for (auto& opener : openers_) {
+    if (!opener->running()) return opener->Start();  // strict host key, no person
+  }
+}
+
+void Master::BalanceOpens(Clock::time_point now) {
+  if (link_ != Link::kUp) return;
+  // A task that waited this long for its open means the opens really queue up (on loopback
+  // one takes well under a millisecond).
+  constexpr auto kQueued = std::chrono::milliseconds(20);
+  constexpr std::size_t kKeep = 2;  // unopened tasks a connection keeps for itself
+  std::vector<std::unique_ptr<ChannelTask>> surplus;
+  for (SshDriver* driver : Drivers()) {
+    auto oldest = driver->oldest_unopened();
+    if (driver->dead() || !oldest || now - *oldest < kQueued || driver->unopened() <= kKeep) continue;
+    for (auto& task : driver->TakeUnopened(driver->unopened() - kKeep)) surplus.push_back(std::move(task));
+  }
+  if (surplus.empty()) return;
+  // To connections with room in their queue, then to the ones being opened.
+  for (SshDriver* driver : Drivers()) {
+    while (!surplus.empty() && !driver->dead() && !driver->full() && driver->unopened() < kKeep) {
+      driver->Start(std::move(surplus.back()));
+      surplus.pop_back();
+    }
+  }
+  if (surplus.empty()) return;
+  for (auto& task : surplus) overflow_waiting_.push_back(std::move(task));
+  const auto running = static_cast<std::size_t>(
+      std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); }));
+  const std::size_t wanted = std::min<std::size_t>(openers_.size(), (overflow_waiting_.size() + kKeep) / (kKeep + 1));
+  if (extra_.size() + 1 + running < kMaxBurstConnections) {
+    for (std::size_t i = running; i < wanted; ++i) OpenAnotherConnection();
+  }
+  if (running == 0 && std::ranges::none_of(openers_, [](const auto& opener) { return opener->running(); })) {
+    // No more connections may be opened for a burst: the main connection takes them back.
+    for (auto& task : overflow_waiting_) driver_.Start(std::move(task));
+    overflow_waiting_.clear();
+  }
+}
+
+void Master::OnOverflowOpened(Reconnector& opener) {
+  auto outcome = opener.Take();
   if (!outcome) return;
-  auto waiting = std::move(overflow_waiting_);
-  overflow_waiting_.clear();
   if (!*outcome) {
-    for (auto& task : waiting) task->Abort("another connection for more sessions failed: " + outcome->error().message);
+    log::Warn("another connection to {} failed: {}", config_.destination, outcome->error().message);
+    if (std::ranges::any_of(openers_, [](const auto& other) { return other->running(); })) return;
+    auto waiting = std::move(overflow_waiting_);
+    overflow_waiting_.clear();
+    for (auto& task : waiting) {
+      // Back to the main connection when it has room; else there is nowhere to go.
+      if (!driver_.full() && !driver_.dead()) {
+        driver_.Start(std::move(task));
+      } else {
+        task->Abort("another connection for more sessions failed: " + outcome->error().message);
+      }
+    }
     return;
   }
+  auto waiting = std::move(overflow_waiting_);
+  overflow_waiting_.clear();
   auto driver = std::make_unique<SshDriver>(std::move(**outcome), config_.keepalive);
   driver->SetOverflow([this](std::unique_ptr<ChannelTask> next) { Overflow(std::move(next)); });
   // More than the server allows on one connection come back through Overflow for the next one.
@@ -504,6 +558,14 @@ int Master::Run() {
     for (SshDriver* driver : Drivers()) {
       if (auto next = driver->NextDeadline()) deadline = deadline ? std::min(*deadline, *next) : *next;
     }
+    // Opens that queue up are spread over more connections once they have waited a moment.
+    for (SshDriver* driver : Drivers()) {
+      // (Once past, BalanceOpens has had its look: the opens' own replies wake the loop.)
+      if (auto oldest = driver->oldest_unopened(); oldest && *oldest + std::chrono::milliseconds(21) > now) {
+        auto due = *oldest + std::chrono::milliseconds(21);
+        deadline = deadline ? std::min(*deadline, due) : due;
+      }
+    }
     // Overflow connections are checked for idleness, relays for a channel to restart, each second.
     if (!extra_.empty() || !relays_.empty()) {
       deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
@@ -530,7 +592,10 @@ int Master::Run() {
     fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
     fds.push_back({reconnector_.fd(), static_cast<short>(reconnector_.running() ? POLLIN : 0), 0});
     fds.push_back({driver_.connection().transport().errors_fd(), POLLIN, 0});
-    fds.push_back({overflow_opener_.fd(), static_cast<short>(overflow_opener_.running() ? POLLIN : 0), 0});
+    const std::size_t first_opener = fds.size();
+    for (const auto& opener : openers_) {
+      fds.push_back({opener->fd(), static_cast<short>(opener->running() ? POLLIN : 0), 0});
+    }
     for (auto& extra : extra_) fds.push_back({extra->fd(), extra->PollEvents(), 0});
     const std::size_t first_client = fds.size();
     server_.AddPollFds(fds);
@@ -557,7 +622,9 @@ int Master::Run() {
     }
     if (ready > 0 && (fds[2].revents & POLLIN)) OnReconnectOutcome(Clock::now());
     if (ready > 0 && fds[3].revents != 0) LogProxyErrors();
-    if (ready > 0 && (fds[4].revents & POLLIN)) OnOverflowOpened();
+    for (std::size_t i = 0; ready > 0 && i < openers_.size(); ++i) {
+      if (fds[first_opener + i].revents & POLLIN) OnOverflowOpened(*openers_[i]);
+    }
     PumpDrivers();
     openssh_.Update();
     forwards_.Update();
@@ -572,6 +639,7 @@ int Master::Run() {
       }
     }
     PumpDrivers();  // start what the requests just queued, send what clients just wrote
+    BalanceOpens(Clock::now());
     openssh_.Update();
     forwards_.Update();
     if (ready > 0 && accepting && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "mux/control_server.h"
@@ -64,12 +65,23 @@ class Master : public MasterServices {
  private:
   class IpHost;
   using Clock = std::chrono::steady_clock;
+  // Connections opened at once (each on a thread of its own), all connections to the server,
+  // and the most a burst of channel opens may bring about (past sshd's MaxSessions more follow).
+  static constexpr int kParallelOpens = 4;
+  static constexpr std::size_t kMaxConnections = 32;
+  static constexpr std::size_t kMaxBurstConnections = 8;
   // The main connection: up; lost and being re-opened; lost for good until a person helps.
   enum class Link { kUp, kReconnecting, kNeedsPerson };
 
   void AcceptClients();
-  // The overflow connection being opened is there, or failed: the waiting tasks go on it, or fail.
-  void OnOverflowOpened();
+  // An overflow connection being opened is there, or failed: the waiting tasks go on it, or
+  // back to the main connection, or (when nothing can take them) fail.
+  void OnOverflowOpened(Reconnector& opener);
+  // Starts opening another overflow connection when an opener is free and the cap allows.
+  void OpenAnotherConnection();
+  // Spreads tasks that queue for a channel open (one at a time per connection, a round trip
+  // each) over the connections there are, and opens more when a burst outgrows them.
+  void BalanceOpens(Clock::time_point now);
   // A task the server refused for lack of room on its connection: run it on another one.
   void Overflow(std::unique_ptr<ChannelTask> task);
   void PumpDrivers();
@@ -95,10 +107,10 @@ class Master : public MasterServices {
   Link link_ = Link::kUp;
   std::string link_detail_;  // why the link is not up
   Reconnector reconnector_;
-  // Overflow connections open on a thread too (Reconnector), so that the burst of sessions that
-  // needs one does not stop the loop for a TCP connect, key exchange and authentication; the
-  // tasks wait here meanwhile.
-  Reconnector overflow_opener_;
+  // Overflow connections open on threads too (Reconnector), several at once, so that the burst
+  // of sessions that needs them does not stop the loop for a TCP connect, key exchange and
+  // authentication, nor wait for them one after another; the tasks wait here meanwhile.
+  std::vector<std::unique_ptr<Reconnector>> openers_;
   std::vector<std::unique_ptr<ChannelTask>> overflow_waiting_;
   int attempts_ = 0;  // since the connection was lost
   Clock::time_point down_since_;

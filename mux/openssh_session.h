@@ -54,7 +54,7 @@ class ForwardTask : public RelayTask {
         origin_host_(std::move(origin_host)),
         origin_port_(origin_port) {}
 
-  LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session) override {
+  LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session, std::uint32_t) override {
     return libssh2_channel_direct_tcpip_ex(session, host_.c_str(), port_, origin_host_.c_str(), origin_port_);
   }
   bool UsesSessionChannel() const override { return false; }

@@ -19,6 +19,7 @@
 namespace mconnect::mux {
 namespace {
 
+
 using Clock = std::chrono::steady_clock;
 
 }  // namespace
@@ -61,6 +62,13 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
     return failed(OpenFailure::kNetwork,
                   Error{fmt::format("SSH handshake with {} port {} failed: {}", params.host, params.port, why)});
   }
+  auto method = [session](int which) {
+    const char* name = libssh2_session_methods(session, which);
+    return name != nullptr ? name : "?";
+  };
+  log::Info("negotiated {}, host key {}, cipher {} / {}, MAC {} / {}", method(LIBSSH2_METHOD_KEX),
+            method(LIBSSH2_METHOD_HOSTKEY), method(LIBSSH2_METHOD_CRYPT_CS), method(LIBSSH2_METHOD_CRYPT_SC),
+            method(LIBSSH2_METHOD_MAC_CS), method(LIBSSH2_METHOD_MAC_SC));
   auto verified = VerifyHostKey(session, check);
   if (!verified) return failed(OpenFailure::kHostKey, verified.error());
 

@@ -1,5 +1,7 @@
 #include "mux/ssh_driver.h"
 
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -139,6 +141,31 @@ std::size_t SshDriver::busy_channels() const {
       std::count_if(slots_.begin(), slots_.end(), [](const Slot& slot) { return slot.task->counts_as_busy(); }));
 }
 
+std::size_t SshDriver::unopened() const {
+  return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [this](const Slot& slot) {
+    return !slot.channel && opening_ != &slot;
+  }));
+}
+
+std::optional<SshDriver::Clock::time_point> SshDriver::oldest_unopened() const {
+  for (const auto& slot : slots_) {
+    if (!slot.channel && opening_ != &slot) return slot.queued;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::unique_ptr<ChannelTask>> SshDriver::TakeUnopened(std::size_t count) {
+  std::vector<std::unique_ptr<ChannelTask>> taken;
+  for (auto it = slots_.end(); it != slots_.begin() && taken.size() < count;) {
+    --it;
+    if (it->channel || opening_ == &*it) continue;
+    taken.push_back(std::move(it->task));
+    it = slots_.erase(it);
+    --tasks_started_;  // counted again where it runs
+  }
+  return taken;
+}
+
 short SshDriver::PollEvents() const {
   if (dead()) return 0;
   short events = 0;
@@ -270,8 +297,9 @@ bool SshDriver::PumpSlot(Slot& slot) {
       slot.channel = std::move(spare_);
     } else {
       if (opening_ != nullptr && opening_ != &slot) return true;  // wait for the open slot
+      if (opening_ == nullptr) open_window_ = ChannelWindow();
       opening_ = &slot;
-      LIBSSH2_CHANNEL* channel = slot.task->OpenChannel(session_);
+      LIBSSH2_CHANNEL* channel = slot.task->OpenChannel(session_, open_window_);
       if (channel == nullptr) {
         if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_EAGAIN) {
           Blocked(&slot);
@@ -320,6 +348,22 @@ SshDriver::Step SshDriver::PumpKeepalive() {
   return Step::kFinished;
 }
 
+std::uint32_t SshDriver::ChannelWindow() const {
+  // A channel moves at most one window per round trip, so the window is sized from the path's
+  // delay: enough for kWindowRate at the smoothed RTT TCP measured, never below libssh2's
+  // 2 MiB default (loopback and LANs: a larger window only costs memory and CPU there) and never
+  // above 16 MiB (the most a stalled reader can make the master hold for one channel). Through a
+  // proxy command there is no TCP socket to ask: the default.
+  constexpr std::uint64_t kDefault = LIBSSH2_CHANNEL_WINDOW_DEFAULT;
+  constexpr std::uint64_t kMax = 16 << 20;
+  constexpr std::uint64_t kWindowRate = 160 << 20;  // bytes per second
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (::getsockopt(fd(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0 || info.tcpi_rtt == 0) return kDefault;
+  const std::uint64_t window = kWindowRate * info.tcpi_rtt / 1'000'000;
+  return static_cast<std::uint32_t>(std::clamp(window, kDefault, kMax));
+}
+
 SshDriver::Step SshDriver::PumpSpare() {
   if (!spare_) {
     // Start an open only when no task waits for the single open slot; one already in flight
@@ -327,8 +371,10 @@ SshDriver::Step SshDriver::PumpSpare() {
     bool someone_waits =
         std::any_of(slots_.begin(), slots_.end(), [](const Slot& slot) { return !slot.channel; });
     if (opening_ != &spare_ && (someone_waits || opening_ != nullptr)) return Step::kBlocked;
+    if (opening_ == nullptr) open_window_ = ChannelWindow();
     opening_ = &spare_;
-    LIBSSH2_CHANNEL* channel = libssh2_channel_open_session(session_);
+    LIBSSH2_CHANNEL* channel = libssh2_channel_open_ex(session_, "session", sizeof "session" - 1, open_window_,
+                                                       LIBSSH2_CHANNEL_PACKET_DEFAULT, nullptr, 0);
     if (channel == nullptr) {
       if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_EAGAIN) return Blocked(&spare_);
       opening_ = nullptr;

@@ -17,6 +17,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "base/ssh2.h"
@@ -72,11 +73,19 @@ class SshDriver {
   // A new connection to the same destination for a dead driver; queued tasks carry on with it.
   void Replace(std::unique_ptr<SshConnection> connection);
   std::size_t busy_channels() const;
+  // Tasks queued for a channel whose open has not started (libssh2 opens one channel at a time
+  // per connection, a round trip each), and since when the oldest has waited.
+  std::size_t unopened() const;
+  std::optional<Clock::time_point> oldest_unopened() const;
+  // Removes up to `count` of them, the newest first, for another connection to open.
+  std::vector<std::unique_ptr<ChannelTask>> TakeUnopened(std::size_t count);
   std::uint64_t tasks_started() const { return tasks_started_; }
   const SshConnection& connection() const { return *connection_; }
   SshConnection& connection() { return *connection_; }
 
  private:
+  // The receive window for a new session channel, from the path's round-trip time.
+  std::uint32_t ChannelWindow() const;
   struct Slot {
     std::unique_ptr<ChannelTask> task;
     Ssh2Channel channel;
@@ -108,6 +117,7 @@ class SshDriver {
   std::list<std::unique_ptr<SessionJob>> jobs_;
   Ssh2Channel spare_;
   const void* opening_ = nullptr;     // the slot (or &spare_) whose channel open is in flight
+  std::uint32_t open_window_ = 0;     // its receive window, fixed when the open started
   const void* send_owner_ = nullptr;  // who must repeat a partially sent call
   std::chrono::seconds keepalive_interval_;
   int keepalive_count_max_;
