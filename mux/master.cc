@@ -262,6 +262,7 @@ control::StatusReply Master::Status() {
     session.set_channels(stats.channels);
   }
   reply.set_relay_dropped(dropped);
+  reply.set_channel_window(driver_.ChannelWindow());
   return reply;
 }
 

@@ -73,6 +73,8 @@ class SshDriver {
   // A new connection to the same destination for a dead driver; queued tasks carry on with it.
   void Replace(std::unique_ptr<SshConnection> connection);
   std::size_t busy_channels() const;
+  // The receive window for a new session channel, from the path's round-trip time.
+  std::uint32_t ChannelWindow() const;
   // Tasks queued for a channel whose open has not started (libssh2 opens one channel at a time
   // per connection, a round trip each), and since when the oldest has waited.
   std::size_t unopened() const;
@@ -84,8 +86,6 @@ class SshDriver {
   SshConnection& connection() { return *connection_; }
 
  private:
-  // The receive window for a new session channel, from the path's round-trip time.
-  std::uint32_t ChannelWindow() const;
   struct Slot {
     std::unique_ptr<ChannelTask> task;
     Ssh2Channel channel;
