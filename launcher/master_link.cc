@@ -1,5 +1,6 @@
 #include "launcher/master_link.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,18 +76,44 @@ Result<int> RunMux(const std::vector<std::string>& args) {
     exec();
     return Fail("cannot run {}: {}", args[0], std::strerror(errno));
   }
+  // As system(3) does: while the master owns the terminal a Ctrl-C is its to handle (it puts
+  // the terminal modes back before it goes), so we wait for it instead of dying first and
+  // letting the shell read a terminal with echo still off; then we die of the same signal, so
+  // that the shell sees the interrupt.
+  struct sigaction ignore{}, saved_int{}, saved_quit{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigemptyset(&ignore.sa_mask);
+  ::sigaction(SIGINT, &ignore, &saved_int);
+  ::sigaction(SIGQUIT, &ignore, &saved_quit);
   pid_t pid = ::fork();
-  if (pid < 0) return Fail("fork: {}", std::strerror(errno));
   if (pid == 0) {
+    ::sigaction(SIGINT, &saved_int, nullptr);
+    ::sigaction(SIGQUIT, &saved_quit, nullptr);
     exec();
     std::fprintf(stderr, "mconnect: cannot run %s: %s\n", args[0].c_str(), std::strerror(errno));
     ::_exit(127);
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Fail("waitpid: {}", std::strerror(errno));
+  int wait_errno = 0;
+  while (pid > 0 && ::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      wait_errno = errno;
+      break;
+    }
   }
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  const int fork_errno = pid < 0 ? errno : 0;
+  ::sigaction(SIGINT, &saved_int, nullptr);
+  ::sigaction(SIGQUIT, &saved_quit, nullptr);
+  if (pid < 0) return Fail("fork: {}", std::strerror(fork_errno));
+  if (wait_errno != 0) return Fail("waitpid: {}", std::strerror(wait_errno));
+  if (WIFSIGNALED(status)) {
+    const int signal = WTERMSIG(status);
+    if (signal == SIGINT || signal == SIGQUIT) {
+      ::signal(signal, SIG_DFL);
+      ::raise(signal);
+    }
+    return 128 + signal;
+  }
   return WEXITSTATUS(status);
 }
 

@@ -181,6 +181,9 @@ class Authenticator {
   };
 
   Outcome Try(const std::string& method);
+  // Asks the server for its methods (the "none" request): true when that alone authenticated.
+  Result<bool> ReadList();
+  bool HaveKeyToOffer() const;
   Outcome TryPublicKey();
   Outcome TryAgent();
   // The public halves of the IdentityFile keys (from an OpenSSH private key, else KEY.pub).
@@ -209,6 +212,7 @@ class Authenticator {
   const AuthRequest& request_;
   Prompter prompter_;
   std::string server_list_;
+  bool list_known_ = true;  // false while publickey is offered before the server's list was asked
   std::vector<std::string> done_;      // methods that succeeded (partially), in order
   std::vector<std::string> tried_;     // method names tried, in order, once each
   std::vector<std::string> notes_;     // why a key or method did not help
@@ -223,25 +227,41 @@ void NoteOnce(std::vector<std::string>& list, const std::string& item) {
 }
 
 Result<std::string> Authenticator::Run() {
-  const char* list = libssh2_userauth_list(session_, request_.user.c_str(), static_cast<unsigned>(request_.user.size()));
-  if (list == nullptr) {
-    if (libssh2_userauth_authenticated(session_)) return std::string("none");
-    return Fail("{}: the server offered no authentication methods: {}", Who(), Ssh2LastError(session_));
-  }
-  server_list_ = list;
-  log::Info("server offers authentication methods: {}", server_list_);
-  ShowBanner();
-
   std::vector<std::string> order = MethodOrder(request_.options);
+  // Asking the server for its methods (the "none" request) costs a round trip. When publickey
+  // comes first and there is a key to offer, offer it at once, as nearly every server takes
+  // keys; the list is asked for only if the keys do not do.
+  const bool optimistic = !order.empty() && order.front() == "publickey" && HaveKeyToOffer();
+  if (optimistic) {
+    server_list_ = "publickey";
+    list_known_ = false;
+  } else if (auto read = ReadList(); !read) {
+    return Fail(read.error());
+  } else if (*read) {
+    return std::string("none");
+  }
+
   std::set<std::string> used;  // for the current server list
   while (true) {
     auto next = std::find_if(order.begin(), order.end(), [&](const std::string& method) {
       return !used.contains(method) && ListHas(server_list_, method);
     });
+    if (next == order.end() && !list_known_) {
+      auto read = ReadList();
+      if (!read) return Fail(read.error());
+      if (*read) return fmt::format("{}", fmt::join(done_, " + "));
+      if (!ListHas(server_list_, "publickey")) {
+        // The server takes no keys: the keys offered blindly say nothing about why it failed.
+        std::erase(tried_, "publickey");
+        notes_.clear();
+      }
+      continue;
+    }
     if (next == order.end()) break;
     used.insert(*next);
     switch (Try(*next)) {
       case Outcome::kDone:
+        if (!list_known_) ShowBanner();  // a server's banner comes with its first answer
         return fmt::format("{}", fmt::join(done_, " + "));
       case Outcome::kBroken:
         return Fail("{}", broken_);
@@ -470,11 +490,42 @@ Authenticator::Outcome Authenticator::AfterRefusal(int rc, const std::string& wh
   return Outcome::kNotDone;
 }
 
+Result<bool> Authenticator::ReadList() {
+  const char* list = libssh2_userauth_list(session_, request_.user.c_str(), static_cast<unsigned>(request_.user.size()));
+  list_known_ = true;
+  if (list == nullptr) {
+    if (libssh2_userauth_authenticated(session_)) return true;
+    return Fail("{}: the server offered no authentication methods: {}", Who(), Ssh2LastError(session_));
+  }
+  server_list_ = list;
+  log::Info("server offers authentication methods: {}", server_list_);
+  ShowBanner();
+  return false;
+}
+
+bool Authenticator::HaveKeyToOffer() const {
+  if (!request_.options.pubkey) return false;
+  std::string socket = request_.identity_agent == "SSH_AUTH_SOCK" ? "" : request_.identity_agent;
+  if (socket != "none" && (!socket.empty() || std::getenv("SSH_AUTH_SOCK"))) return true;
+  return std::ranges::any_of(request_.identity_files,
+                             [](const std::string& file) { return ::access(file.c_str(), R_OK) == 0; });
+}
+
 Authenticator::Outcome Authenticator::ReadListAgain(const std::string& what) {
   const char* list = libssh2_userauth_list(session_, request_.user.c_str(), static_cast<unsigned>(request_.user.size()));
   if (list == nullptr) {
     if (libssh2_userauth_authenticated(session_)) return Succeeded(what);
     return Broken("authentication");
+  }
+  if (!list_known_) {
+    // Offered before the list was known: a signed key the server refused is taken to be a
+    // partial success (the other cause, a bad signature, is no server's habit).
+    list_known_ = true;
+    log::Info("{} accepted with partial success; the server now wants: {}", what, list);
+    done_.push_back(what);
+    server_list_ = list;
+    ShowBanner();
+    return Outcome::kPartial;
   }
   if (server_list_ == list) return Outcome::kNotDone;
   log::Info("{} accepted with partial success; the server now wants: {}", what, list);
