@@ -545,6 +545,13 @@ int RunStatus(const Options& options) {
                 (HumanBytes(m.bytes_sent()) + "/" + HumanBytes(m.bytes_received())).c_str(), last.c_str(),
                 m.socket_path().c_str());
     if (!m.link_detail().empty()) std::printf("    link: %s\n", m.link_detail().c_str());
+    if (auto stored = ReadVerdict(VerdictPathFor(m.socket_path()))) {
+      // The verdict new sessions with --transport=auto follow (sessions over UDP are mosh-client's
+      // and mosh-server's alone: the master does not see them).
+      std::printf("    transport for new sessions (auto): %s, %s (%s, %s ago)\n",
+                  std::string(TransportName(stored->verdict.transport)).c_str(), stored->verdict.why.c_str(),
+                  stored->key.c_str(), HumanDuration(static_cast<std::uint64_t>(std::max<long long>(0, stored->age.count()))).c_str());
+    }
     for (const auto& r : m.relay_sessions()) {
       std::printf("    mosh over SSH: 127.0.0.1:%u -> server UDP %u (mosh-server pid %u, %s relay%s): %s; "
                   "%llu up, %llu down, %llu dropped, %llu channel(s)\n",

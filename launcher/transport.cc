@@ -58,25 +58,30 @@ std::string VerdictPathFor(const std::string& socket_path) {
   return path + ".transport";
 }
 
-std::optional<TransportVerdict> RecallVerdict(const std::string& path, const std::string& address,
-                                              std::chrono::seconds ttl) {
+std::optional<StoredVerdict> ReadVerdict(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
   // "ADDRESS udp|ssh UNIX-TIME WHY..."
   std::istringstream fields(line);
-  std::string seen_address, name;
+  std::string name;
   long long when = 0;
-  if (!(fields >> seen_address >> name >> when) || seen_address != address) return std::nullopt;
-  long long age = static_cast<long long>(std::time(nullptr)) - when;
-  if (age < 0 || age > ttl.count()) return std::nullopt;
+  StoredVerdict stored;
+  if (!(fields >> stored.key >> name >> when)) return std::nullopt;
   auto transport = ParseTransport(name);
   if (!transport || *transport == Transport::kAuto) return std::nullopt;
-  TransportVerdict verdict;
-  verdict.transport = *transport;
-  std::getline(fields >> std::ws, verdict.why);
-  verdict.why += fmt::format(" ({} s ago)", age);
-  return verdict;
+  stored.verdict.transport = *transport;
+  std::getline(fields >> std::ws, stored.verdict.why);
+  stored.age = std::chrono::seconds(static_cast<long long>(std::time(nullptr)) - when);
+  return stored;
+}
+
+std::optional<TransportVerdict> RecallVerdict(const std::string& path, const std::string& address,
+                                              std::chrono::seconds ttl) {
+  auto stored = ReadVerdict(path);
+  if (!stored || stored->key != address || stored->age.count() < 0 || stored->age > ttl) return std::nullopt;
+  stored->verdict.why += fmt::format(" ({} s ago)", stored->age.count());
+  return stored->verdict;
 }
 
 void RememberVerdict(const std::string& path, const std::string& address, const TransportVerdict& verdict) {

@@ -35,6 +35,14 @@ struct TransportVerdict {
 std::string LocalAddressTowards(const std::string& address);
 
 std::string VerdictPathFor(const std::string& socket_path);
+// What the file holds, whatever its key and age (for `mconnect status`).
+struct StoredVerdict {
+  std::string key;  // "SERVER-ADDRESS/LOCAL-ADDRESS"
+  TransportVerdict verdict;
+  std::chrono::seconds age{0};
+};
+std::optional<StoredVerdict> ReadVerdict(const std::string& path);
+
 std::optional<TransportVerdict> RecallVerdict(const std::string& path, const std::string& address,
                                               std::chrono::seconds ttl);
 void RememberVerdict(const std::string& path, const std::string& address, const TransportVerdict& verdict);

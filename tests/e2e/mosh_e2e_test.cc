@@ -125,6 +125,11 @@ TEST_F(MoshE2eTest, SecondSessionReusesTheMaster) {
   // `auto` probed UDP once, with a throwaway mosh-server, and remembered the verdict: the
   // second session started only its own.
   EXPECT_EQ(lab_->CountInMasterLog("mosh-server listening on UDP port"), 3) << lab_->MasterLog();
+  auto table = lab_->Run({"status"});
+  ASSERT_TRUE(table);
+  EXPECT_THAT(table->out, HasSubstr("transport for new sessions (auto): udp, mosh-server answered over UDP at "
+                                    "127.0.0.1"))
+      << table->out;
 }
 
 // --transport=ssh: mosh-server listens on the server's loopback only, mosh-client talks to the
