@@ -207,8 +207,9 @@ std::vector<ProcessInfo> FindProcesses(const std::function<bool(const ProcessInf
     ProcessInfo info;
     info.pid = *pid;
     info.ppid = stat->ppid;
-    info.argv = SplitNul(ReadBounded(base + "/cmdline").value_or(""));
-    info.environ = SplitNul(ReadBounded(base + "/environ").value_or(""));
+    // The executable first, then argv and environment: a process in the middle of execve already
+    // shows the new executable while its argv is still empty (the new image's arguments are not
+    // in place yet), and reading in this order never pairs the old argv with the new executable.
     std::error_code error;
     std::filesystem::path exe = std::filesystem::read_symlink(base + "/exe", error);
     if (!error) {
@@ -218,6 +219,9 @@ std::vector<ProcessInfo> FindProcesses(const std::function<bool(const ProcessInf
       info.exe = ReadBounded(base + "/comm").value_or("");
       if (info.exe.ends_with('\n')) info.exe.pop_back();
     }
+    info.argv = SplitNul(ReadBounded(base + "/cmdline").value_or(""));
+    if (info.argv.empty()) continue;  // a kernel thread, or a process mid-exec or exiting
+    info.environ = SplitNul(ReadBounded(base + "/environ").value_or(""));
     if (predicate(info)) found.push_back(std::move(info));
   }
   return found;
