@@ -48,14 +48,17 @@ class ControlServer {
 
   void Add(UniqueFd client);
   // Appends one pollfd per client (in a stable order) ...
-  void AddPollFds(std::vector<pollfd>& fds) const;
+  void AddPollFds(std::vector<pollfd>& fds);
   // ... and takes back their revents, same order.
   void HandleEvents(const pollfd* fds, std::size_t count);
   std::size_t client_count() const { return clients_.size(); }
   // A client must finish its Hello within an absolute deadline of connecting (not an idle timer
-  // that each byte resets), so one that stalls mid-frame cannot hold a slot forever.
+  // that each byte resets), so one that stalls mid-frame cannot hold a slot forever. Now, when a
+  // client has requests waiting for their turn (ProcessBacklogs).
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   void ExpireHandshakes();
+  // Answers requests that were read but left for a later turn (see ProcessFrames).
+  void ProcessBacklogs();
   // Sends what is queued (best effort, bounded time) before the master exits.
   void FlushAll();
 
@@ -64,6 +67,9 @@ class ControlServer {
   using Handler = void (ControlServer::*)(Client&, const proto::Frame&);
 
   void ReadFrom(Client& client);
+  // Answers the complete frames already read, a turn's worth at most and only while the client
+  // takes its replies; the rest waits in its input for a later turn.
+  void ProcessFrames(Client& client);
   void WriteTo(Client& client);
   void Dispatch(Client& client, const proto::Frame& frame);
   void Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message);
@@ -84,6 +90,9 @@ class ControlServer {
 
   MasterServices& services_;
   std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
+  // The client of each entry AddPollFds added: HandleEvents matches by id, so clients removed or
+  // added in between cannot shift another client's events onto it.
+  std::vector<std::uint64_t> polled_;
   std::uint64_t next_id_ = 1;
 };
 

@@ -84,7 +84,7 @@ void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
 }
 
 void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
-  Connection& connection = connections_.emplace_back();
+  Connection& connection = NewConnection();
   connection.pipes = std::make_shared<ChannelPipes>();
   driver_.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
   addrinfo hints{};
@@ -118,7 +118,7 @@ Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
   log::Info("forward {} listening on {}:{}{}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
             BindAddress(spec.listen_host), spec.listen_port,
             spec.type == openssh::kMuxFwdDynamic ? "" : fmt::format(" -> {}:{}", spec.connect_host, spec.connect_port));
-  listeners_.push_back({spec, std::move(*fd)});
+  listeners_.push_back({next_id_++, spec, std::move(*fd)});
   return {};
 }
 
@@ -142,9 +142,21 @@ Result<void> Forwards::Close(const openssh::ForwardSpec& spec) {
   return Fail("no such forward");
 }
 
+Forwards::Connection& Forwards::NewConnection() {
+  Connection& connection = connections_.emplace_back();
+  connection.id = next_id_++;
+  return connection;
+}
+
 void Forwards::AddPollFds(std::vector<pollfd>& fds) {
-  for (const auto& listener : listeners_) fds.push_back({listener.fd.get(), POLLIN, 0});
+  polled_listeners_.clear();
+  polled_connections_.clear();
+  for (const auto& listener : listeners_) {
+    fds.push_back({listener.fd.get(), POLLIN, 0});
+    polled_listeners_.push_back(listener.id);
+  }
   for (const auto& connection : connections_) {
+    polled_connections_.push_back(connection.id);
     if (connection.connecting) {
       fds.push_back({connection.socket.get(), POLLOUT, 0});
       fds.push_back({-1, 0, 0});
@@ -163,36 +175,45 @@ void Forwards::AddPollFds(std::vector<pollfd>& fds) {
 }
 
 void Forwards::HandleEvents(const pollfd* fds, std::size_t count) {
-  std::size_t index = 0;
-  for (auto& listener : listeners_) {
-    if (index >= count) return;
-    if (fds[index++].revents & POLLIN) Accept(listener);
+  if (count != polled_listeners_.size() + 3 * polled_connections_.size()) return;  // not our layout
+  // Both lists only lose members or gain them at the end, and ids grow along them: walk each
+  // beside the ids that were polled.
+  auto listener = listeners_.begin();
+  for (std::size_t i = 0; i < polled_listeners_.size(); ++i) {
+    while (listener != listeners_.end() && listener->id < polled_listeners_[i]) ++listener;
+    if (listener == listeners_.end()) break;
+    if (listener->id == polled_listeners_[i] && (fds[i].revents & POLLIN)) Accept(*listener);
   }
-  for (auto& connection : connections_) {
-    if (index + 3 > count) break;
-    const pollfd* mine = fds + index;
-    index += 3;
-    if (connection.done) continue;
-    if (connection.connecting) {
-      if (mine[0].revents == 0) continue;
-      int error = 0;
-      socklen_t length = sizeof error;
-      ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
-      if (error != 0) {
-        log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
-        Finish(connection);
-      }
-      connection.connecting = false;
-      continue;
-    }
-    if (!connection.pipes) {
-      if (mine[0].revents) Negotiate(connection);
-      continue;
-    }
-    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-    if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
+  const pollfd* connection_fds = fds + polled_listeners_.size();
+  auto connection = connections_.begin();
+  for (std::size_t i = 0; i < polled_connections_.size(); ++i) {
+    while (connection != connections_.end() && connection->id < polled_connections_[i]) ++connection;
+    if (connection == connections_.end()) break;
+    if (connection->id == polled_connections_[i]) HandleConnection(*connection, connection_fds + 3 * i);
   }
   Update();
+}
+
+void Forwards::HandleConnection(Connection& connection, const pollfd* mine) {
+  if (connection.done) return;
+  if (connection.connecting) {
+    if (mine[0].revents == 0) return;
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) {
+      log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
+      Finish(connection);
+    }
+    connection.connecting = false;
+    return;
+  }
+  if (!connection.pipes) {
+    if (mine[0].revents) Negotiate(connection);
+    return;
+  }
+  LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
+  if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
 }
 
 void Forwards::Accept(Listener& listener) {
@@ -202,7 +223,7 @@ void Forwards::Accept(Listener& listener) {
     UniqueFd socket(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length,
                               SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!socket) return;
-    Connection& connection = connections_.emplace_back();
+    Connection& connection = NewConnection();
     connection.socket = std::move(socket);
     connection.dynamic = listener.spec.type == openssh::kMuxFwdDynamic;
     if (!connection.dynamic) {

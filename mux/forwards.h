@@ -46,6 +46,7 @@ class Forwards {
 
  private:
   struct Listener {
+    std::uint64_t id = 0;
     openssh::ForwardSpec spec;
     UniqueFd fd;
   };
@@ -54,6 +55,7 @@ class Forwards {
     std::shared_ptr<RemoteListenJob::Shared> shared;
   };
   struct Connection {
+    std::uint64_t id = 0;
     UniqueFd socket;
     bool connecting = false;  // -R: our connect to the destination is in progress
     bool dynamic = false;
@@ -71,13 +73,22 @@ class Forwards {
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
   void Accept(Listener& listener);
   void Negotiate(Connection& connection);
+  // One connection's turn with its three poll entries (socket in, socket out, unused).
+  void HandleConnection(Connection& connection, const pollfd* mine);
   void StartChannel(Connection& connection, const std::string& host, int port);
   void Finish(Connection& connection);
+  Connection& NewConnection();
 
   SshDriver& driver_;
   std::list<Listener> listeners_;
   std::list<RemoteListener> remote_listeners_;
   std::list<Connection> connections_;
+  std::uint64_t next_id_ = 1;
+  // Who got which poll entries in AddPollFds, in list order. Between AddPollFds and HandleEvents
+  // listeners and connections may be removed (a cancel, a finished connection) or added, so
+  // HandleEvents matches entries by id, never by position.
+  std::vector<std::uint64_t> polled_listeners_;
+  std::vector<std::uint64_t> polled_connections_;
 };
 
 }  // namespace mconnect::mux

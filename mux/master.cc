@@ -1,6 +1,7 @@
 #include "mux/master.h"
 
 #include <linux/tcp.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -524,6 +525,7 @@ int Master::Run() {
             config_.persist.count());
   int exit_status = 0;
   Clock::time_point idle_since = Clock::now();
+  bool trimmed = false;
   std::vector<pollfd> fds;
   while (true) {
     if (g_signal != 0) {
@@ -554,7 +556,15 @@ int Master::Run() {
       g_window_changed = 0;
       openssh_.OnWindowChange();
     }
-    if (!idle) idle_since = now;
+    if (!idle) {
+      idle_since = now;
+      trimmed = false;
+    } else if (!trimmed) {
+      // The last client is gone: give back to the kernel what its buffers (windows of up to
+      // 16 MiB, a hundred clients' frames) left in the heap, so an idle master stays small.
+      ::malloc_trim(0);
+      trimmed = true;
+    }
     std::optional<Clock::time_point> deadline;
     for (SshDriver* driver : Drivers()) {
       if (auto next = driver->NextDeadline()) deadline = deadline ? std::min(*deadline, *next) : *next;
@@ -629,7 +639,6 @@ int Master::Run() {
     PumpDrivers();
     openssh_.Update();
     forwards_.Update();
-    server_.ExpireHandshakes();
     if (ready > 0) {
       server_.HandleEvents(fds.data() + first_client, control_count);
       openssh_.HandleEvents(fds.data() + first_client + control_count, openssh_end - first_client - control_count);
@@ -639,6 +648,10 @@ int Master::Run() {
         if (fds[i].revents != 0) relays_[i - forwards_end]->OnReadable();
       }
     }
+    // After HandleEvents: the control server's poll entries line up with its clients only until
+    // one is removed.
+    server_.ExpireHandshakes();
+    server_.ProcessBacklogs();
     PumpDrivers();  // start what the requests just queued, send what clients just wrote
     BalanceOpens(Clock::now());
     openssh_.Update();

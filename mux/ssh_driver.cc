@@ -371,6 +371,9 @@ SshDriver::Step SshDriver::PumpSpare() {
     bool someone_waits =
         std::any_of(slots_.begin(), slots_.end(), [](const Slot& slot) { return !slot.channel; });
     if (opening_ != &spare_ && (someone_waits || opening_ != nullptr)) return Step::kBlocked;
+    // The server refused a channel for lack of room: asking again before one closes only earns
+    // another refusal a round trip later, over and over.
+    if (opening_ != &spare_ && full_) return Step::kBlocked;
     if (opening_ == nullptr) open_window_ = ChannelWindow();
     opening_ = &spare_;
     LIBSSH2_CHANNEL* channel = libssh2_channel_open_ex(session_, "session", sizeof "session" - 1, open_window_,
@@ -378,6 +381,11 @@ SshDriver::Step SshDriver::PumpSpare() {
     if (channel == nullptr) {
       if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_EAGAIN) return Blocked(&spare_);
       opening_ = nullptr;
+      if (libssh2_session_last_errno(session_) == LIBSSH2_ERROR_CHANNEL_FAILURE) {
+        log::Debug("no spare channel for now: {}", Ssh2LastError(session_));
+        full_ = true;
+        return Step::kFinished;
+      }
       log::Warn("could not open a spare channel: {}", Ssh2LastError(session_));
       CheckFatal();
       return Step::kFinished;

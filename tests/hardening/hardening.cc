@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -157,6 +158,7 @@ void HardeningTest::TearDown() {
   if (!lab_) return;
   if (HasFailure()) {
     std::string log = MasterLog(*lab_);
+    if (const char* keep = std::getenv("MCONNECT_TEST_KEEP_LOG")) std::ofstream(keep) << log;
     if (log.size() > 8000) log = "..." + log.substr(log.size() - 8000);
     std::cerr << "---- master log ----\n" << log << "\n---- end of master log ----\n";
   }
