@@ -93,6 +93,8 @@ class DelayedPathTest : public ::testing::Test {
     if (path_up_) {
       auto down = RunCommand({Script("bench/netpath"), "down", path_dir_}, options);
       EXPECT_TRUE(down && down->ok()) << "netpath down failed: " << (down ? down->err : down.error().message);
+      // After a failure: whether the delay link dropped anything (its stats line).
+      if (HasFailure()) std::cerr << ReadFile(path_dir_ + "/delay.log").value_or("(no delay.log)\n");
     }
     pid_t self = ::getpid();
     for (const auto& process : FindProcesses([self](const ProcessInfo& p) { return p.ppid == self; })) {
