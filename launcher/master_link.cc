@@ -38,6 +38,7 @@ std::vector<std::string> MuxArguments(const SshSettings& settings, const Options
   for (const auto& file : settings.global_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
   for (const auto& file : settings.identity_files) args.insert(args.end(), {"--identity", file});
   if (settings.identities_only) args.push_back("--identities-only");
+  if (!settings.ciphers.empty()) args.insert(args.end(), {"--ciphers", settings.ciphers});
   if (!settings.identity_agent.empty()) args.insert(args.end(), {"--identity-agent", settings.identity_agent});
   if (!settings.preferred_authentications.empty()) {
     args.insert(args.end(), {"--preferred-authentications", settings.preferred_authentications});

@@ -169,6 +169,8 @@ Result<void> Apply(SshSettings& s, const std::string& key, std::string_view valu
     s.proxy_command = NoneIsEmpty(value);
   } else if (key == "proxyjump") {
     s.proxy_jump = NoneIsEmpty(value);
+  } else if (key == "ciphers") {
+    s.ciphers = value;
   } else if (key == "batchmode") {
     return flag(s.batch_mode);
   } else if (key == "preferredauthentications") {

@@ -32,6 +32,7 @@ struct SshSettings {
   std::string proxy_command;  // empty when none; %h/%p/%r unexpanded, as ssh -G prints them
   std::string proxy_jump;     // empty when none
   bool batch_mode = false;
+  std::string ciphers;  // as ssh -G prints it: OpenSSH's default list unless the user chose
   // Authentication. Empty preferred_authentications: ssh's default order.
   std::string preferred_authentications;  // "publickey,keyboard-interactive", as written
   bool pubkey_authentication = true;      // also for "unbound" and "host-bound"

@@ -102,6 +102,7 @@ int Main(int argc, char** argv) {
   app.add_option("--identity", args.connect.identity_files, "IdentityFile (repeatable)");
   app.add_flag("--identities-only", args.connect.identities_only, "IdentitiesOnly");
   app.add_option("--identity-agent", args.connect.identity_agent, "agent socket, or none");
+  app.add_option("--ciphers", args.connect.ciphers, "Ciphers, as ssh -G prints them (comma-separated)");
   app.add_option_function<std::string>(
       "--preferred-authentications",
       [&args](const std::string& list) { args.connect.auth.preferred = mux::SplitMethods(list); },

@@ -15,6 +15,7 @@
 #include <fmt/ranges.h>
 
 #include "base/log.h"
+#include "mux/cipher_order.h"
 
 namespace mconnect::mux {
 namespace {
@@ -55,6 +56,13 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
 
   if (libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, methods.c_str()) != 0) {
     log::Debug("host key preference {} not accepted: {}", methods, Ssh2LastError(session));
+  }
+  if (std::string ciphers = CipherPreference(params.ciphers, CpuHasAesInstructions()); !ciphers.empty()) {
+    for (int direction : {LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC}) {
+      if (libssh2_session_method_pref(session, direction, ciphers.c_str()) != 0) {
+        log::Debug("cipher preference {} not accepted: {}", ciphers, Ssh2LastError(session));
+      }
+    }
   }
 
   progress("handshake");

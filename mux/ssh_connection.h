@@ -29,6 +29,7 @@ struct ConnectParams {
   std::vector<std::string> identity_files;
   bool identities_only = false;
   std::string identity_agent;  // socket path; empty: $SSH_AUTH_SOCK; "none": no agent
+  std::string ciphers;         // `ssh -G`'s Ciphers list; empty: none given (mux/cipher_order.h)
   AuthOptions auth;            // PreferredAuthentications, BatchMode, ... (mux/auth.h)
   std::chrono::seconds timeout{15};
   // When set, the SSH stream is this command's stdin and stdout (ProxyCommand, or the

@@ -155,6 +155,9 @@ TEST(ParseSshG, ReadsCapturedOutput) {
   EXPECT_EQ(settings->server_alive_interval_s, 0);
   EXPECT_EQ(settings->server_alive_count_max, 3);
   EXPECT_EQ(settings->control_path, "");
+  EXPECT_EQ(settings->ciphers,
+            "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,"
+            "aes256-gcm@openssh.com");
   EXPECT_EQ(settings->proxy_command, "");
   EXPECT_EQ(settings->proxy_jump, "");
   EXPECT_FALSE(settings->batch_mode);
