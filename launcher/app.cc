@@ -141,15 +141,18 @@ Result<control::DiscoverIpReply> DiscoverAll(MasterLink& link, const Options& op
   return all;
 }
 
-// Ends mosh-server `pid` on the server (a throwaway, or a session whose relay failed).
+// Ends mosh-server `pid` on the server (a throwaway, or a session whose relay failed), without
+// waiting: the master runs the kill while we go on. (After an authentic datagram TERM starts a
+// shutdown handshake with nobody, so KILL follows 200 ms later: a first session used to wait
+// that out, and a round trip, before its own mosh-server was even asked for.)
 void KillServer(MasterLink& link, std::uint32_t pid) {
   if (pid == 0) return;
-  // After an authentic datagram TERM starts a shutdown handshake with nobody: KILL what is left.
   control::ExecRequest kill;
   kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true", pid));
   kill.set_timeout_ms(5000);
-  (void)link.client.Call<control::ExecReply>(proto::MessageType::kExec, kill, proto::MessageType::kExecReply,
-                                             milliseconds(10000));
+  auto errand = proto::ControlClient::Connect(link.socket_path, milliseconds(3000));
+  auto posted = errand ? errand->Post(proto::MessageType::kExec, kill, milliseconds(3000)) : Result<void>(Fail(errand.error()));
+  if (!posted) log::Debug("could not ask the master to end mosh-server {}: {}", pid, posted.error().message);
 }
 
 // A mosh-server that runs `sleep 60` (a probe needs it only to answer), bound as `bind` says.

@@ -42,26 +42,50 @@ Result<ControlClient> ControlClient::Connect(const std::string& socket_path, std
   return client;
 }
 
-Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf::MessageLite& request,
-                                       MessageType reply_type, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&deadline] {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<long>(0, ms.count()));
-  };
+namespace {
+
+int MillisecondsLeft(std::chrono::steady_clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<long>(0, ms.count()));
+}
+
+}  // namespace
+
+Result<std::string> ControlClient::SendRequest(MessageType type, const google::protobuf::MessageLite& request,
+                                               std::chrono::steady_clock::time_point deadline) {
   std::vector<std::uint8_t> out;
   if (!AppendFrame(out, type, request)) return Fail("request too large");
   std::size_t written = 0;
-  // A master that refuses us (out of file descriptors) answers and closes before our request is
-  // sent: then its answer is still there to read, and says more than the failed send.
   std::string send_error;
   while (written < out.size() && send_error.empty()) {
     pollfd pfd{fd_.get(), POLLOUT, 0};
-    if (::poll(&pfd, 1, left()) <= 0) return Fail("timed out sending {}", MessageTypeName(static_cast<uint32_t>(type)));
+    if (::poll(&pfd, 1, MillisecondsLeft(deadline)) <= 0) {
+      return Fail("timed out sending {}", MessageTypeName(static_cast<uint32_t>(type)));
+    }
     ssize_t n = ::send(fd_.get(), out.data() + written, out.size() - written, MSG_NOSIGNAL);
     if (n < 0 && errno != EINTR && errno != EAGAIN) send_error = std::strerror(errno);
     if (n > 0) written += static_cast<std::size_t>(n);
   }
+  return send_error;
+}
+
+Result<void> ControlClient::Post(MessageType type, const google::protobuf::MessageLite& request,
+                                 std::chrono::milliseconds timeout) {
+  auto sent = SendRequest(type, request, std::chrono::steady_clock::now() + timeout);
+  if (!sent) return Fail(sent.error());
+  if (!sent->empty()) return Fail("the master went away ({})", *sent);
+  return {};
+}
+
+Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf::MessageLite& request,
+                                       MessageType reply_type, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&deadline] { return MillisecondsLeft(deadline); };
+  // A master that refuses us (out of file descriptors) answers and closes before our request is
+  // sent: then its answer is still there to read, and says more than the failed send.
+  auto sent = SendRequest(type, request, deadline);
+  if (!sent) return Fail(sent.error());
+  const std::string send_error = *sent;
   while (true) {
     auto parsed = ParseFrame(in_);
     if (!parsed) return Fail("the master sent a bad frame: {}", FrameErrorName(parsed.error()));

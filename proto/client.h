@@ -29,6 +29,10 @@ class ControlClient {
     return reply;
   }
 
+  // Sends one request and does not wait for its reply: for a connection of its own that is
+  // closed right after (the master still carries the request out; its reply goes nowhere).
+  Result<void> Post(MessageType type, const google::protobuf::MessageLite& request, std::chrono::milliseconds timeout);
+
   std::uint32_t master_pid() const { return master_pid_; }
   int fd() const { return fd_.get(); }
 
@@ -36,6 +40,10 @@ class ControlClient {
   explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
   Result<Frame> RoundTrip(MessageType type, const google::protobuf::MessageLite& request, MessageType reply_type,
                           std::chrono::milliseconds timeout);
+  // Writes the request's frame by the deadline; returns send()'s error text, if any (the master
+  // may have answered and closed before taking it all: its answer is still worth reading).
+  Result<std::string> SendRequest(MessageType type, const google::protobuf::MessageLite& request,
+                                  std::chrono::steady_clock::time_point deadline);
 
   UniqueFd fd_;
   std::vector<std::uint8_t> in_;
