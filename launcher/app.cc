@@ -151,7 +151,8 @@ void KillServer(MasterLink& link, std::uint32_t pid) {
   kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true", pid));
   kill.set_timeout_ms(5000);
   auto errand = proto::ControlClient::Connect(link.socket_path, milliseconds(3000));
-  auto posted = errand ? errand->Post(proto::MessageType::kExec, kill, milliseconds(3000)) : Result<void>(Fail(errand.error()));
+  Result<void> posted = errand ? errand->Post(proto::MessageType::kExec, kill, milliseconds(3000))
+                               : Result<void>(Fail(errand.error()));
   if (!posted) log::Debug("could not ask the master to end mosh-server {}: {}", pid, posted.error().message);
 }
 

@@ -4,7 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <vector>
+
+#include "mux/auth.h"
 
 namespace mconnect::mux {
 namespace {
@@ -18,18 +19,6 @@ constexpr std::array<std::string_view, 9> kLibssh2Ciphers = {
 constexpr std::string_view kAesFirst =
     "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
 
-std::vector<std::string_view> Split(std::string_view list) {
-  std::vector<std::string_view> names;
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    std::string_view name = list.substr(0, comma);
-    if (!name.empty()) names.push_back(name);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return names;
-}
-
 }  // namespace
 
 std::string CipherPreference(std::string_view ssh_ciphers, bool aes_instructions) {
@@ -37,7 +26,7 @@ std::string CipherPreference(std::string_view ssh_ciphers, bool aes_instructions
     return std::string(aes_instructions ? kAesFirst : kOpenSshDefaultCiphers);
   }
   std::string out;
-  for (std::string_view name : Split(ssh_ciphers)) {
+  for (const std::string& name : SplitMethods(ssh_ciphers)) {  // any comma list
     if (std::ranges::find(kLibssh2Ciphers, name) == kLibssh2Ciphers.end()) continue;
     if (!out.empty()) out += ',';
     out += name;

@@ -80,7 +80,6 @@ Result<void> ControlClient::Post(MessageType type, const google::protobuf::Messa
 Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf::MessageLite& request,
                                        MessageType reply_type, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&deadline] { return MillisecondsLeft(deadline); };
   // A master that refuses us (out of file descriptors) answers and closes before our request is
   // sent: then its answer is still there to read, and says more than the failed send.
   auto sent = SendRequest(type, request, deadline);
@@ -106,7 +105,7 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
       return frame;
     }
     pollfd pfd{fd_.get(), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, send_error.empty() ? left() : 0);
+    int ready = ::poll(&pfd, 1, send_error.empty() ? MillisecondsLeft(deadline) : 0);
     if (ready == 0 && !send_error.empty()) return Fail("the master went away ({})", send_error);
     if (ready == 0) return Fail("timed out waiting for the master's {}", MessageTypeName(static_cast<uint32_t>(reply_type)));
     if (ready < 0) {
