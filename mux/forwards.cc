@@ -263,7 +263,7 @@ void Forwards::Negotiate(Connection& connection) {
                       connection.negotiation.end());
     connection.negotiation.clear();
     StartChannel(connection, request.host, request.port);
-    connection.pipes->to_remote = std::move(early);  // application data sent before our reply
+    connection.pipes->to_remote.append(early);  // application data sent before our reply
   }
 }
 
@@ -298,7 +298,7 @@ void Forwards::Update() {
       auto reply = *connection.version == socks::Version::kSocks5
                        ? socks::Socks5Reply(granted ? socks::kSocks5Succeeded : socks::kSocks5ConnectionRefused)
                        : socks::Socks4Reply(granted);
-      pipes.stdout_data.insert(0, std::string(reply.begin(), reply.end()));
+      pipes.stdout_data.prepend(std::string_view(reinterpret_cast<const char*>(reply.data()), reply.size()));
       connection.replied = true;
       if (!granted) {
         (void)::send(connection.socket.get(), reply.data(), reply.size(), MSG_NOSIGNAL);

@@ -17,7 +17,8 @@ RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, Cha
   bool progress = false;
   // Local → server, as far as the window allows.
   while (!pipes.to_remote.empty()) {
-    ssize_t n = libssh2_channel_write(channel, pipes.to_remote.data(), pipes.to_remote.size());
+    std::string_view front = pipes.to_remote.Front();
+    ssize_t n = libssh2_channel_write(channel, front.data(), front.size());
     if (n == LIBSSH2_ERROR_EAGAIN) {
       // A partly sent packet must be finished before any other call that sends.
       if (libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND) return RelayResult::kBlocked;
@@ -27,7 +28,7 @@ RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, Cha
       log::Info("writing to the channel failed: {}", Ssh2LastError(session));
       return RelayResult::kFailed;
     }
-    pipes.to_remote.erase(0, static_cast<std::size_t>(n));
+    pipes.to_remote.consume(static_cast<std::size_t>(n));
     progress = true;
   }
   if (pipes.local_eof && pipes.to_remote.empty() && !eof_sent) {
@@ -37,17 +38,18 @@ RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, Cha
     progress = true;
   }
   // Server → local, while the local side keeps up.
-  char buffer[32768];
+  // libssh2 copies straight into the queue: 32 KiB is one packet's worth.
   for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
-    std::string& sink = stream == 0 ? pipes.stdout_data : pipes.stderr_data;
+    ByteQueue& sink = stream == 0 ? pipes.stdout_data : pipes.stderr_data;
     while (sink.size() < ChannelPipes::kBufferLimit) {
-      ssize_t n = libssh2_channel_read_ex(channel, stream, buffer, sizeof buffer);
+      ssize_t n = sink.AppendFrom(32768, [&](char* into, std::size_t room) {
+        return libssh2_channel_read_ex(channel, stream, into, room);
+      });
       if (n == LIBSSH2_ERROR_EAGAIN || n == 0) break;
       if (n < 0) {
         log::Info("reading from the channel failed: {}", Ssh2LastError(session));
         return RelayResult::kFailed;
       }
-      sink.append(buffer, static_cast<std::size_t>(n));
       progress = true;
     }
   }
@@ -68,31 +70,31 @@ void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vect
 
 bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds) {
   if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-    char buffer[32768];
+    constexpr std::size_t kChunk = 32768;
     std::size_t room = ChannelPipes::kBufferLimit - std::min(ChannelPipes::kBufferLimit, pipes.to_remote.size());
-    ssize_t n = ::read(ends.input, buffer, std::min(room, sizeof buffer));
-    if (n > 0) {
-      std::string_view data(buffer, static_cast<std::size_t>(n));
-      if (ends.input_filter) {
-        ends.input_filter(data, pipes);
-      } else {
-        pipes.to_remote.append(data);
-      }
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-      pipes.local_eof = true;
+    ssize_t n;
+    if (ends.input_filter) {
+      char buffer[kChunk];
+      n = ::read(ends.input, buffer, std::min(room, kChunk));
+      if (n > 0) ends.input_filter(std::string_view(buffer, static_cast<std::size_t>(n)), pipes);
+    } else {
+      n = pipes.to_remote.AppendFrom(std::min(room, kChunk),
+                                     [&](char* into, std::size_t size) { return ::read(ends.input, into, size); });
     }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) pipes.local_eof = true;
   }
   bool output_alive = true;
   for (int i : {1, 2}) {
-    std::string& data = i == 1 ? pipes.stdout_data : pipes.stderr_data;
+    ByteQueue& data = i == 1 ? pipes.stdout_data : pipes.stderr_data;
     if (fds[i].fd < 0 || data.empty() || !(fds[i].revents & (POLLOUT | POLLERR | POLLHUP))) continue;
     // A descriptor someone else made blocking again gets at most PIPE_BUF: poll's POLLOUT
     // promises that much room on a pipe, so it cannot stall the master's loop.
     int flags = ::fcntl(fds[i].fd, F_GETFL);
-    std::size_t limit = flags >= 0 && (flags & O_NONBLOCK) != 0 ? data.size() : PIPE_BUF;
-    ssize_t n = ::write(fds[i].fd, data.data(), std::min(data.size(), limit));
+    std::string_view front = data.Front();
+    std::size_t limit = flags >= 0 && (flags & O_NONBLOCK) != 0 ? front.size() : PIPE_BUF;
+    ssize_t n = ::write(fds[i].fd, front.data(), std::min(front.size(), limit));
     if (n > 0) {
-      data.erase(0, static_cast<std::size_t>(n));
+      data.consume(static_cast<std::size_t>(n));
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
       data.clear();  // the reader went away (EPIPE): drop, as ssh does
       if (i == 1) output_alive = false;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/byte_queue.h"
 #include "mux/channel_task.h"
 
 namespace mconnect::mux {
@@ -23,10 +24,10 @@ namespace mconnect::mux {
 struct ChannelPipes {
   static constexpr std::size_t kBufferLimit = 256 * 1024;
 
-  std::string to_remote;       // from the client's stdin
+  ByteQueue to_remote;         // from the client's stdin
   bool local_eof = false;      // stdin ended; EOF goes to the channel once to_remote drains
-  std::string stdout_data;     // for the client's stdout
-  std::string stderr_data;     // for the client's stderr
+  ByteQueue stdout_data;       // for the client's stdout
+  ByteQueue stderr_data;       // for the client's stderr
   bool opened = false;         // channel open and the command started
   bool tty_failed = false;     // the pty request was refused (the session goes on without)
   std::string failure;         // the session could not start
