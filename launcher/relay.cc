@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "base/unique_fd.h"
@@ -27,6 +28,18 @@ bool WriteAll(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
+}
+
+// mosh-server has exited: no such process (or another user's, the pid reused), or a zombie
+// that its parent has not reaped yet. An init that reaps late (a container whose PID 1 is a
+// shell) would otherwise keep the relay, and the master's channel, for ever.
+bool ServerGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::size_t name_end = line.rfind(')');  // the command name may hold spaces and parentheses
+  return name_end != std::string::npos && line.size() > name_end + 2 && line[name_end + 2] == 'Z';
 }
 
 }  // namespace
@@ -56,7 +69,7 @@ int RunRelay(int port, std::uint32_t server_pid) {
   while (true) {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_check) {
-      if (server_pid != 0 && ::kill(static_cast<pid_t>(server_pid), 0) != 0 && errno == ESRCH) {
+      if (server_pid != 0 && ServerGone(static_cast<pid_t>(server_pid))) {
         std::fprintf(stderr, "mconnect-relay: done\n");
         return 0;
       }

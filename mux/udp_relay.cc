@@ -29,17 +29,21 @@ constexpr auto kHelloTimeout = std::chrono::seconds(15);
 // The server side in perl: exchanges framed datagrams on stdin/stdout with one UDP socket
 // connected to mosh-server, and leaves when mosh-server's pid is gone (checked every 5 s), saying
 // so: a channel closed for any other reason (a lost connection, a killed relay) is restarted.
+// A zombie counts as gone: an init that reaps late (a container whose PID 1 is a shell) would
+// otherwise keep the relay, and its channel, for as long as the master lives.
 constexpr const char* kPerlRelay = R"PERL(use strict; use warnings; use Socket;
 my ($port, $pid) = @ARGV;
 socket(my $u, PF_INET, SOCK_DGRAM, 0) or die "mconnect-relay: socket: $!\n";
 connect($u, pack_sockaddr_in($port, inet_aton("127.0.0.1"))) or die "mconnect-relay: connect: $!\n";
 binmode STDIN; binmode STDOUT; $| = 1;
 print STDERR "mconnect-relay: perl\n";
+sub gone { my ($p) = @_; return 1 unless kill(0, $p);
+  open(my $f, "<", "/proc/$p/stat") or return 0; my $s = <$f> // ""; return $s =~ /\)\s+Z\s/ ? 1 : 0; }
 my ($in, $rin) = ("", "");
 vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($u), 1) = 1;
 while (1) {
   my $n = select(my $rout = $rin, undef, undef, 5);
-  if ($pid && !kill(0, $pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
+  if ($pid && gone($pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
   next if $n <= 0;
   if (vec($rout, fileno($u), 1) && defined(recv($u, my $d, 65535, 0))) {
     defined(syswrite(STDOUT, pack("n", length $d) . $d)) or exit 0;

@@ -159,6 +159,15 @@ TEST_P(RelayServerTest, DatagramsGoThroughWholeAndTheRelayEndsWithItsServer) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// mosh-server died but nobody reaped it yet (an init that reaps late): a zombie is gone too.
+TEST_P(RelayServerTest, AZombieServerEndsTheRelay) {
+  StartRelay();
+  ReadUntil(relay_errors_.get(), [](const std::string& s) { return s.find('\n') != std::string::npos; }, 10s);
+  ::kill(watched_, SIGKILL);  // not reaped: TearDown does that
+  std::string rest = ReadUntil(relay_errors_.get(), [](const std::string& s) { return s.find("done") != std::string::npos; }, 12s);
+  EXPECT_EQ(rest, "mconnect-relay: done\n");
+}
+
 TEST_P(RelayServerTest, EofOnTheChannelEndsItQuietly) {
   StartRelay();
   ReadUntil(relay_errors_.get(), [](const std::string& s) { return s.find('\n') != std::string::npos; }, 10s);
