@@ -421,7 +421,8 @@ int RunConnect(Options options) {
   request.set_bind(relayed ? "127.0.0.1" : options.bind_server);
   for (const auto& word : options.remote_command) request.add_command(word);
   request.set_timeout_ms(20000);
-  request.set_verbose(static_cast<std::uint32_t>(std::max(0, options.verbosity - 1)));
+  // mconnect's -v stays local, as mosh's own does: a verbose mosh-server keeps its stdio, and
+  // with it the channel, open for the whole session, so its start would never complete.
   auto server = link->client.Call<control::StartMoshServerReply>(
       proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
   if (!server) {

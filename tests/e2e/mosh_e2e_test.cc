@@ -100,6 +100,17 @@ TEST_F(MoshE2eTest, TypedCommandRunsInAMoshSessionThroughTheMaster) {
   EXPECT_THAT(*log, Not(HasSubstr(*key)));
 }
 
+// -v -v is for the user's eyes: it must not reach mosh-server, whose verbose mode keeps the
+// channel open for the whole session (the start used to time out after 20 s).
+TEST_F(MoshE2eTest, VerboseLauncherStillStartsTheSession) {
+  Tmux* tmux = StartSession("t1", {"-v", "-v"});
+  ASSERT_TRUE(tmux->WaitForRegex("[#$] ", 30s)) << Screen(*tmux);
+  ASSERT_TRUE(tmux->Type("echo VERBOSE-$((6*7))"));
+  ASSERT_TRUE(tmux->SendKeys("Enter"));
+  ASSERT_TRUE(tmux->WaitFor("VERBOSE-42", 30s)) << Screen(*tmux);
+  EXPECT_THAT(lab_->MasterLog(), Not(HasSubstr("mosh-server new -c 256 -s -v"))) << "no -v for mosh-server";
+}
+
 TEST_F(MoshE2eTest, SecondSessionReusesTheMaster) {
   Tmux* first = StartSession("t1");
   ASSERT_TRUE(first->WaitForRegex("[#$] ", 40s)) << Screen(*first);
