@@ -16,12 +16,18 @@
 
 #include "base/log.h"
 #include "mux/cipher_order.h"
+#include "mux/transport.h"
 
 namespace mconnect::mux {
 namespace {
 
-
 using Clock = std::chrono::steady_clock;
+
+// libssh2's reads from the first byte of the handshake on: RecvAckingSmall (the handshake and
+// authentication are runs of small messages). SshDriver installs its own once connected.
+ssize_t HandshakeRecv(libssh2_socket_t socket, void* buffer, size_t length, int flags, void** /*abstract*/) {
+  return RecvAckingSmall(socket, buffer, length, flags);
+}
 
 }  // namespace
 
@@ -65,6 +71,7 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
     }
   }
 
+  libssh2_session_callback_set2(session, LIBSSH2_CALLBACK_RECV, reinterpret_cast<libssh2_cb_generic*>(&HandshakeRecv));
   progress("handshake");
   if (libssh2_session_handshake(session, connection->transport_.fd()) != 0) {
     std::string why = Ssh2LastError(session);

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "mux/transport.h"
 
 namespace mconnect::mux {
 namespace {
@@ -40,8 +41,7 @@ SshDriver::SshDriver(std::unique_ptr<SshConnection> connection, std::chrono::sec
 }
 
 ssize_t SshDriver::Received(libssh2_socket_t socket, void* buffer, size_t length, int flags, void** abstract) {
-  ssize_t n = ::recv(socket, buffer, length, flags);
-  if (n < 0) return -errno;  // libssh2's convention for its own recv
+  ssize_t n = RecvAckingSmall(socket, buffer, length, flags);
   if (n > 0) {
     auto* driver = static_cast<SshDriver*>(*abstract);
     driver->last_heard_ = Clock::now();

@@ -31,6 +31,17 @@ std::string AddressText(const sockaddr* address) {
 
 }  // namespace
 
+ssize_t RecvAckingSmall(int socket, void* buffer, std::size_t length, int flags) {
+  constexpr ssize_t kSmall = 4096;
+  ssize_t n = ::recv(socket, buffer, length, flags);
+  if (n < 0) return -errno;
+  if (n > 0 && n < kSmall) {
+    int one = 1;
+    (void)::setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
+  return n;
+}
+
 Result<Transport> Transport::ConnectTcp(const std::string& host, int port, Clock::time_point deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
