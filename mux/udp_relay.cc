@@ -39,11 +39,14 @@ binmode STDIN; binmode STDOUT; $| = 1;
 print STDERR "mconnect-relay: perl\n";
 sub gone { my ($p) = @_; return 1 unless kill(0, $p);
   open(my $f, "<", "/proc/$p/stat") or return 0; my $s = <$f> // ""; return $s =~ /\)\s+Z\s/ ? 1 : 0; }
-my ($in, $rin) = ("", "");
+my ($in, $rin, $check) = ("", "", 0);
 vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($u), 1) = 1;
 while (1) {
   my $n = select(my $rout = $rin, undef, undef, 5);
-  if ($pid && gone($pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
+  if ($pid && time >= $check) {
+    $check = time + 5;
+    if (gone($pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
+  }
   next if $n <= 0;
   if (vec($rout, fileno($u), 1) && defined(recv($u, my $d, 65535, 0))) {
     defined(syswrite(STDOUT, pack("n", length $d) . $d)) or exit 0;
