@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "base/unique_fd.h"
 
@@ -122,6 +123,15 @@ Result<CommandOutput> RunCommand(const std::vector<std::string>& argv, const Com
     result.signal = WTERMSIG(status);
   }
   return result;
+}
+
+std::optional<char> ProcessState(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return std::nullopt;
+  std::size_t name_end = line.rfind(") ");  // the command name may hold spaces and parentheses
+  if (name_end == std::string::npos || name_end + 2 >= line.size()) return std::nullopt;
+  return line[name_end + 2];
 }
 
 }  // namespace mconnect

@@ -2,8 +2,11 @@
 // `mosh-client -c`, and the test harness's helpers.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,5 +39,9 @@ std::vector<std::string> ShellCommand(std::string script, const std::vector<std:
 
 // Quotes one word for a POSIX shell: abc -> abc, it's -> 'it'\''s'.
 std::string ShellQuote(std::string_view word);
+
+// PID's state letter from /proc/PID/stat ('R', 'S', ..., 'Z' for a zombie its parent has not
+// reaped yet); nullopt when there is no such entry (the process is gone, or there is no /proc).
+std::optional<char> ProcessState(pid_t pid);
 
 }  // namespace mconnect

@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "base/log.h"
+#include "base/subprocess.h"
 #include "proto/socket_path.h"
 
 namespace mconnect::launcher {
@@ -127,15 +127,6 @@ bool NeedsPerson(proto::ControlClient& client) {
   return true;
 }
 
-// True while PID runs (a zombie has finished: its lock and socket are released).
-bool Running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto paren = line.rfind(") ");
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
-}
-
 // Asks a master to stop and waits (bounded) until it has gone, lock and all.
 Result<void> StopMaster(proto::ControlClient& client, const std::string& socket_path) {
   auto pid = static_cast<pid_t>(client.master_pid());
@@ -143,7 +134,8 @@ Result<void> StopMaster(proto::ControlClient& client, const std::string& socket_
                                         proto::MessageType::kStopReply, kConnectTimeout);
   auto deadline = Clock::now() + std::chrono::seconds(5);
   while (Clock::now() < deadline) {
-    if (!Running(pid)) return {};
+    // Gone, or a zombie: its lock and socket are released either way.
+    if (auto state = ProcessState(pid); !state || *state == 'Z') return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return Fail("the old master for this destination (pid {}, socket {}) does not stop", pid, socket_path);

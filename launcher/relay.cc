@@ -10,9 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 
+#include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "proto/datagram_frame.h"
 
@@ -31,16 +31,10 @@ bool WriteAll(int fd, std::string_view data) {
 }
 
 // mosh-server has exited: no such process (or another user's, the pid reused), or a zombie
-// that its parent has not reaped yet. An init that reaps late (a container whose PID 1 is a
-// shell) would otherwise keep the relay, and the master's channel, for ever.
-bool ServerGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  std::size_t name_end = line.rfind(')');  // the command name may hold spaces and parentheses
-  return name_end != std::string::npos && line.size() > name_end + 2 && line[name_end + 2] == 'Z';
-}
+// that its parent has not reaped yet (a container whose PID 1 is a shell reaps late): either
+// way the relay, and the master's channel, must go.
+// Without /proc (a BSD server) only kill(2) can tell.
+bool ServerGone(pid_t pid) { return ::kill(pid, 0) != 0 || ProcessState(pid) == 'Z'; }
 
 }  // namespace
 
