@@ -8,6 +8,10 @@ target_compile_definitions(mconnect_test_support PRIVATE
   MCONNECT_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}"
   MCONNECT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
+# A raw OpenSSH mux client, for tests that send what OpenSSH's own client never would.
+add_library(mconnect_mux_socket_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/support/mux_socket.cc)
+target_link_libraries(mconnect_mux_socket_support PUBLIC mconnect_test_support mconnect_mux mconnect_proto)
+
 mconnect_test(lab_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/support/lab_test.cc
   LIBS mconnect_test_support

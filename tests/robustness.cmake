@@ -2,7 +2,7 @@
 # OpenSSH client lends the master (regular file, pipe, tty) coming back as they were lent.
 mconnect_test(openssh_robustness_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/openssh_robustness_test.cc
-  LIBS mconnect_lab_support mconnect_mux
+  LIBS mconnect_lab_support mconnect_mux_socket_support
   LABELS integration)
 # The tests run the built executables.
 add_dependencies(openssh_robustness_test mconnect mconnect-mux)

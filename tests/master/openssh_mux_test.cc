@@ -228,30 +228,6 @@ TEST_F(OpenSshMuxTest, StopListeningRemovesTheSocket) {
   EXPECT_NE(::lstat(lab_->SocketPath().c_str(), &st), 0);
 }
 
-// A real HTTP server on loopback, for the forwards to carry a request to. Stopped by pid.
-class HttpServer {
- public:
-  explicit HttpServer(const std::string& root) : port_(FreeTcpPort()) {
-    std::ofstream(root + "/index.html") << "mconnect-forward-ok\n";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
-               std::to_string(port_).c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ready_ = WaitForTcp(port_, 10s);
-  }
-  ~HttpServer() { KillPid(pid_); }
-  int port() const { return port_; }
-  bool ready() const { return ready_; }
-
- private:
-  int port_;
-  pid_t pid_ = -1;
-  bool ready_ = false;
-};
-
 TEST_F(OpenSshMuxTest, StdioForwardCarriesAnHttpRequest) {
   std::string root = lab_->dir().Sub("www");
   ::mkdir(root.c_str(), 0700);

@@ -37,6 +37,7 @@
 #include "proto/client.h"
 #include "proto/control.pb.h"
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/mux_socket.h"
 
 namespace mconnect::testing {
 namespace {
@@ -47,24 +48,16 @@ namespace ossh = mux::openssh;
 using Clock = std::chrono::steady_clock;
 using Bytes = std::vector<std::uint8_t>;
 
-// OpenSSH's HELLO, exactly as its client sends it first: length 8, MUX_MSG_HELLO, version 4.
-const Bytes kOpenSshHello = {0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x04};
-
 constexpr std::size_t kTransferBytes = 64 * 1024 * 1024;
 
 Bytes Encode(const ossh::ClientMessage& message) {
-  auto frame = ossh::EncodeClientMessage(message);
-  EXPECT_TRUE(frame) << ossh::EncodeErrorName(frame.error());
-  return frame ? *frame : Bytes{};
+  Bytes frame = EncodeMux(message);
+  EXPECT_FALSE(frame.empty()) << "cannot encode a mux message";
+  return frame;
 }
 
 ossh::NewSession SessionRequest(std::uint32_t request_id, std::string command) {
-  ossh::NewSession request;
-  request.request_id = request_id;
-  request.term = "xterm";
-  request.command = std::move(command);
-  request.escape_char = ossh::kNoEscapeChar;
-  return request;
+  return MuxSessionRequest(request_id, std::move(command));
 }
 
 long long Millis(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
@@ -75,227 +68,6 @@ off_t FileSize(const std::string& path) {
 }
 
 int StatusFlags(int fd) { return ::fcntl(fd, F_GETFL); }
-
-// A raw, non-blocking connection to the master's socket that speaks OpenSSH's framing by hand.
-// Every wait is bounded.
-class MuxSocket {
- public:
-  explicit MuxSocket(const std::string& path) {
-    auto fd = proto::ConnectUnix(path);
-    if (!fd) {
-      error_ = fd.error().message;
-      return;
-    }
-    fd_ = std::move(*fd);
-    SetNonBlocking(fd_.get(), true);
-  }
-
-  bool valid() const { return fd_.valid(); }
-  const std::string& error() const { return error_; }
-  int fd() const { return fd_.get(); }
-  // The master's end is gone: a send failed with EPIPE/ECONNRESET, or a read saw EOF/ECONNRESET.
-  bool peer_closed() const { return peer_closed_; }
-
-  // Writes all of `bytes`, waiting at most `timeout` for room. False (error() says why) when the
-  // master closed the connection or would not take the bytes in time.
-  bool Send(std::span<const std::uint8_t> bytes, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = Clock::now() + timeout;
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      ssize_t n = ::send(fd_.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n > 0) {
-        sent += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-        peer_closed_ = true;
-        error_ = std::strerror(errno);
-        return false;
-      }
-      if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        error_ = std::string("send: ") + std::strerror(errno);
-        return false;
-      }
-      if (!WaitFor(POLLOUT, deadline)) {
-        error_ = "the master took no more bytes for " + std::to_string(timeout.count()) + " ms";
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // One fd on one data byte with SCM_RIGHTS, as OpenSSH's mm_send_fd passes each of them.
-  bool SendFd(int fd) {
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-    auto deadline = Clock::now() + 5s;
-    while (true) {
-      if (::sendmsg(fd_.get(), &message, MSG_NOSIGNAL) == 1) return true;
-      if (errno != EAGAIN && errno != EINTR) {
-        error_ = std::string("sendmsg: ") + std::strerror(errno);
-        return false;
-      }
-      if (!WaitFor(POLLOUT, deadline)) {
-        error_ = "sendmsg: no room for 5 s";
-        return false;
-      }
-    }
-  }
-
-  void ShutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
-
-  // The master's next frame, or nullopt (error() says why) at EOF or after `timeout`.
-  std::optional<ossh::Frame> ReadFrame(std::chrono::milliseconds timeout = 10s) {
-    auto deadline = Clock::now() + timeout;
-    while (true) {
-      auto parsed = ossh::ParseFrame(in_);
-      if (!parsed) {
-        error_ = "the master sent a bad frame: " + std::string(ossh::FrameErrorName(parsed.error()));
-        return std::nullopt;
-      }
-      if (parsed->has_value()) {
-        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>((*parsed)->consumed));
-        return std::move((*parsed)->frame);
-      }
-      if (peer_closed_) {
-        error_ = "the master closed the connection";
-        return std::nullopt;
-      }
-      if (!ReadSome(deadline) && !peer_closed_) {
-        error_ = "no frame from the master within " + std::to_string(timeout.count()) + " ms";
-        return std::nullopt;
-      }
-    }
-  }
-
-  // True when the master closes the connection within `timeout`: a read returns 0 or
-  // ECONNRESET. Whatever the master still sends before that is read and counted, not kept.
-  bool ClosedWithin(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    in_.clear();
-    while (!peer_closed_) {
-      if (!ReadSome(deadline) && !peer_closed_) return false;
-      drained_ += in_.size();
-      in_.clear();
-    }
-    return true;
-  }
-
-  // The master's end went away (POLLHUP/POLLERR), observed without reading anything.
-  bool HungUpWithin(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      pollfd pfd{fd_.get(), 0, 0};
-      if (::poll(&pfd, 1, 50) > 0 && (pfd.revents & (POLLHUP | POLLERR))) return true;
-    }
-    return false;
-  }
-
-  std::size_t drained() const { return drained_; }
-
- private:
-  bool WaitFor(short events, Clock::time_point deadline) {
-    while (true) {
-      auto left = Millis(deadline - Clock::now());
-      if (left <= 0) return false;
-      pollfd pfd{fd_.get(), events, 0};
-      int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 100)));
-      if (ready > 0) return true;
-    }
-  }
-
-  // One read into in_: false on timeout or EOF (peer_closed_ then set).
-  bool ReadSome(Clock::time_point deadline) {
-    while (true) {
-      std::uint8_t buffer[16384];
-      ssize_t n = ::read(fd_.get(), buffer, sizeof buffer);
-      if (n > 0) {
-        in_.insert(in_.end(), buffer, buffer + n);
-        return true;
-      }
-      if (n == 0 || errno == ECONNRESET) {
-        peer_closed_ = true;
-        return false;
-      }
-      if (errno != EAGAIN && errno != EINTR) {
-        error_ = std::string("read: ") + std::strerror(errno);
-        peer_closed_ = true;
-        return false;
-      }
-      if (!WaitFor(POLLIN, deadline)) return false;
-    }
-  }
-
-  UniqueFd fd_;
-  Bytes in_;
-  std::string error_;
-  bool peer_closed_ = false;
-  std::size_t drained_ = 0;
-};
-
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-Pipe MakePipe() {
-  int fds[2] = {-1, -1};
-  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0) << std::strerror(errno);
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
-
-// True once nobody reads the pipe any more: a write fails with EPIPE (SIGPIPE is ignored).
-bool ReaderGoneWithin(int write_end, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  SetNonBlocking(write_end, true);
-  while (Clock::now() < deadline) {
-    char byte = 'x';
-    if (::write(write_end, &byte, 1) < 0 && errno == EPIPE) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-// True once every writer of the pipe is gone: read() returns 0 (data before that is dropped).
-bool WritersGoneWithin(int read_end, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    pollfd pfd{read_end, POLLIN, 0};
-    if (::poll(&pfd, 1, 50) > 0) {
-      char buffer[4096];
-      ssize_t n = ::read(read_end, buffer, sizeof buffer);
-      if (n == 0) return true;
-    }
-  }
-  return false;
-}
-
-// Reads what is in a pipe until `text` arrived or `timeout` passed; returns what was read.
-std::string ReadUntil(int read_end, const std::string& text, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::string got;
-  while (got.find(text) == std::string::npos && Clock::now() < deadline) {
-    pollfd pfd{read_end, POLLIN, 0};
-    if (::poll(&pfd, 1, 50) > 0) {
-      char buffer[4096];
-      ssize_t n = ::read(read_end, buffer, sizeof buffer);
-      if (n <= 0) break;
-      got.append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-  return got;
-}
 
 class OpenSshRobustnessTest : public ::testing::Test {
  protected:

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <system_error>
 #include <thread>
@@ -272,6 +273,25 @@ bool WaitForTcp(int port, std::chrono::milliseconds timeout) {
     return fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   });
 }
+
+// ---- HttpServer ------------------------------------------------------------------------------
+
+HttpServer::HttpServer(const std::string& root) : port_(FreeTcpPort()) {
+  std::filesystem::create_directories(root);
+  std::ofstream(root + "/index.html") << "mconnect-forward-ok\n";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, 2);  // one line per request otherwise
+    ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
+             std::to_string(port_).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ready_ = pid_ > 0 && WaitForTcp(port_, std::chrono::seconds(10));
+}
+
+HttpServer::~HttpServer() { KillPid(pid_); }
 
 // ---- files -----------------------------------------------------------------------------------
 

@@ -67,6 +67,25 @@ int FreeTcpPort();
 // Polls every 50 ms until 127.0.0.1:PORT accepts a connection or `timeout` passes.
 bool WaitForTcp(int port, std::chrono::milliseconds timeout);
 
+// A real HTTP server for forwards to carry requests to: python3's http.server on 127.0.0.1 serving `root` (which gets an index.html holding
+// "mconnect-forward-ok"), in a process group of its own, stopped by pid. It speaks HTTP/1.0:
+// after each answer the server closes the connection first, the usual case for forwards.
+class HttpServer {
+ public:
+  explicit HttpServer(const std::string& root);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const { return port_; }
+  bool ready() const { return ready_; }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
 // ---- files -----------------------------------------------------------------------------------
 
 // A fresh private directory, $TMPDIR/mconnect-test.XXXXXX (or /tmp), removed with everything in
