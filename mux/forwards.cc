@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "base/log.h"
+#include "mux/fd_budget.h"
 
 namespace mconnect::mux {
 namespace {
@@ -87,6 +88,10 @@ void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* c
   Connection& connection = NewConnection();
   connection.pipes = std::make_shared<ChannelPipes>();
   driver_.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
+  if (FdBudget::Room() == 0) {
+    log::Warn("-R: out of file descriptors; refusing a connection to {}:{}", spec.connect_host, spec.connect_port);
+    return Finish(connection);
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -151,8 +156,9 @@ Forwards::Connection& Forwards::NewConnection() {
 void Forwards::AddPollFds(std::vector<pollfd>& fds) {
   polled_listeners_.clear();
   polled_connections_.clear();
+  const auto now = std::chrono::steady_clock::now();
   for (const auto& listener : listeners_) {
-    fds.push_back({listener.fd.get(), POLLIN, 0});
+    fds.push_back({listener.fd.get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN), 0});
     polled_listeners_.push_back(listener.id);
   }
   for (const auto& connection : connections_) {
@@ -216,8 +222,24 @@ void Forwards::HandleConnection(Connection& connection, const pollfd* mine) {
   if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
 }
 
+std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() const {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& listener : listeners_) {
+    if (listener.paused_until > now && (!next || listener.paused_until < *next)) next = listener.paused_until;
+  }
+  return next;
+}
+
 void Forwards::Accept(Listener& listener) {
+  std::size_t room = FdBudget::Room();
   for (int i = 0; i < 16; ++i) {
+    if (room == 0) {
+      log::Warn("forward on port {}: out of file descriptors; connections wait", listener.spec.listen_port);
+      listener.paused_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      return;
+    }
+    --room;
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
     UniqueFd socket(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length,
@@ -305,6 +327,12 @@ void Forwards::Update() {
         Finish(connection);
         continue;
       }
+    }
+    if (pipes.remote_eof && pipes.stdout_data.empty() && !connection.output_shut) {
+      // The far end closed first (an HTTP/1.0 server): pass its EOF on, and keep reading what the
+      // local client still sends until it closes too.
+      ::shutdown(connection.socket.get(), SHUT_WR);
+      connection.output_shut = true;
     }
     if (!pipes.failure.empty() && !pipes.opened) {
       log::Info("forwarded connection refused by the server: {}", pipes.failure);

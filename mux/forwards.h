@@ -9,10 +9,12 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/result.h"
@@ -37,6 +39,8 @@ class Forwards {
   Result<void> Close(const openssh::ForwardSpec& spec);
 
   void AddPollFds(std::vector<pollfd>& fds);
+  // When a listener paused for lack of fds is to be polled again.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   void HandleEvents(const pollfd* fds, std::size_t count);
   // Reacts to what the channels did (opened, refused, finished).
   void Update();
@@ -49,6 +53,8 @@ class Forwards {
     std::uint64_t id = 0;
     openssh::ForwardSpec spec;
     UniqueFd fd;
+    // Out of fds (mux/fd_budget.h): connections wait in the backlog, unpolled until then.
+    std::chrono::steady_clock::time_point paused_until{};
   };
   struct RemoteListener {
     openssh::ForwardSpec spec;
@@ -65,6 +71,7 @@ class Forwards {
     std::optional<socks::Version> version;  // set once the request is complete
     std::shared_ptr<ChannelPipes> pipes;    // set once the channel is requested
     bool replied = false;
+    bool output_shut = false;  // the server's direction ended and reached the socket: SHUT_WR sent
     bool done = false;
   };
 

@@ -37,6 +37,7 @@ RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, Cha
     eof_sent = true;
     progress = true;
   }
+  if (pipes.remote_eof) return progress ? RelayResult::kProgress : RelayResult::kBlocked;
   // Server → local, while the local side keeps up.
   // libssh2 copies straight into the queue: 32 KiB is one packet's worth.
   for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
@@ -53,10 +54,13 @@ RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, Cha
       progress = true;
     }
   }
-  // EOF counts only once nothing of the server's data is left inside libssh2.
+  // EOF counts only once nothing of the server's data is left inside libssh2 (libssh2_channel_eof
+  // says no while data for the channel is queued; the reads above stopped only for lack of it
+  // when both queues have room).
   if (libssh2_channel_eof(channel) && pipes.stdout_data.size() < ChannelPipes::kBufferLimit &&
       pipes.stderr_data.size() < ChannelPipes::kBufferLimit) {
-    return RelayResult::kRemoteDone;
+    pipes.remote_eof = true;
+    progress = true;
   }
   return progress ? RelayResult::kProgress : RelayResult::kBlocked;
 }
@@ -69,6 +73,12 @@ void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vect
 }
 
 bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds) {
+  // An fd poll() cannot watch (a lent O_PATH descriptor, one closed under us) says POLLNVAL at
+  // once, every time: nothing can be read or written through it, and polling on would spin.
+  for (int i = 0; i < 3; ++i) {
+    if (fds[i].fd >= 0 && (fds[i].revents & POLLNVAL)) return false;
+  }
+  // POLLERR needs no such care: the read or write below fails on it, which ends that direction.
   if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
     constexpr std::size_t kChunk = 32768;
     std::size_t room = ChannelPipes::kBufferLimit - std::min(ChannelPipes::kBufferLimit, pipes.to_remote.size());
@@ -128,17 +138,23 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
       if (before == Step::kBlocked) return before;
       switch (RelayChannel(session, channel, *pipes_, eof_sent_)) {
         case RelayResult::kProgress: return Step::kProgress;
-        case RelayResult::kBlocked: return Step::kBlocked;
-        case RelayResult::kRemoteDone:
-          // Wait for the server's CLOSE (an exit status comes before it), then close our side.
-          state_ = State::kWaitingClosed;
-          return Step::kProgress;
+        case RelayResult::kBlocked: break;
         case RelayResult::kFailed:
           failed_ = true;
           state_ = State::kClosing;
           return Step::kProgress;
       }
-      return Step::kBlocked;
+      if (!pipes_->remote_eof) return Step::kBlocked;
+      // The server's direction is done. Ours is done once our EOF went; before that only the
+      // server's CLOSE ends it (libssh2 lets us ask only after its EOF: EAGAIN while open).
+      if (!eof_sent_) {
+        int rc = libssh2_channel_wait_closed(channel);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+        if (rc == 0) pipes_->to_remote.clear();
+        else failed_ = true;
+      }
+      state_ = State::kClosing;
+      return Step::kProgress;
     }
     case State::kClosing: {
       int rc = libssh2_channel_close(channel);

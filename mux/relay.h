@@ -31,6 +31,10 @@ struct ChannelPipes {
   bool opened = false;         // channel open and the command started
   bool tty_failed = false;     // the pty request was refused (the session goes on without)
   std::string failure;         // the session could not start
+  // The server will send nothing more (its EOF, or its CLOSE) and all it sent is in the two
+  // queues: once they drain, the local side ends its output (a forwarded socket is shut down for
+  // writing), while its input may still flow to the server.
+  bool remote_eof = false;
   bool finished = false;       // the channel closed; exit_status / exit_signal are set
   int exit_status = -1;
   std::string exit_signal;
@@ -42,15 +46,16 @@ struct ChannelPipes {
 using SessionPipes = ChannelPipes;
 
 enum class RelayResult {
-  kProgress,    // bytes moved; call again
-  kBlocked,     // nothing more until the socket or the local side moves (a partly sent packet
-                // must be finished first: call again before any other sending call)
-  kRemoteDone,  // the server sent EOF and all its data is in the pipes
-  kFailed,      // the channel broke
+  kProgress,  // bytes moved; call again
+  kBlocked,   // nothing more until the socket or the local side moves (a partly sent packet
+              // must be finished first: call again before any other sending call)
+  kFailed,    // the channel broke
 };
 
-// One step of relaying: local input to the channel (then EOF once the local side ended),
-// channel output (stdout and stderr) to the pipes while they have room.
+// One step of relaying, each direction on its own as OpenSSH's channels do: local input to the
+// channel, then our EOF once the local side's input ended and all of it went (`eof_sent`); the
+// server's output (stdout and stderr) to the pipes while they have room, until its EOF
+// (`pipes.remote_eof`). Neither direction's end stops the other.
 RelayResult RelayChannel(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, ChannelPipes& pipes, bool& eof_sent);
 
 // The local side: fds that read into `to_remote` and write out `stdout_data` / `stderr_data`.
@@ -65,11 +70,13 @@ struct LocalEnds {
 // Three pollfds (input, output, errors) for the ends' current wishes; -1 fds are ignored by poll.
 void AddLocalPollFds(const LocalEnds& ends, const ChannelPipes& pipes, std::vector<pollfd>& fds);
 // Takes back those three pollfds' events and moves bytes. Returns false when the output end is
-// gone (its reader closed): the caller then ends the relay.
+// gone (its reader closed) or an end cannot be polled at all: the caller then ends the relay.
 bool PumpLocalEnds(const LocalEnds& ends, ChannelPipes& pipes, const pollfd* fds);
 
-// A channel task that sets its channel up (subclass), relays until either side is done, then
-// closes in order and reports the exit status into the pipes.
+// A channel task that sets its channel up (subclass), relays both directions until each has
+// ended, then closes and reports the exit status into the pipes. The channel closes (our CLOSE)
+// when both directions are done, when the server closed it (a session whose command exited:
+// what we still had for it is dropped), when it broke, or when the local side left.
 class RelayTask : public ChannelTask {
  public:
   explicit RelayTask(std::shared_ptr<ChannelPipes> pipes) : pipes_(std::move(pipes)) {}
