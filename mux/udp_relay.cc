@@ -1,16 +1,21 @@
 #include "mux/udp_relay.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "base/log.h"
 #include "base/ssh2.h"
 #include "base/subprocess.h"
 #include "base/text.h"
+#include "base/udp_socket_owner.h"
 #include "mux/channel_end.h"
 #include "proto/datagram_frame.h"
 
@@ -25,6 +30,14 @@ constexpr std::size_t kMaxQueued = 64 * 1024;
 constexpr auto kRestartPause = std::chrono::seconds(1);
 // A server side that never says hello is not going to work.
 constexpr auto kHelloTimeout = std::chrono::seconds(15);
+// A refused sender stays refused this long without another look at /proc: a flood from one
+// port costs one lookup a second. Short, because the port may pass to one of our sockets.
+constexpr auto kRefusedHold = std::chrono::seconds(1);
+// Lookups of new senders in /proc per second, at most: a flood from ever new ports cannot make
+// the loop read /proc without bound. mosh-client needs one per port hop.
+constexpr int kLookupsPerSecond = 32;
+// Refusals go to the log at most this often, with a count of those in between.
+constexpr auto kRefusalReportInterval = std::chrono::seconds(10);
 
 // The server side in perl: exchanges framed datagrams on stdin/stdout with one UDP socket
 // connected to mosh-server, and leaves when mosh-server's pid is gone (checked every 5 s), saying
@@ -64,6 +77,114 @@ while (1) {
 }
 )PERL";
 
+bool SameEndpoint(const sockaddr_in& a, const sockaddr_in& b) {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
+std::string Endpoint(const sockaddr_in& address) {
+  char text[INET_ADDRSTRLEN] = "?";
+  ::inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
+  return fmt::format("{}:{}", text, ntohs(address.sin_port));
+}
+
+// Who may use the relay's port, and where mosh-server's datagrams go.
+//
+// The port is on 127.0.0.1, which every local user can reach, and mosh-client may change its
+// source port at any time (it moves to a new one when it hears nothing for a while). So the
+// return address is the latest sender whose socket belongs to this process's user, as
+// /proc/net/udp{,6} lists it; a datagram from anybody else's socket, or from one that cannot be
+// told, is refused. The verdict on the return address is kept: /proc is read only when the
+// source changes.
+//
+// The socket stays unconnected. connect(2) to mosh-client's address would have the kernel hold
+// sends to it, but a connected UDP socket also receives from that address alone: mosh-client's
+// next source port would never be heard, and the session would hang on a port it has left.
+// Sends go with sendto(2), and only ever to the address kept here.
+//
+// What this does not cover: a port that mosh-client has closed (when it exits) could be bound
+// by another user, who would then receive mosh-server's datagrams (encrypted under the session
+// key) until mosh-server gives up on the client.
+class SenderGate {
+ public:
+  explicit SenderGate(int local_port) : local_port_(local_port), uid_(::geteuid()) {}
+
+  // True when a datagram from `from` may be relayed; `from` is then the return address.
+  bool Admit(const sockaddr_storage& from, socklen_t length, Clock::time_point now);
+  const std::optional<sockaddr_in>& client() const { return client_; }
+
+ private:
+  // Why `source` is refused, or "" when its socket is ours.
+  std::string Check(const sockaddr_in& source) const;
+  void NoteRefusal(const sockaddr_in& source, const std::string& why, Clock::time_point now);
+
+  int local_port_;
+  uid_t uid_;
+  std::optional<sockaddr_in> client_;
+  std::optional<sockaddr_in> refused_;  // the last refused sender, until refused_until_
+  std::string refused_why_;
+  Clock::time_point refused_until_{};
+  int lookups_left_ = 0;
+  Clock::time_point lookups_renew_{};
+  Clock::time_point next_report_{};
+  std::uint64_t unreported_ = 0;
+};
+
+bool SenderGate::Admit(const sockaddr_storage& from, socklen_t length, Clock::time_point now) {
+  if (from.ss_family != AF_INET || length < static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    return false;  // cannot happen on an IPv4 socket; nothing to attribute or answer
+  }
+  sockaddr_in source;
+  std::memcpy(&source, &from, sizeof source);
+  if (client_ && SameEndpoint(*client_, source)) return true;
+  if (refused_ && SameEndpoint(*refused_, source) && now < refused_until_) {
+    NoteRefusal(source, refused_why_, now);
+    return false;
+  }
+  if (now >= lookups_renew_) {
+    lookups_left_ = kLookupsPerSecond;
+    lookups_renew_ = now + std::chrono::seconds(1);
+  }
+  if (lookups_left_ == 0) {
+    // Not remembered as a verdict: the next datagram from there gets its lookup.
+    NoteRefusal(source, "too many new senders this second to look them all up", now);
+    return false;
+  }
+  --lookups_left_;
+  std::string why = Check(source);
+  if (!why.empty()) {
+    refused_ = source;
+    refused_why_ = std::move(why);
+    refused_until_ = now + kRefusedHold;
+    NoteRefusal(source, refused_why_, now);
+    return false;
+  }
+  if (client_) log::Info("mosh relay on 127.0.0.1:{}: mosh-client now sends from {}", local_port_, Endpoint(source));
+  client_ = source;
+  if (refused_ && SameEndpoint(*refused_, source)) refused_.reset();
+  return true;
+}
+
+std::string SenderGate::Check(const sockaddr_in& source) const {
+  auto uids = UdpSenderUidsFromProc(source);
+  if (!uids) return "cannot tell whose socket it is: " + uids.error().message;
+  if (uids->empty()) return "no socket is listed as sending from there";
+  for (uid_t uid : *uids) {
+    if (uid != uid_) return fmt::format("its socket belongs to uid {}, not to this user (uid {})", uid, uid_);
+  }
+  return {};
+}
+
+void SenderGate::NoteRefusal(const sockaddr_in& source, const std::string& why, Clock::time_point now) {
+  ++unreported_;
+  if (now < next_report_) return;
+  std::string more = unreported_ > 1 ? fmt::format(" ({} refused since the last report)", unreported_) : "";
+  log::Warn("mosh relay on 127.0.0.1:{}: refused datagrams from {}: {}{}; further refusals are logged at most "
+            "every {} s",
+            local_port_, Endpoint(source), why, more, kRefusalReportInterval.count());
+  unreported_ = 0;
+  next_report_ = now + kRefusalReportInterval;
+}
+
 }  // namespace
 
 std::string RelayCommand(int port, std::uint32_t server_pid, std::string_view only) {
@@ -77,10 +198,12 @@ std::string RelayCommand(int port, std::uint32_t server_pid, std::string_view on
 }
 
 struct UdpRelayState {
+  UdpRelayState(UniqueFd local_socket, std::string relay_command, int local_port)
+      : socket(std::move(local_socket)), command(std::move(relay_command)), senders(local_port) {}
+
   UniqueFd socket;
   std::string command;
-  sockaddr_storage client{};  // where mosh-client sends from (it may change: it roams too)
-  socklen_t client_length = 0;
+  SenderGate senders;  // mosh-client's address (it may change: it roams too), and nobody else's
   std::string to_server;    // frames for the channel
   bool task_running = false;
   bool finished = false;
@@ -93,10 +216,11 @@ struct UdpRelayState {
     if (ready) std::exchange(ready, nullptr)(std::move(result));
   }
   void SendToClient(std::string_view datagram) {
-    if (client_length == 0) return;
+    const std::optional<sockaddr_in>& client = senders.client();
+    if (!client) return;
     // Non-blocking: a full socket buffer loses the datagram, as the network would.
     if (::sendto(socket.get(), datagram.data(), datagram.size(), MSG_DONTWAIT,
-                 reinterpret_cast<const sockaddr*>(&client), client_length) >= 0) {
+                 reinterpret_cast<const sockaddr*>(&*client), sizeof *client) >= 0) {
       ++stats.to_client;
     }
   }
@@ -259,10 +383,10 @@ Result<std::unique_ptr<UdpRelay>> UdpRelay::Open(int remote_port, std::uint32_t 
   }
   socklen_t length = sizeof local;
   ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&local), &length);
-  auto state = std::make_shared<UdpRelayState>();
-  state->socket = std::move(socket);
-  state->command = RelayCommand(remote_port, server_pid, only);
-  return std::unique_ptr<UdpRelay>(new UdpRelay(std::move(state), ntohs(local.sin_port), remote_port, server_pid));
+  const int local_port = ntohs(local.sin_port);
+  auto state =
+      std::make_shared<UdpRelayState>(std::move(socket), RelayCommand(remote_port, server_pid, only), local_port);
+  return std::unique_ptr<UdpRelay>(new UdpRelay(std::move(state), local_port, remote_port, server_pid));
 }
 
 UdpRelay::UdpRelay(std::shared_ptr<UdpRelayState> state, int local_port, int remote_port, std::uint32_t server_pid)
@@ -290,8 +414,10 @@ void UdpRelay::OnReadable() {
     ssize_t n = ::recvfrom(state_->socket.get(), buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from),
                            &from_length);
     if (n < 0) return;  // EAGAIN, or an ICMP error for an earlier send: nothing to take
-    state_->client = from;
-    state_->client_length = from_length;
+    if (!state_->senders.Admit(from, from_length, Clock::now())) {
+      ++state_->stats.refused;
+      continue;
+    }
     if (!state_->task_running || state_->to_server.size() + static_cast<std::size_t>(n) + 2 > kMaxQueued) {
       ++state_->stats.dropped;
       continue;

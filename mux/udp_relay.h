@@ -10,6 +10,10 @@
 // server-side relay's address on its own, as it does when a client changes networks.
 //
 // The server side ends (and this relay with it) when mosh-server has exited.
+//
+// The local socket is on 127.0.0.1, where every local user can send to it. Only datagrams from
+// a socket of this process's user are relayed, and only such a socket becomes the address that
+// mosh-server's datagrams go to (udp_relay.cc says how, and why the socket stays unconnected).
 #pragma once
 
 #include <sys/socket.h>
@@ -38,6 +42,7 @@ struct RelayStats {
   std::uint64_t to_server = 0;    // datagrams from mosh-client, sent on
   std::uint64_t to_client = 0;    // datagrams from mosh-server, sent on
   std::uint64_t dropped = 0;      // from mosh-client while the channel was full or down
+  std::uint64_t refused = 0;      // from a socket not of this user's (or of nobody's we could tell)
   std::uint64_t channels = 0;     // channels opened (1 + one per reconnect)
 };
 
@@ -65,6 +70,7 @@ class UdpRelay {
   bool carrying() const;
   int fd() const;
   // Takes what mosh-client sent: queued for the channel, or dropped when there is no room.
+  // Datagrams from another user's socket are refused (counted, and logged now and then).
   void OnReadable();
   // A task to start on the SSH driver when no channel carries the datagrams now (first start,
   // after a lost connection); nullptr otherwise, and once the relay has finished.
