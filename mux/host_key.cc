@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -13,6 +16,7 @@
 #include "base/log.h"
 #include "base/ssh2.h"
 #include "base/subprocess.h"
+#include "base/unique_fd.h"
 
 namespace mconnect::mux {
 namespace {
@@ -86,6 +90,49 @@ bool AskOnTerminal(const std::string& question, const std::string& fingerprint) 
   return accepted;
 }
 
+// A known_hosts file can be large (one line per host of a site), not endless (/dev/zero).
+constexpr std::size_t kMaxKnownHostsBytes = 64 << 20;
+
+// The whole text of a known_hosts file; nothing when it does not exist (ssh reads that as empty);
+// an error naming the file and why when it exists but cannot be read. O_NONBLOCK: a FIFO put
+// there reads as empty instead of blocking the attempt until its deadline.
+Result<std::optional<std::string>> ReadKnownHostsFile(const std::string& file) {
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    return Fail("cannot read known_hosts file {}: {}", file, std::strerror(errno));
+  }
+  std::string text;
+  char buffer[16384];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Fail("cannot read known_hosts file {}: {}", file, std::strerror(errno));
+    if (n == 0) return text;
+    if (text.size() + static_cast<std::size_t>(n) > kMaxKnownHostsBytes) {
+      return Fail("cannot read known_hosts file {}: larger than {} MiB", file, kMaxKnownHostsBytes >> 20);
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+// Adds every line of `text` that libssh2 understands. A line it does not (a @cert-authority
+// marker, a key type it lacks) is skipped, as OpenSSH skips what it cannot parse; libssh2's own
+// readfile would stop there and lose every host below it. Returns how many were skipped.
+int AddKnownHosts(LIBSSH2_KNOWNHOSTS* hosts, const std::string& text) {
+  int skipped = 0;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    // readline reads one byte past the length it is given: a std::string's terminator.
+    const std::string line = text.substr(at, end - at);
+    if (libssh2_knownhost_readline(hosts, line.c_str(), line.size(), LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0) ++skipped;
+    at = end + 1;
+  }
+  return skipped;
+}
+
 Result<void> AppendKnownHost(const std::string& file, const std::string& line) {
   std::ofstream out(file, std::ios::app);
   if (!out) return Fail("cannot write host key to {}", file);
@@ -138,19 +185,28 @@ std::string PreferredHostKeyMethods(const HostKeyCheck& check) {
   return methods;
 }
 
-Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) {
+std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) {
+  auto refused = [](std::string message) { return std::unexpected(HostKeyError{std::move(message)}); };
   std::size_t key_length = 0;
   int session_type = 0;
   const char* key = libssh2_session_hostkey(session, &key_length, &session_type);
   const KeyType* type = FindKeyType(session_type);
-  if (key == nullptr || type == nullptr) return Fail("the server offered no usable host key");
+  if (key == nullptr || type == nullptr) return refused("the server offered no usable host key");
 
   Ssh2KnownHosts hosts(libssh2_knownhost_init(session));
-  if (!hosts) return Fail("cannot initialise known-hosts checking");
+  if (!hosts) return refused("cannot initialise known-hosts checking");
+  // A file that cannot be read matters only if the key is not found in the others: then it
+  // might have been in it.
+  std::vector<std::string> unreadable;
   for (const auto& file : check.known_hosts_files) {
-    if (::access(file.c_str(), R_OK) != 0) continue;
-    if (libssh2_knownhost_readfile(hosts.get(), file.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-      log::Warn("{}: some lines could not be read", file);
+    auto text = ReadKnownHostsFile(file);
+    if (!text) {
+      unreadable.push_back(std::move(text.error().message));
+      continue;
+    }
+    if (!*text) continue;
+    if (int skipped = AddKnownHosts(hosts.get(), **text); skipped > 0) {
+      log::Warn("{}: {} line(s) not understood, skipped", file, skipped);
     }
   }
   const std::string name = KnownHostsName(check);
@@ -161,6 +217,7 @@ Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) 
   switch (result) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
       log::Info("host key for {} matches known_hosts ({} {})", name, type->label, fingerprint);
+      for (const auto& why : unreadable) log::Info("{} (the others sufficed)", why);
       return {};
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
       std::string file = check.known_hosts_files.empty() ? "known_hosts" : check.known_hosts_files.front();
@@ -174,19 +231,26 @@ Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) 
                    "The fingerprint for the %s key sent by the remote host is\n%s.\n"
                    "Remove the old key with: ssh-keygen -f '%s' -R '%s'\n",
                    type->label, fingerprint.c_str(), file.c_str(), name.c_str());
-      return Fail("host key for {} has changed; refusing to connect (host key verification failed)", name);
+      return refused(
+          fmt::format("host key for {} has changed; refusing to connect (host key verification failed)", name));
     }
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
       break;
     default:
-      return Fail("cannot check the host key of {}: {}", name, Ssh2LastError(session));
+      return refused(fmt::format("cannot check the host key of {}: {}", name, Ssh2LastError(session)));
+  }
+  if (!unreadable.empty()) {
+    return std::unexpected(HostKeyError{
+        fmt::format("{} (so the {} host key of {} cannot be checked)", unreadable.front(), type->label, name),
+        HostKeyFailure::kUnreadable});
   }
 
   // Unknown key.
   switch (check.policy) {
     case HostKeyPolicy::kStrict:
-      return Fail("no {} host key is known for {} and strict checking is on (host key verification failed)",
-                  type->label, name);
+      return refused(fmt::format("no {} host key is known for {} and strict checking is on (host key verification "
+                                 "failed)",
+                                 type->label, name));
     case HostKeyPolicy::kAsk: {
       std::string question = fmt::format(
           "The authenticity of host '{}' can't be established.\n{} key fingerprint is {}.\n"
@@ -194,18 +258,21 @@ Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check) 
           "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
           name, type->label, fingerprint);
       if (!AskOnTerminal(question, fingerprint)) {
-        return Fail("host key for {} is not known and was not accepted (host key verification failed)", name);
+        return refused(
+            fmt::format("host key for {} is not known and was not accepted (host key verification failed)", name));
       }
       break;
     }
     case HostKeyPolicy::kAcceptNew:
       break;
   }
-  if (check.known_hosts_files.empty()) return Fail("no known_hosts file to record the key of {} in", name);
+  if (check.known_hosts_files.empty()) {
+    return refused(fmt::format("no known_hosts file to record the key of {} in", name));
+  }
   const std::string& file = check.known_hosts_files.front();
   auto written = AppendKnownHost(
       file, fmt::format("{} {} {}", name, type->name, Base64(reinterpret_cast<const unsigned char*>(key), key_length, true)));
-  if (!written) return written;
+  if (!written) return refused(std::move(written.error().message));
   std::fprintf(stderr, "Warning: Permanently added '%s' (%s) to the list of known hosts.\n", name.c_str(),
                type->label);
   return {};

@@ -3,7 +3,9 @@
 // accept-new), a changed key is a hard failure before anything is sent to the server.
 #pragma once
 
+#include <expected>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <libssh2.h>
@@ -34,8 +36,19 @@ std::string KnownHostsName(const HostKeyCheck& check);
 // this host come first (as OpenSSH does), found with `ssh-keygen -F` so hashed entries count.
 std::string PreferredHostKeyMethods(const HostKeyCheck& check);
 
+enum class HostKeyFailure {
+  kRefused,     // changed, or unknown and not accepted: a person must look at it
+  kUnreadable,  // not found, but a known_hosts file exists that could not be read (out of fds,
+                // EACCES, EIO, a directory...): the key may well be in it, so this is not an
+                // unknown key; it can pass once the file can be read
+};
+struct HostKeyError {
+  std::string message;  // what the user sees
+  HostKeyFailure kind = HostKeyFailure::kRefused;
+};
+
 // Verifies the key of a session whose handshake is done. On success the key is known (or was
-// just accepted and written). The error text is what the user sees.
-Result<void> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check);
+// just accepted and written). A known_hosts file that does not exist counts as empty, as in ssh.
+std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const HostKeyCheck& check);
 
 }  // namespace mconnect::mux

@@ -4,51 +4,81 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "base/result.h"
 #include "base/unique_fd.h"
 
 namespace mconnect::mux {
 
+// One attempt at a time writes here (Start's precondition), and it stores its outcome and
+// signals the eventfd in one critical section: once Take has seen an outcome, that attempt's
+// write has happened and been drained, and nothing of it can wake the loop for a later attempt.
 struct Reconnector::Shared {
-  UniqueFd event{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   std::mutex mutex;
+  UniqueFd event;                  // made by the loop's thread while no attempt runs
   std::optional<Outcome> outcome;  // guarded by mutex
+
+  void Finish(Outcome finished) {
+    std::lock_guard lock(mutex);
+    outcome = std::move(finished);
+    std::uint64_t one = 1;
+    // Cannot fail: the fd is a valid eventfd (Start checks), and its counter only blocks at
+    // 2^64 - 1, which one write per attempt, drained by each Take, never reaches.
+    MCONNECT_CHECK(::write(event.get(), &one, sizeof one) == sizeof one);
+  }
 };
 
-Reconnector::Reconnector(ConnectParams params) : params_(std::move(params)) {
+namespace {
+
+UniqueFd MakeEvent() { return UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); }
+
+}  // namespace
+
+Reconnector::Reconnector(ConnectParams params) : params_(std::move(params)), shared_(std::make_shared<Shared>()) {
   params_.interactive = false;
   params_.host_key_policy = HostKeyPolicy::kStrict;
+  shared_->event = MakeEvent();
+  if (!shared_->event) log::Warn("cannot make an eventfd for connection attempts yet: {}", std::strerror(errno));
 }
 
 Reconnector::~Reconnector() = default;
 
-int Reconnector::fd() const { return shared_ ? shared_->event.get() : -1; }
+int Reconnector::fd() const { return shared_->event.get(); }
 
 void Reconnector::Start() {
   MCONNECT_CHECK(!running_);
-  // A fresh shared state per attempt: a previous thread that is somehow still around writes
-  // into its own.
-  shared_ = std::make_shared<Shared>();
+  if (!shared_->event) {
+    shared_->event = MakeEvent();
+    if (!shared_->event) {
+      log::Warn("cannot start a connection attempt: {}", std::strerror(errno));
+      return;
+    }
+  }
   running_ = true;
   // The loop takes the signals (ppoll's mask); this thread must never be picked for them.
   sigset_t all, previous;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  std::thread([shared = shared_, params = params_] {
-    Outcome outcome = SshConnection::Open(params, [](std::string_view) {});
-    {
-      std::lock_guard lock(shared->mutex);
-      shared->outcome = std::move(outcome);
-    }
-    std::uint64_t one = 1;
-    // An eventfd write of 1 cannot fail short of a bug (it would only block at 2^64 - 1).
-    if (::write(shared->event.get(), &one, sizeof one) != sizeof one) std::abort();
-  }).detach();
+  try {
+    std::thread([shared = shared_, params = params_] {
+      shared->Finish(SshConnection::Open(params, [](std::string_view) {}));
+    }).detach();
+  } catch (const std::system_error& error) {
+    // No thread (EAGAIN: the process's or the user's thread limit). Like a network that is away,
+    // this passes: the caller tries again after its backoff.
+    const std::string why = fmt::format("cannot start a connection attempt: {}", error.code().message());
+    shared_->Finish(std::unexpected(OpenError{why, OpenFailure::kNetwork}));
+  }
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
@@ -58,11 +88,10 @@ std::optional<Reconnector::Outcome> Reconnector::Take() {
   {
     std::lock_guard lock(shared_->mutex);
     outcome.swap(shared_->outcome);
-  }
-  if (!outcome) return std::nullopt;
-  std::uint64_t count = 0;
-  if (::read(shared_->event.get(), &count, sizeof count) < 0) {
-    // Already drained: the outcome is what counts.
+    if (!outcome) return std::nullopt;
+    std::uint64_t count = 0;
+    // Drains the attempt's write, made under this lock before its outcome was there to take.
+    MCONNECT_CHECK(::read(shared_->event.get(), &count, sizeof count) == sizeof count);
   }
   running_ = false;
   return outcome;

@@ -40,8 +40,10 @@ struct ConnectParams {
   bool interactive = true;
 };
 
-// Why Open failed. The master's reconnect loop retries kNetwork on its own; the others wait for
-// a person (a changed host key, a passphrase, a password, a refused key).
+// Why Open failed. The master's reconnect loop retries kNetwork on its own: whatever passes by
+// itself (the network, or something short on this machine: fds, threads, a known_hosts that
+// cannot be read now). The others wait for a person (a changed or unknown host key, a
+// passphrase, a password, a refused key).
 enum class OpenFailure { kNetwork, kHostKey, kAuthentication };
 struct OpenError {
   std::string message;

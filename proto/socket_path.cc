@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -31,6 +34,111 @@ std::string StripSuffix(const std::string& path, std::string_view suffix) {
   }
   return path;
 }
+
+// Who can swap the socket directory (rename ours away, put theirs in its place, and so be
+// handed every `ssh -S` client's terminal) is whoever can change an entry of a directory on the
+// way to it: its owner, root, and anyone with write permission there, unless the directory is
+// sticky, which leaves renaming an entry to the entry's owner, the directory's owner and root.
+// So, as OpenSSH's safe_path and tmux require: every directory from `/` down to the socket
+// directory's parent belongs to root or to us, and nobody else may write to it unless it is
+// sticky. A symbolic link on the way is followed: the link can be replaced by whoever may change
+// the directory holding it (checked before it) or, in a sticky one, by its owner (so it must
+// belong to root or us too), and every directory on its target's real path is checked as well
+// (/var/run -> /run passes because /, /var, the link's owner root and /run all do).
+class AncestorCheck {
+ public:
+  AncestorCheck(std::string directory, std::string hint) : directory_(std::move(directory)), hint_(std::move(hint)) {}
+
+  // The first unsafe directory, in one line: path, owner, mode, why and what to do.
+  Result<void> Run() {
+    std::string current;  // the real path reached so far: it and everything above it checked
+    if (directory_.starts_with('/')) {
+      current = "/";
+    } else {
+      char cwd[PATH_MAX];
+      if (::getcwd(cwd, sizeof cwd) == nullptr) return CannotCheck(".");
+      current = cwd;
+    }
+    if (auto safe = CheckRealPath(current); !safe) return safe;
+    std::vector<std::string> names;
+    for (std::size_t at = 0; at <= directory_.size();) {
+      const std::size_t end = std::min(directory_.find('/', at), directory_.size());
+      std::string name = directory_.substr(at, end - at);
+      if (!name.empty() && name != ".") names.push_back(std::move(name));
+      at = end + 1;
+    }
+    if (!names.empty()) names.pop_back();  // the directory itself: its caller's own, stricter check
+    for (const auto& name : names) {
+      if (name == "..") {
+        current = Parent(current);  // above `current`: checked already
+        continue;
+      }
+      const std::string next = current == "/" ? "/" + name : current + "/" + name;
+      struct stat st{};
+      if (::lstat(next.c_str(), &st) != 0) return CannotCheck(next);
+      if (!S_ISLNK(st.st_mode)) {
+        if (auto safe = CheckDirectory(next, st); !safe) return safe;
+        current = next;
+        continue;
+      }
+      if (st.st_uid != 0 && st.st_uid != ::getuid()) {
+        return Refuse(next, st, "is a symbolic link of another user, who could point it elsewhere; " + hint_);
+      }
+      char target[PATH_MAX];
+      if (::realpath(next.c_str(), target) == nullptr) return CannotCheck(next);
+      current = target;
+      if (auto safe = CheckRealPath(current); !safe) return safe;
+    }
+    return {};
+  }
+
+ private:
+  static std::string Parent(const std::string& path) {
+    const auto slash = path.rfind('/');
+    return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+  }
+
+  // `path` is absolute and free of symbolic links (getcwd's or realpath's answer): /, then each
+  // directory down to it.
+  Result<void> CheckRealPath(const std::string& path) {
+    for (std::size_t end = 0;;) {
+      const std::string prefix = end == 0 ? "/" : path.substr(0, end);
+      if (checked_.insert(prefix).second) {
+        struct stat st{};
+        if (::lstat(prefix.c_str(), &st) != 0) return CannotCheck(prefix);
+        if (auto safe = CheckDirectory(prefix, st); !safe) return safe;
+      }
+      if (end >= path.size()) return {};
+      end = std::min(path.find('/', end + 1), path.size());
+    }
+  }
+
+  Result<void> CheckDirectory(const std::string& path, const struct stat& st) {
+    if (!S_ISDIR(st.st_mode)) return Refuse(path, st, "is not a directory");
+    if (st.st_uid != 0 && st.st_uid != ::getuid()) {
+      return Refuse(path, st, "belongs to another user, who could replace what is in it; " + hint_);
+    }
+    if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0) {
+      return Refuse(path, st,
+                    fmt::format("can be written to by other users, who could replace what is in it (it is not "
+                                "sticky); fix it with: chmod go-w {}, or {}",
+                                path, hint_));
+    }
+    return {};
+  }
+
+  std::unexpected<Error> Refuse(const std::string& path, const struct stat& st, std::string_view why) const {
+    return Fail("socket directory {} is not safe: {} (owner uid {}, mode {:04o}) {}", directory_, path, st.st_uid,
+                st.st_mode & 07777, why);
+  }
+  std::unexpected<Error> CannotCheck(const std::string& path) const {
+    return Fail("socket directory {}: cannot check {}: {}", directory_, path, std::strerror(errno));
+  }
+
+  std::string directory_;
+  std::string hint_;
+  std::set<std::string> checked_;
+};
 
 }  // namespace
 
@@ -56,6 +164,9 @@ MasterPaths PathsForSocket(const std::string& socket_path) {
 }
 
 Result<void> EnsurePrivateDirectory(const std::string& directory) {
+  // Before anything is made there.
+  AncestorCheck ancestors(directory, "set XDG_RUNTIME_DIR (or the profile's socket_dir) to a private directory");
+  if (auto safe = ancestors.Run(); !safe) return safe;
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
     return Fail("cannot create socket directory {}: {}", directory, std::strerror(errno));
   }
@@ -85,7 +196,7 @@ Result<void> CheckChosenDirectory(const std::string& directory) {
     return Fail("socket directory {} can be changed by other users (owner uid {}, mode {:04o}); refusing to use it",
                 directory, st.st_uid, st.st_mode & 07777);
   }
-  return {};
+  return AncestorCheck(directory, "choose a socket path (ControlPath) in a private directory").Run();
 }
 
 std::vector<std::string> ListSockets(const std::string& directory) {

@@ -30,12 +30,15 @@ MasterPaths PathsFor(const std::string& directory, const std::string& user, cons
 MasterPaths PathsForSocket(const std::string& socket_path);
 
 // Creates the directory 0700 if missing; refuses one that is a symlink, not ours, or open to
-// group/others (a socket there could be replaced by someone else).
+// group/others (a socket there could be replaced by someone else). Before that, every directory
+// above it must be root's or ours and closed to group and others' writes unless sticky (else
+// whoever may write there could swap the whole directory: see AncestorCheck in the .cc).
 Result<void> EnsurePrivateDirectory(const std::string& directory);
 
 // For a socket path the user chose (their ssh ControlPath, --socket): the directory must exist
 // and not be a symlink, and nobody else may replace what is in it: ours and not writable by
-// others, or root's with the sticky bit (/tmp).
+// others, or root's with the sticky bit (/tmp); the directories above it as for
+// EnsurePrivateDirectory.
 Result<void> CheckChosenDirectory(const std::string& directory);
 
 // Every *.sock in the directory (for `mconnect status`).

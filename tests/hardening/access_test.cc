@@ -5,11 +5,15 @@
 // hint (LooseSocketDirectory). Here: a real OpenSSH client running as another uid, first as the
 // file system stops it, then with CAP_DAC_OVERRIDE so that only SO_PEERCRED is left to refuse it;
 // owners of socket, directory, lock and log; a directory of another owner or behind a symlink;
-// a chosen socket directory others may write to; links planted at the socket, lock and log paths.
+// a chosen socket directory others may write to; links planted at the socket, lock and log paths;
+// ancestors of the socket directory others may write to (a runtime directory that is 0777 without
+// the sticky bit, one further up, one behind a link), and the sticky, root-owned ones that are fine.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iostream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -144,6 +148,102 @@ TEST_F(AccessTest, SocketDirectoryOfAnotherOwnerOrBehindALinkIsRefused) {
   // probes, which close before the key exchange.
   EXPECT_EQ(lab_->sshd().CountInLog("Connection from"), lab_->sshd().CountInLog("kex_exchange_identification"))
       << lab_->sshd().Log();
+}
+
+// Whoever may write to a directory on the way to the socket directory can rename `mconnect` away
+// and put their own in its place. The launcher refuses such a runtime directory with one line
+// that names it, its owner and mode, and the fix, and starts no master.
+class RuntimeDirectoryTest : public AccessTest {
+ protected:
+  // XDG_RUNTIME_DIR for the launcher (and for where the lab looks for the socket).
+  void UseRuntimeDirectory(const std::string& path) {
+    lab_->env().Set("XDG_RUNTIME_DIR", path);
+    lab_->env().runtime_dir = path;
+    directory_ = path + "/mconnect";
+  }
+  // A fresh directory with exactly `mode`, owned by `owner`.
+  static void MakeDirectory(const std::string& path, mode_t mode, uid_t owner = ::getuid()) {
+    ASSERT_EQ(::mkdir(path.c_str(), 0700), 0) << path;
+    ASSERT_EQ(::chown(path.c_str(), owner, owner), 0) << path;
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
+  }
+  // The master that StartMaster must not have started: none answers, no socket directory.
+  void ExpectNoMaster() {
+    EXPECT_EQ(lab_->MasterPid(), 0);
+    EXPECT_EQ(::access(directory_.c_str(), F_OK), -1) << "nothing was created in " << directory_;
+    EXPECT_EQ(lab_->sshd().CountInLog("Connection from"), lab_->sshd().CountInLog("kex_exchange_identification"))
+        << "it connected to the server";
+  }
+};
+
+TEST_F(RuntimeDirectoryTest, WorldWritableWithoutStickyBitIsRefused) {
+  const std::string open_run = lab_->dir().Sub("open-run");
+  MakeDirectory(open_run, 0777);
+  UseRuntimeDirectory(open_run);
+  const std::string said = IpFails();
+  std::cout << "[ said ] " << said;
+  EXPECT_THAT(said, HasSubstr("socket directory " + directory_ + " is not safe: " + open_run + " (owner uid " +
+                              std::to_string(::getuid()) + ", mode 0777) can be written to by other users"));
+  EXPECT_THAT(said, HasSubstr("chmod go-w " + open_run));
+  EXPECT_THAT(said, HasSubstr("XDG_RUNTIME_DIR"));
+  EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << "one line";
+  ExpectNoMaster();
+}
+
+TEST_F(RuntimeDirectoryTest, WritableAncestorTwoLevelsUpIsRefused) {
+  const std::string open = lab_->dir().Sub("open");
+  MakeDirectory(open, 0777);
+  MakeDirectory(open + "/private", 0700);
+  UseRuntimeDirectory(open + "/private");
+  const std::string said = IpFails();
+  EXPECT_THAT(said, HasSubstr("is not safe: " + open + " (owner uid " + std::to_string(::getuid()) + ", mode 0777)"));
+  ExpectNoMaster();
+
+  // The same for a socket path the user chose.
+  MakeDirectory(open + "/chosen", 0700);
+  EXPECT_THAT(IpFails({"--socket", open + "/chosen/m.sock"}),
+              HasSubstr("socket directory " + open + "/chosen is not safe: " + open + " (owner uid"));
+  EXPECT_EQ(::access((open + "/chosen/m.sock").c_str(), F_OK), -1) << "nothing was created there";
+}
+
+TEST_F(RuntimeDirectoryTest, WritableAncestorBehindALinkIsRefused) {
+  // A link of ours to a private directory inside a 0777 one: what counts is where it leads.
+  const std::string open = lab_->dir().Sub("open");
+  MakeDirectory(open, 0777);
+  MakeDirectory(open + "/private", 0700);
+  ASSERT_EQ(::symlink((open + "/private").c_str(), lab_->dir().Sub("link").c_str()), 0);
+  UseRuntimeDirectory(lab_->dir().Sub("link"));
+  EXPECT_THAT(IpFails(), HasSubstr("is not safe: " + open + " (owner uid"));
+  ExpectNoMaster();
+}
+
+TEST_F(RuntimeDirectoryTest, StickyDirectoryOfAnotherOwnerIsRefused) {
+  // Sticky, but its owner may still rename what others put in it.
+  const std::string sticky = lab_->dir().Sub("sticky-nobody");
+  MakeDirectory(sticky, 01777, kNobody);
+  UseRuntimeDirectory(sticky);
+  EXPECT_THAT(IpFails(), HasSubstr("is not safe: " + sticky + " (owner uid 65534, mode 1777) belongs to another user"));
+  ExpectNoMaster();
+}
+
+TEST_F(RuntimeDirectoryTest, StickyRootOwnedParentAndRootOwnedLinksAreAccepted) {
+  ASSERT_EQ(::getuid(), 0u) << "the sticky directory must be root's";
+  // Like /tmp: 1777 and root's. Nobody else can rename our `mconnect` in it.
+  const std::string sticky = lab_->dir().Sub("sticky");
+  MakeDirectory(sticky, 01777);
+  UseRuntimeDirectory(sticky);
+  auto started = StartMaster(*lab_);
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_GT(lab_->MasterPid(), 0);
+  StopMasterGracefully(*lab_);
+
+  // Like /var/run -> /run: a link owned by root, to a directory that passes.
+  const std::string link = lab_->dir().Sub("run-link");
+  ASSERT_EQ(::symlink(lab_->dir().Sub("run").c_str(), link.c_str()), 0);
+  UseRuntimeDirectory(link);
+  started = StartMaster(*lab_);
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_GT(lab_->MasterPid(), 0);
 }
 
 // A link planted where the master will create a file: the master must not write through it.
