@@ -1,7 +1,6 @@
 #include "mux/auth.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,10 +13,10 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "base/log.h"
+#include "base/secret.h"
 #include "base/ssh2.h"
 #include "base/unique_fd.h"
 #include "base/wire.h"
@@ -31,38 +30,14 @@ constexpr std::string_view kDefaultOrder[] = {"publickey", "keyboard-interactive
 constexpr std::size_t kMaxKeyFile = 256 << 10;
 constexpr std::string_view kOpenSshMagic{"openssh-key-v1\0", 15};
 
-// ---- clearing what libssh2 frees ------------------------------------------------------------
+// ---- libssh2's memory ------------------------------------------------------------------------
 
-thread_local bool t_clear_frees = false;
-
+// libssh2 keeps secrets in blocks it allocates and frees without clearing them: decrypted
+// packets (a mosh key in a command's output, a keyboard-interactive answer on its way out),
+// passwords, decrypted private keys. Every block it frees or moves is cleared first.
 void* Allocate(std::size_t count, void** /*abstract*/) { return std::malloc(count); }
-
-void Free(void* block, void** /*abstract*/) {
-  if (block != nullptr && t_clear_frees) OPENSSL_cleanse(block, ::malloc_usable_size(block));
-  std::free(block);
-}
-
-void* Reallocate(void* block, std::size_t count, void** abstract) {
-  if (!t_clear_frees || block == nullptr) return std::realloc(block, count);
-  // realloc could move the block and leave the old one uncleared: move it ourselves.
-  void* moved = std::malloc(count);
-  if (moved == nullptr) return nullptr;
-  std::memcpy(moved, block, std::min(count, ::malloc_usable_size(block)));
-  Free(block, abstract);
-  return moved;
-}
-
-// While alive, this thread's libssh2 frees clear the memory first.
-class ClearFreedMemory {
- public:
-  ClearFreedMemory() : previous_(std::exchange(t_clear_frees, true)) {}
-  ~ClearFreedMemory() { t_clear_frees = previous_; }
-  ClearFreedMemory(const ClearFreedMemory&) = delete;
-  ClearFreedMemory& operator=(const ClearFreedMemory&) = delete;
-
- private:
-  bool previous_;
-};
+void Free(void* block, void** /*abstract*/) { WipeAndFree(block); }
+void* Reallocate(void* block, std::size_t count, void** /*abstract*/) { return WipingRealloc(block, count); }
 
 // ---- files ----------------------------------------------------------------------------------
 
@@ -92,13 +67,13 @@ Result<std::string> ReadKeyFile(const std::string& path) {
     ssize_t n = ::read(fd.get(), buffer, std::min(sizeof buffer, kMaxKeyFile - data.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      OPENSSL_cleanse(buffer, sizeof buffer);
+      Wipe(buffer, sizeof buffer);
       return Fail("cannot read {}: {}", path, std::strerror(errno));
     }
     if (n == 0) break;
     data.append(buffer, static_cast<std::size_t>(n));
   }
-  OPENSSL_cleanse(buffer, sizeof buffer);
+  Wipe(buffer, sizeof buffer);
   return data;
 }
 
@@ -310,7 +285,7 @@ std::vector<std::vector<std::uint8_t>> Authenticator::ConfiguredPublicKeys() con
     std::vector<std::uint8_t> blob;
     if (auto contents = ReadKeyFile(file)) {
       if (auto info = InspectPrivateKey(*contents)) blob = std::move(info->public_blob);
-      ClearString(*contents);
+      Wipe(*contents);
     }
     if (blob.empty()) {
       auto line = ReadKeyFile(file + ".pub");
@@ -367,7 +342,7 @@ Authenticator::Outcome Authenticator::TryKeyFile(const std::string& file) {
   any_key_ = true;
   auto contents = ReadKeyFile(file);
   auto info = contents ? InspectPrivateKey(*contents) : Fail(contents.error());
-  if (contents) ClearString(*contents);
+  if (contents) Wipe(*contents);
   if (info && info->encrypted) return TryEncryptedKeyFile(file, *info);
   if (!info) log::Info("{}: {}; offering it anyway", file, info.error().message);
 
@@ -598,8 +573,13 @@ std::vector<std::string> MethodOrder(const AuthOptions& options) {
 }
 
 Result<std::string> Authenticate(LIBSSH2_SESSION* session, const AuthRequest& request) {
-  ClearFreedMemory clearing;
-  return Authenticator(session, request).Run();
+  // Passphrases and passwords pass through copies we do not see (OpenSSL's and libssh2's
+  // temporaries, strings freed on the way): freed blocks are cleared while this runs, and the
+  // stack it used once it is done.
+  WipeFrees wipe_frees;
+  auto result = Authenticator(session, request).Run();
+  WipeStack();
+  return result;
 }
 
 LIBSSH2_SESSION* NewSession() { return libssh2_session_init_ex(Allocate, Free, Reallocate, nullptr); }
@@ -634,7 +614,7 @@ Result<PrivateKeyInfo> InspectPrivateKey(std::string_view contents) {
   // The body holds the private key too (encrypted or not): clear it on every path.
   struct Clear {
     std::vector<std::uint8_t>& bytes;
-    ~Clear() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+    ~Clear() { Wipe(bytes.data(), bytes.size()); }
   } clear{*decoded};
   std::string_view bytes(reinterpret_cast<const char*>(decoded->data()), decoded->size());
   if (!bytes.starts_with(kOpenSshMagic)) return Fail("OpenSSH private key without the openssh-key-v1 magic");

@@ -5,8 +5,9 @@
 // each IdentityFile; an encrypted key's passphrase is asked (only once the server has said it
 // would take that key, when its public half is known), up to NumberOfPasswordPrompts times.
 // Nothing is asked in BatchMode or when nobody is there (a reconnect); methods that need a
-// person are then skipped. Secrets are cleared from memory after use, also from the buffers
-// libssh2 frees while authenticating (see NewSession).
+// person are then skipped. Secrets are cleared from memory after use, also from the blocks
+// freed and the stack used while authenticating (base/secret.h), and from every block libssh2
+// frees (see NewSession).
 #pragma once
 
 #include <cstdint>
@@ -54,9 +55,12 @@ struct AuthRequest {
 // tried and why each key was not used, or the reason the connection broke.
 Result<std::string> Authenticate(LIBSSH2_SESSION* session, const AuthRequest& request);
 
-// A libssh2 session whose allocator clears every block libssh2 frees or moves while this
-// thread is in Authenticate (libssh2 copies keyboard-interactive answers, passwords and
-// decrypted keys into buffers it frees without clearing them). Other frees cost nothing extra.
+// A libssh2 session whose allocator clears every block libssh2 frees or moves: libssh2 frees
+// without clearing them the buffers that held keyboard-interactive answers, passwords,
+// decrypted keys, and every decrypted packet (mosh-server's output with the session key).
+// Always, not only while a secret is expected: a packet can be freed far from where it was read
+// (a channel closed with data unread). Measured: about 2% more master CPU for 500 MiB through
+// a channel (clearing is a memset of what was decrypted), no throughput change.
 LIBSSH2_SESSION* NewSession();
 
 // What a private key file says about itself without its passphrase.

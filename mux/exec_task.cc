@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "base/secret.h"
 #include "base/ssh2.h"
 #include "mux/channel_end.h"
 
@@ -24,6 +25,12 @@ void AppendBounded(std::string& sink, const char* data, std::size_t length, std:
 ExecTask::ExecTask(ExecSpec spec, Done done)
     : spec_(std::move(spec)), done_(std::move(done)), deadline_(Clock::now() + spec_.timeout) {}
 
+ExecTask::~ExecTask() {
+  if (!spec_.secret_output) return;
+  Wipe(outcome_.out);
+  Wipe(outcome_.err);
+}
+
 std::optional<ChannelTask::Clock::time_point> ExecTask::Deadline() const {
   return state_ >= State::kClosing ? close_deadline_ : deadline_;
 }
@@ -38,7 +45,10 @@ void ExecTask::Abort(const std::string& why) {
 }
 
 void ExecTask::Report() {
-  if (done_) std::exchange(done_, nullptr)(std::move(outcome_));
+  if (!done_) return;
+  WipeFrees wipe_frees(spec_.secret_output);
+  std::exchange(done_, nullptr)(std::move(outcome_));
+  if (spec_.secret_output) WipeStack();
 }
 
 ChannelTask::Step ExecTask::Finish() {
@@ -52,6 +62,16 @@ ChannelTask::Step ExecTask::Fail(LIBSSH2_SESSION* session, std::string_view what
 }
 
 ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  if (!spec_.secret_output) return PumpState(session, channel);
+  // The output passes through blocks freed on the way (libssh2's own are cleared by its
+  // allocator, mux/auth.h; a growing string's are by WipeFrees) and through the stack.
+  WipeFrees wipe_frees;
+  Step step = PumpState(session, channel);
+  WipeStack();
+  return step;
+}
+
+ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
   auto now = Clock::now();
   if (state_ < State::kClosing && now >= deadline_) {
     // Answer at the deadline; closing the channel (which a stuck command may drag out) goes
@@ -84,14 +104,20 @@ ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* chan
     case State::kReading: {
       char buffer[16384];
       bool got = false;
+      bool failed = false;
       for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
         ssize_t n = libssh2_channel_read_ex(channel, stream, buffer, sizeof buffer);
         if (n == LIBSSH2_ERROR_EAGAIN || n == 0) continue;
-        if (n < 0) return Fail(session, "reading the command's output failed");
+        if (n < 0) {
+          failed = true;
+          break;
+        }
         got = true;
         AppendBounded(stream == 0 ? outcome_.out : outcome_.err, buffer, static_cast<std::size_t>(n),
                       spec_.max_output, outcome_.truncated);
       }
+      if (spec_.secret_output) Wipe(buffer, sizeof buffer);
+      if (failed) return Fail(session, "reading the command's output failed");
       if (got) return Step::kProgress;
       if (!libssh2_channel_eof(channel)) return Step::kBlocked;
       state_ = State::kClosing;

@@ -15,6 +15,12 @@ struct ExecSpec {
   std::string command;
   std::chrono::milliseconds timeout{30000};
   std::size_t max_output = 64 * 1024;  // per stream
+  // The output holds a secret (mosh-server's session key). It is read, and handed to `done`,
+  // with WipeFrees on (base/secret.h): every copy made of it until `done` returns (the read
+  // buffer growing, a parser's temporaries, a reply message and its frame) is cleared when
+  // freed, and the stack they used is cleared after. An outcome never reported is cleared with
+  // the task. A copy `done` keeps beyond its return is its own to clear.
+  bool secret_output = false;
 };
 
 struct ExecOutcome {
@@ -32,6 +38,7 @@ class ExecTask : public ChannelTask {
   using Done = std::function<void(ExecOutcome)>;
 
   ExecTask(ExecSpec spec, Done done);
+  ~ExecTask() override;
 
   Step Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
   bool Abandoned() const override { return Clock::now() >= deadline_; }
@@ -45,6 +52,7 @@ class ExecTask : public ChannelTask {
   void Report();
   Step Finish();
   Step Fail(LIBSSH2_SESSION* session, std::string_view what);
+  Step PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
 
   ExecSpec spec_;
   Done done_;

@@ -16,9 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include <openssl/crypto.h>
-
 #include "base/log.h"
+#include "base/secret.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 
@@ -181,7 +180,7 @@ Result<SecretString> AskOnTerminal(std::string_view question, bool echo, std::ch
       ask_again = trap.Release();
     }
     SecretString answer(std::string_view(buffer.data(), length));
-    OPENSSL_cleanse(buffer.data(), buffer.size());
+    Wipe(buffer.data(), buffer.size());
     switch (end) {
       case ReadEnd::kLine:
         return answer;
@@ -210,7 +209,7 @@ Result<SecretString> AskWithProgram(const std::string& program, std::string_view
   if (!ran) return Fail("cannot run the askpass program {}: {}", program, ran.error().message);
   std::string_view out = ran->out;
   SecretString answer(out.substr(0, out.find_first_of("\r\n")));
-  ClearString(ran->out);
+  Wipe(ran->out);
   if (ran->timed_out) {
     return Fail("the askpass program {} gave no answer within {} s", program,
                 std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
@@ -220,6 +219,20 @@ Result<SecretString> AskWithProgram(const std::string& program, std::string_view
     return Fail("the askpass program {} gave no answer (exit status {})", program, ran->exit_code);
   }
   return answer;
+}
+
+Result<SecretString> AskBy(PromptRoute route, const PromptSetting& setting, std::string_view question, bool echo,
+                           std::chrono::milliseconds timeout) {
+  switch (route) {
+    case PromptRoute::kTerminal:
+      return AskOnTerminal(question, echo, timeout);
+    case PromptRoute::kAskpass:
+      log::Info("asking through {}: {}", setting.askpass, question);
+      return AskWithProgram(setting.askpass, question, timeout);
+    case PromptRoute::kNobody:
+      break;
+  }
+  return Fail("nobody to ask \"{}\"", question);
 }
 
 // Length of the UTF-8 sequence starting at text[at] and its code point; 0 when invalid.
@@ -264,17 +277,12 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
 SecretString::~SecretString() { Clear(); }
 
 void SecretString::Clear() {
-  if (data_) OPENSSL_cleanse(data_.get(), size_ + 1);
+  if (data_) Wipe(data_.get(), size_ + 1);
   data_.reset();
   size_ = 0;
 }
 
-void ClearString(std::string& text) {
-  // Whatever a shorter value left behind in the capacity goes too.
-  text.resize(text.capacity());
-  OPENSSL_cleanse(text.data(), text.size());
-  text.clear();
-}
+void ClearString(std::string& text) { Wipe(text); }
 
 PromptSetting PromptSetting::FromThisProcess() {
   PromptSetting setting;
@@ -329,16 +337,13 @@ Prompter::Prompter(PromptSetting setting) : setting_(std::move(setting)), route_
 Prompter Prompter::ForThisProcess() { return Prompter(PromptSetting::FromThisProcess()); }
 
 Result<SecretString> Prompter::Ask(std::string_view question, bool echo, std::chrono::milliseconds timeout) const {
-  switch (route_) {
-    case PromptRoute::kTerminal:
-      return AskOnTerminal(question, echo, timeout);
-    case PromptRoute::kAskpass:
-      log::Info("asking through {}: {}", setting_.askpass, question);
-      return AskWithProgram(setting_.askpass, question, timeout);
-    case PromptRoute::kNobody:
-      break;
-  }
-  return Fail("nobody to ask \"{}\"", question);
+  // The answer is copied on its way here: into read buffers on the stack (ours, RunCommand's)
+  // and into a string that may grow. Blocks freed meanwhile are cleared, and so is the stack
+  // the question used once it has been answered.
+  WipeFrees wipe_frees;
+  auto answer = AskBy(route_, setting_, question, echo, timeout);
+  WipeStack();
+  return answer;
 }
 
 void Prompter::Tell(std::string_view text) const {

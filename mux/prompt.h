@@ -49,7 +49,7 @@ class SecretString {
   std::size_t size_ = 0;
 };
 
-// Clears `text` in place (OPENSSL_cleanse): for std::string copies that held a secret.
+// Clears `text` in place, capacity included: Wipe(std::string&) of base/secret.h.
 void ClearString(std::string& text);
 
 enum class PromptRoute { kTerminal, kAskpass, kNobody };

@@ -53,7 +53,7 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
   if (!transport) return failed(OpenFailure::kNetwork, transport.error());
   connection->transport_ = std::move(*transport);
 
-  connection->session_.reset(NewSession());  // clears what it frees while authenticating (mux/auth.h)
+  connection->session_.reset(NewSession());  // clears every block libssh2 frees (mux/auth.h)
   LIBSSH2_SESSION* session = connection->session_.get();
   if (session == nullptr) return failed(OpenFailure::kNetwork, Error{"cannot create an SSH session"});
   libssh2_session_set_blocking(session, 1);
@@ -88,7 +88,12 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
             method(LIBSSH2_METHOD_HOSTKEY), method(LIBSSH2_METHOD_CRYPT_CS), method(LIBSSH2_METHOD_CRYPT_SC),
             method(LIBSSH2_METHOD_MAC_CS), method(LIBSSH2_METHOD_MAC_SC));
   auto verified = VerifyHostKey(session, check);
-  if (!verified) return failed(OpenFailure::kHostKey, verified.error());
+  if (!verified) {
+    // A known_hosts that cannot be read now (out of fds...) says nothing about the key: retried
+    // like the network, not handed to a person as an unknown key would be.
+    const bool unreadable = verified.error().kind == HostKeyFailure::kUnreadable;
+    return failed(unreadable ? OpenFailure::kNetwork : OpenFailure::kHostKey, Error{verified.error().message});
+  }
 
   progress("authenticating");
   auto authenticated = connection->Authenticate(params);
