@@ -1,12 +1,15 @@
 #include "mux/control_server.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
 #include "base/log.h"
+#include "base/secret.h"
 
 namespace mconnect::mux {
 namespace {
@@ -19,6 +22,9 @@ constexpr std::size_t kMaxQueuedOutput = 4 * proto::kMaxFrameBytes;
 // the master's peak RSS 112 MiB, 35 MiB with the pause; under valgrind, others' Status 100 s).
 constexpr std::size_t kReadPauseOutput = 64 * 1024;
 constexpr std::chrono::seconds kHelloDeadline{5};
+// A frame begun must be finished within this, counted while the master reads (not while it
+// holds back for the client to take its replies): a client cut mid-frame cannot hold its slot.
+constexpr std::chrono::seconds kFrameDeadline{10};
 
 }  // namespace
 
@@ -32,6 +38,12 @@ struct ControlServer::Client {
   bool closed = false;
   bool backlog = false;  // complete frames wait in `in`: nothing more is read until they are answered
   std::chrono::steady_clock::time_point hello_deadline;
+  std::string refusal;  // no room for this client: say this, and nothing else
+  std::string refusal_hint;
+  // Set while `in` holds the start of a frame and the master is reading.
+  std::optional<std::chrono::steady_clock::time_point> frame_deadline;
+
+  bool reading() const { return out.size() < kReadPauseOutput && !backlog; }
 };
 
 const std::map<std::uint32_t, ControlServer::Handler>& ControlServer::Handlers() {
@@ -51,12 +63,19 @@ const std::map<std::uint32_t, ControlServer::Handler>& ControlServer::Handlers()
 ControlServer::ControlServer(MasterServices& services) : services_(services) {}
 ControlServer::~ControlServer() = default;
 
-void ControlServer::Add(UniqueFd fd) {
+void ControlServer::Add(UniqueFd fd, std::string refusal, std::string refusal_hint) {
   auto client = std::make_unique<Client>();
   client->id = next_id_++;
   client->fd = std::move(fd);
   client->hello_deadline = std::chrono::steady_clock::now() + kHelloDeadline;
+  client->refusal = std::move(refusal);
+  client->refusal_hint = std::move(refusal_hint);
   clients_.emplace(client->id, std::move(client));
+}
+
+std::size_t ControlServer::refusing() const {
+  return static_cast<std::size_t>(
+      std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) { return !entry.second->refusal.empty(); }));
 }
 
 void ControlServer::AddPollFds(std::vector<pollfd>& fds) {
@@ -76,7 +95,7 @@ void ControlServer::HandleEvents(const pollfd* fds, std::size_t count) {
     if (it == clients_.end() || fds[i].revents == 0) continue;
     Client& client = *it->second;
     if (client.closed) continue;
-    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ReadFrom(client);
+    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ReadFrom(client);
     if (!client.closed && (fds[i].revents & POLLOUT)) WriteTo(client);
   }
   std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
@@ -87,6 +106,7 @@ std::optional<std::chrono::steady_clock::time_point> ControlServer::NextDeadline
   for (const auto& [id, client] : clients_) {
     if (client->backlog && client->out.size() < kReadPauseOutput) return std::chrono::steady_clock::now();
     if (!client->hello_done && (!next || client->hello_deadline < *next)) next = client->hello_deadline;
+    if (client->frame_deadline && (!next || *client->frame_deadline < *next)) next = client->frame_deadline;
   }
   return next;
 }
@@ -95,6 +115,9 @@ void ControlServer::ExpireHandshakes() {
   auto now = std::chrono::steady_clock::now();
   for (auto& [id, client] : clients_) {
     if (!client->hello_done && now >= client->hello_deadline) Close(*client, "did not finish its Hello in time");
+    // The clock of a frame runs only while the master reads it.
+    if (!client->reading()) client->frame_deadline.reset();
+    if (client->frame_deadline && now >= *client->frame_deadline) Close(*client, "did not finish a frame in time");
   }
   std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
 }
@@ -103,6 +126,7 @@ void ControlServer::Close(Client& client, std::string_view why) {
   if (client.closed) return;
   if (!why.empty()) log::Warn("control client {}: {}; closing it", client.id, why);
   client.closed = true;
+  Wipe(client.out);  // replies never taken may hold a secret (the mosh key)
   client.fd.Reset();
 }
 
@@ -123,15 +147,29 @@ void ControlServer::ReadFrom(Client& client) {
   if (!client.identified) {
     switch (proto::IdentifyProtocol(client.in)) {
       case proto::Protocol::kNeedMore: return;
-      case proto::Protocol::kControl: client.identified = true; break;
+      case proto::Protocol::kControl:
+        client.identified = true;
+        if (!client.refusal.empty()) return Refuse(client);
+        break;
       case proto::Protocol::kOpenSshMux:
-        services_.AdoptOpenSshClient(std::move(client.fd), std::move(client.in));
+        services_.AdoptOpenSshClient(std::move(client.fd), std::move(client.in), std::move(client.refusal));
         client.closed = true;
         return;
       case proto::Protocol::kUnknown: return Close(client, "sent a first frame of no known protocol");
     }
   }
   ProcessFrames(client);
+}
+
+void ControlServer::Refuse(Client& client) {
+  control::ErrorReply error;
+  error.set_message(client.refusal);
+  error.set_hint(client.refusal_hint);
+  std::vector<std::uint8_t> frame;
+  (void)proto::AppendFrame(frame, proto::MessageType::kError, error);
+  // One small frame: it fits the socket's buffer, or the client is not reading anyway.
+  (void)::send(client.fd.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  Close(client, "");
 }
 
 void ControlServer::ProcessFrames(Client& client) {
@@ -150,6 +188,11 @@ void ControlServer::ProcessFrames(Client& client) {
   client.in.erase(client.in.begin(), client.in.begin() + static_cast<std::ptrdiff_t>(offset));
   auto next = proto::ParseFrame(client.in);
   client.backlog = next && next->has_value();
+  if (client.in.empty() || !client.reading()) {
+    client.frame_deadline.reset();
+  } else if (!client.frame_deadline) {
+    client.frame_deadline = std::chrono::steady_clock::now() + kFrameDeadline;
+  }
 }
 
 void ControlServer::ProcessBacklogs() {
@@ -160,13 +203,16 @@ void ControlServer::ProcessBacklogs() {
 }
 
 void ControlServer::WriteTo(Client& client) {
+  // Replies may carry a secret (StartMoshServerReply's key): what has been written, and what
+  // will never be, leaves no copy behind in `out`.
   while (!client.out.empty()) {
     ssize_t n = ::write(client.fd.get(), client.out.data(), client.out.size());
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
+      Wipe(client.out);
       return Close(client, std::strerror(errno));
     }
-    client.out.erase(client.out.begin(), client.out.begin() + n);
+    EraseFrontWiped(client.out, static_cast<std::size_t>(n));
   }
 }
 
@@ -186,7 +232,14 @@ void ControlServer::Dispatch(Client& client, const proto::Frame& frame) {
 
 void ControlServer::Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message) {
   if (client.closed) return;
-  if (client.out.size() > kMaxQueuedOutput) return Close(client, "does not read its replies");
+  if (client.out.size() > kMaxQueuedOutput) {
+    Wipe(client.out);  // replies it will never get
+    return Close(client, "does not read its replies");
+  }
+  // Grown here rather than by the vector, whose reallocation would free the replies queued so
+  // far (a mosh key among them, maybe) without clearing them.
+  constexpr std::size_t kFrameHeader = 8;
+  ReserveWiped(client.out, client.out.size() + kFrameHeader + std::min(message.ByteSizeLong(), proto::kMaxFrameBytes));
   if (!proto::AppendFrame(client.out, type, message)) {
     control::ErrorReply error;
     error.set_message("reply too large for one frame");

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -38,7 +39,9 @@ class MasterServices {
   virtual void Stop() = 0;
   // A client whose first frame is OpenSSH's mux HELLO: its socket and the bytes read so far
   // (exactly that frame's first 8 bytes) go to the OpenSSH mux server.
-  virtual void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) = 0;
+  // `refusal`, when not empty: the master has no room for this client and says so to whatever it
+  // asks (an OpenSSH session hears it on its stderr, so that ssh does not log in by itself).
+  virtual void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) = 0;
 };
 
 class ControlServer {
@@ -46,7 +49,11 @@ class ControlServer {
   explicit ControlServer(MasterServices& services);
   ~ControlServer();
 
-  void Add(UniqueFd client);
+  // A client from accept(). With a `refusal`, it is only told that (as an ErrorReply, with
+  // `refusal_hint`) and closed; an OpenSSH client goes on to the OpenSSH server with it.
+  void Add(UniqueFd client, std::string refusal = {}, std::string refusal_hint = {});
+  // Clients being refused right now.
+  std::size_t refusing() const;
   // Appends one pollfd per client (in a stable order) ...
   void AddPollFds(std::vector<pollfd>& fds);
   // ... and takes back their revents, same order.
@@ -70,6 +77,8 @@ class ControlServer {
   // Answers the complete frames already read, a turn's worth at most and only while the client
   // takes its replies; the rest waits in its input for a later turn.
   void ProcessFrames(Client& client);
+  // Tells a control client there is no room for it, and closes it.
+  void Refuse(Client& client);
   void WriteTo(Client& client);
   void Dispatch(Client& client, const proto::Frame& frame);
   void Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message);

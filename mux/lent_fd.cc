@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -16,12 +17,14 @@ namespace mconnect::mux {
 
 namespace {
 
-// One open file description that lent fds refer to: a duplicate of it to compare against (with
-// kcmp) and to restore through, its flags before we touched them, and how many lent fds share it.
+// One open file description that lent fds refer to: the file it opens (to find candidates
+// quickly), its flags before we touched them, and the lent fds that share it now. No fd of its
+// own: the last lent fd to go puts the flags back through itself.
 struct Description {
-  UniqueFd handle;
+  dev_t device = 0;
+  ino_t inode = 0;
   int original_flags = 0;
-  int users = 0;
+  std::vector<int> users;
 };
 
 std::vector<Description>& Registry() {
@@ -36,9 +39,12 @@ bool SameDescription(int a, int b) {
   return ::syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
 }
 
-Description* Find(int fd) {
+Description* Find(int fd, const struct stat& st) {
   for (auto& description : Registry()) {
-    if (SameDescription(description.handle.get(), fd)) return &description;
+    if (description.device == st.st_dev && description.inode == st.st_ino &&
+        SameDescription(description.users.front(), fd)) {
+      return &description;
+    }
   }
   return nullptr;
 }
@@ -51,16 +57,16 @@ LentFd::LentFd(UniqueFd fd) : fd_(std::move(fd)) {
   if (!fd_) return;
   is_tty_ = ::isatty(fd_.get()) == 1;
   struct stat st{};
-  is_regular_ = ::fstat(fd_.get(), &st) == 0 && S_ISREG(st.st_mode);
-  if (Description* known = Find(fd_.get())) {
-    ++known->users;
+  if (::fstat(fd_.get(), &st) != 0) return;  // unusable for bookkeeping: leave its flags alone
+  is_regular_ = S_ISREG(st.st_mode);
+  if (Description* known = Find(fd_.get(), st)) {
+    known->users.push_back(fd_.get());
     registered_ = true;
     return;
   }
   int flags = ::fcntl(fd_.get(), F_GETFL);
-  UniqueFd handle(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
-  if (flags < 0 || !handle) return;  // unusable for bookkeeping: leave its flags alone
-  Registry().push_back({std::move(handle), flags, 1});
+  if (flags < 0) return;
+  Registry().push_back({st.st_dev, st.st_ino, flags, {fd_.get()}});
   registered_ = true;
   SetNonBlocking(fd_.get(), true);
 }
@@ -88,9 +94,11 @@ void LentFd::Reset() {
   if (fd_ && registered_) {
     auto& registry = Registry();
     for (auto it = registry.begin(); it != registry.end(); ++it) {
-      if (!SameDescription(it->handle.get(), fd_.get())) continue;
-      if (--it->users == 0) {
-        ::fcntl(it->handle.get(), F_SETFL, it->original_flags);
+      auto user = std::find(it->users.begin(), it->users.end(), fd_.get());
+      if (user == it->users.end()) continue;
+      it->users.erase(user);
+      if (it->users.empty()) {
+        ::fcntl(fd_.get(), F_SETFL, it->original_flags);
         registry.erase(it);
       }
       break;
@@ -100,10 +108,13 @@ void LentFd::Reset() {
   fd_.Reset();
 }
 
-Result<std::optional<UniqueFd>> ReceiveFd(int socket) {
+Result<std::optional<std::vector<UniqueFd>>> ReceiveFds(int socket) {
+  // Room for the most a message may carry (Linux's SCM_MAX_FD), so that the kernel never
+  // truncates: what it would cut off it closes, but what it installs is ours to close.
+  constexpr std::size_t kMaxFdsPerMessage = 253;
   char byte = 0;
   iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   msghdr message{};
   message.msg_iov = &iov;
   message.msg_iovlen = 1;
@@ -111,20 +122,26 @@ Result<std::optional<UniqueFd>> ReceiveFd(int socket) {
   message.msg_controllen = sizeof control;
   ssize_t n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EINTR) return std::optional<UniqueFd>();
-    return Fail("receiving a file descriptor: {}", std::strerror(errno));
+    if (errno == EAGAIN || errno == EINTR) return std::optional<std::vector<UniqueFd>>();
+    return Fail("receiving file descriptors: {}", std::strerror(errno));
   }
-  if (n == 0) return Fail("the client closed the connection while passing file descriptors");
+  // Every fd the kernel installed is owned from here on, whatever else is wrong.
+  std::vector<UniqueFd> fds;
   for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
-    if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS &&
-        header->cmsg_len == CMSG_LEN(sizeof(int))) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS || header->cmsg_len < CMSG_LEN(0)) {
+      continue;
+    }
+    const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
       int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-      return std::optional<UniqueFd>(UniqueFd(fd));
+      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
     }
   }
-  if (message.msg_flags & MSG_CTRUNC) return Fail("a passed file descriptor was truncated");
-  return Fail("the client sent a byte without a file descriptor");
+  if (n == 0) return Fail("the client closed the connection while passing file descriptors");
+  if (message.msg_flags & MSG_CTRUNC) return Fail("the client passed more file descriptors than one message holds");
+  if (fds.empty()) return Fail("the client sent a byte without a file descriptor");
+  return std::optional<std::vector<UniqueFd>>(std::move(fds));
 }
 
 }  // namespace mconnect::mux

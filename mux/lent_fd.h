@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -38,8 +39,11 @@ class LentFd {
 // How many open file descriptions the master currently holds lent fds for (tests).
 std::size_t LentDescriptionCount();
 
-// Receives one fd passed with SCM_RIGHTS on one data byte, as OpenSSH's mm_send_fd sends it.
-// nullopt: nothing there yet (EAGAIN). An error: the peer closed or sent no fd.
-Result<std::optional<UniqueFd>> ReceiveFd(int socket);
+// Receives the fds passed with SCM_RIGHTS on one data byte. OpenSSH's mm_send_fd passes one per
+// byte, but a client may pass up to the kernel's SCM_MAX_FD (253) in one message, and the kernel
+// installs every one of them in this process before anyone looks: all are returned, or closed
+// here (a truncated or malformed message). nullopt: nothing there yet (EAGAIN). An error: the
+// peer closed, sent a byte without fds, or more than the kernel could pass whole.
+Result<std::optional<std::vector<UniqueFd>>> ReceiveFds(int socket);
 
 }  // namespace mconnect::mux

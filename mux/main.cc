@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/terminal.h"
+#include "mux/fd_budget.h"
 #include "mux/listener.h"
 #include "mux/master.h"
 #include "mux/ssh_connection.h"
@@ -227,6 +228,8 @@ int main(int argc, char** argv) {
   // ~530 KiB resident after its connection closed, which the idle master's malloc_trim did not
   // give back: after a burst of 100 clients, 9.9 MiB idle instead of ~6 (bench/run, rss).
   ::mallopt(M_ARENA_MAX, 1);
+  // Every client costs fds; a login's soft limit of 1024 would turn away the 250th session.
+  mconnect::mux::RaiseFdLimit();
   int status = Main(argc, argv);
   // A reconnect attempt may still be running on its thread (mux/reconnector.h): static
   // destructors must not pull libssh2 and OpenSSL from under it. The log flushes every line.

@@ -12,7 +12,10 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/poll.h"
 #include "base/text.h"
+#include "mux/control_requests.h"
+#include "mux/fd_budget.h"
 #include "mux/listener.h"
 #include "mux/mosh_server.h"
 
@@ -24,16 +27,6 @@ volatile sig_atomic_t g_window_changed = 0;
 void OnSignal(int signal) { g_signal = signal; }
 // OpenSSH's mux clients relay SIGWINCH to the master's pid (from MUX_S_ALIVE).
 void OnWindowChange(int) { g_window_changed = 1; }
-
-constexpr std::chrono::milliseconds kDefaultExecTimeout{30000};
-constexpr std::chrono::milliseconds kMaxExecTimeout{10 * 60 * 1000};
-constexpr std::size_t kDefaultExecOutput = 64 * 1024;
-constexpr std::size_t kMaxExecOutput = 256 * 1024;  // both streams fit one control frame
-
-std::chrono::milliseconds Bounded(std::uint32_t requested_ms, std::chrono::milliseconds fallback) {
-  if (requested_ms == 0) return fallback;
-  return std::min(std::chrono::milliseconds(requested_ms), kMaxExecTimeout);
-}
 
 control::ErrorReply MakeError(std::string message, std::string hint = {}) {
   control::ErrorReply error;
@@ -81,11 +74,12 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
 
       server_(*this),
       forwards_(driver_),
-      openssh_(driver_, {[this] { stopping_ = true; }, [this] { StopListening(); },
-                         [this](const openssh::ForwardSpec& spec, Forwards::Opened done) {
-                           forwards_.Open(spec, std::move(done));
-                         },
-                         [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); }}),
+      openssh_([this](std::unique_ptr<ChannelTask> task) { driver_.Start(std::move(task)); },
+               {[this] { stopping_ = true; }, [this] { StopListening(); },
+                [this](const openssh::ForwardSpec& spec, Forwards::Opened done) {
+                  forwards_.Open(spec, std::move(done));
+                },
+                [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); }}),
       listen_fd_(std::move(listen_fd)),
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(std::make_unique<IpHost>(driver_, config_.host)),
@@ -125,19 +119,83 @@ void Master::Overflow(std::unique_ptr<ChannelTask> task) {
   for (auto& extra : extra_) {
     if (!extra->full() && !extra->dead()) return extra->Start(std::move(task));
   }
-  if (extra_.size() + 1 >= kMaxConnections) {
-    return task->Abort(fmt::format("the server refused more sessions on {} connections", extra_.size() + 1));
-  }
+  // Placed by the loop (PlaceWaiting): this runs inside a driver's pump, whose queue must not
+  // change under it.
   overflow_waiting_.push_back(std::move(task));
-  if (std::ranges::none_of(openers_, [](const auto& opener) { return opener->running(); })) OpenAnotherConnection();
+}
+
+bool Master::MayOpenAnother(Clock::time_point now) const {
+  // A connection costs a socket, and a proxy command's pipes; the fds for them must be there
+  // besides the master's own reserve.
+  constexpr std::size_t kConnectionFds = 8;
+  const auto running = static_cast<std::size_t>(
+      std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); }));
+  return now >= next_open_ && extra_.size() + 1 + running < kMaxConnections && running < openers_.size() &&
+         FdBudget::Room() >= kConnectionFds;
 }
 
 void Master::OpenAnotherConnection() {
-  const auto running = std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); });
-  if (extra_.size() + 1 + static_cast<std::size_t>(running) >= kMaxConnections) return;
   for (auto& opener : openers_) {
     if (!opener->running()) return opener->Start();  // strict host key, no person
   }
+}
+
+void Master::PlaceWaiting(Clock::time_point now) {
+  std::erase_if(overflow_waiting_, [](std::unique_ptr<ChannelTask>& task) {
+    if (!task->Abandoned()) return false;
+    task->Abort("gave up waiting for a channel");
+    return true;
+  });
+  // Tasks queued on a connection the server has just called full would only be refused there
+  // one round trip at a time: they come back to wait here.
+  for (SshDriver* driver : Drivers()) {
+    if (!driver->full() || driver->unopened() == 0) continue;
+    for (auto& task : driver->TakeUnopened(driver->unopened())) overflow_waiting_.push_back(std::move(task));
+  }
+  if (overflow_waiting_.empty()) return;
+  if (link_ != Link::kUp) {
+    // The main connection holds them while it is being re-opened (SshDriver::HoldWhileDown).
+    for (auto& task : overflow_waiting_) driver_.Start(std::move(task));
+    overflow_waiting_.clear();
+    return;
+  }
+  // First to connections with room and a short queue of opens.
+  std::size_t placed = 0;
+  for (SshDriver* driver : Drivers()) {
+    while (placed < overflow_waiting_.size() && !driver->dead() && !driver->full() && driver->unopened() < kKeepOpens) {
+      driver->Start(std::move(overflow_waiting_[placed++]));
+    }
+  }
+  overflow_waiting_.erase(overflow_waiting_.begin(), overflow_waiting_.begin() + static_cast<std::ptrdiff_t>(placed));
+  if (overflow_waiting_.empty()) return;
+  const auto running = static_cast<std::size_t>(
+      std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); }));
+  std::vector<SshDriver*> roomy;
+  for (SshDriver* driver : Drivers()) {
+    if (!driver->dead() && !driver->full()) roomy.push_back(driver);
+  }
+  if (!roomy.empty()) {
+    // A burst of opens, not a lack of room: connections with room take the rest into their
+    // queues, unless one being opened will take them.
+    if (running > 0) return;
+    for (std::size_t i = 0; i < overflow_waiting_.size(); ++i) roomy[i % roomy.size()]->Start(std::move(overflow_waiting_[i]));
+    overflow_waiting_.clear();
+    return;
+  }
+  // Every connection is full: as many more as the waiting tasks need, judged by how many
+  // sessions the server allowed on one, within the cap and the fds. Past that they wait here
+  // until a channel closes somewhere (never refused for lack of room: OpenSSH's client would
+  // then log in by itself).
+  const std::size_t wanted = (overflow_waiting_.size() + SessionsPerConnection() - 1) / SessionsPerConnection();
+  for (std::size_t i = running; i < wanted && MayOpenAnother(now); ++i) OpenAnotherConnection();
+}
+
+std::size_t Master::SessionsPerConnection() {
+  std::size_t most = 0;
+  for (SshDriver* driver : Drivers()) {
+    if (driver->full()) most = std::max(most, driver->busy_channels());
+  }
+  return most > 0 ? most : 10;  // sshd's default MaxSessions
 }
 
 void Master::BalanceOpens(Clock::time_point now) {
@@ -145,17 +203,16 @@ void Master::BalanceOpens(Clock::time_point now) {
   // A task that waited this long for its open means the opens really queue up (on loopback
   // one takes well under a millisecond).
   constexpr auto kQueued = std::chrono::milliseconds(20);
-  constexpr std::size_t kKeep = 2;  // unopened tasks a connection keeps for itself
   std::vector<std::unique_ptr<ChannelTask>> surplus;
   for (SshDriver* driver : Drivers()) {
     auto oldest = driver->oldest_unopened();
-    if (driver->dead() || !oldest || now - *oldest < kQueued || driver->unopened() <= kKeep) continue;
-    for (auto& task : driver->TakeUnopened(driver->unopened() - kKeep)) surplus.push_back(std::move(task));
+    if (driver->dead() || !oldest || now - *oldest < kQueued || driver->unopened() <= kKeepOpens) continue;
+    for (auto& task : driver->TakeUnopened(driver->unopened() - kKeepOpens)) surplus.push_back(std::move(task));
   }
   if (surplus.empty()) return;
   // To connections with room in their queue, then to the ones being opened.
   for (SshDriver* driver : Drivers()) {
-    while (!surplus.empty() && !driver->dead() && !driver->full() && driver->unopened() < kKeep) {
+    while (!surplus.empty() && !driver->dead() && !driver->full() && driver->unopened() < kKeepOpens) {
       driver->Start(std::move(surplus.back()));
       surplus.pop_back();
     }
@@ -164,41 +221,41 @@ void Master::BalanceOpens(Clock::time_point now) {
   for (auto& task : surplus) overflow_waiting_.push_back(std::move(task));
   const auto running = static_cast<std::size_t>(
       std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); }));
-  const std::size_t wanted = std::min<std::size_t>(openers_.size(), (overflow_waiting_.size() + kKeep) / (kKeep + 1));
-  if (extra_.size() + 1 + running < kMaxBurstConnections) {
-    for (std::size_t i = running; i < wanted; ++i) OpenAnotherConnection();
+  const std::size_t wanted =
+      std::min<std::size_t>(openers_.size(), (overflow_waiting_.size() + kKeepOpens) / (kKeepOpens + 1));
+  for (std::size_t i = running; i < wanted && extra_.size() + 1 + i < kMaxBurstConnections && MayOpenAnother(now); ++i) {
+    OpenAnotherConnection();
   }
-  if (running == 0 && std::ranges::none_of(openers_, [](const auto& opener) { return opener->running(); })) {
-    // No more connections may be opened for a burst: the main connection takes them back.
-    for (auto& task : overflow_waiting_) driver_.Start(std::move(task));
-    overflow_waiting_.clear();
-  }
+  PlaceWaiting(now);
 }
 
 void Master::OnOverflowOpened(Reconnector& opener) {
   auto outcome = opener.Take();
   if (!outcome) return;
+  const auto now = Clock::now();
   if (!*outcome) {
     log::Warn("another connection to {} failed: {}", config_.destination, outcome->error().message);
+    // Not again at once: a server that refuses connections (MaxStartups) is asked once a second.
+    next_open_ = now + std::chrono::seconds(1);
     if (std::ranges::any_of(openers_, [](const auto& other) { return other->running(); })) return;
-    auto waiting = std::move(overflow_waiting_);
-    overflow_waiting_.clear();
-    for (auto& task : waiting) {
-      // Back to the main connection when it has room; else there is nowhere to go.
-      if (!driver_.full() && !driver_.dead()) {
-        driver_.Start(std::move(task));
-      } else {
-        task->Abort("another connection for more sessions failed: " + outcome->error().message);
-      }
+    if (std::ranges::any_of(Drivers(), [](SshDriver* driver) { return !driver->dead() && !driver->full(); })) {
+      return PlaceWaiting(now);
+    }
+    // Nowhere to go, and no way to make room but waiting: a task that cannot wait hears why.
+    if (outcome->error().kind != OpenFailure::kNetwork) {
+      auto waiting = std::move(overflow_waiting_);
+      overflow_waiting_.clear();
+      for (auto& task : waiting) task->Abort("another connection for more sessions failed: " + outcome->error().message);
     }
     return;
   }
-  auto waiting = std::move(overflow_waiting_);
-  overflow_waiting_.clear();
   auto driver = std::make_unique<SshDriver>(std::move(**outcome), config_.keepalive);
   driver->SetOverflow([this](std::unique_ptr<ChannelTask> next) { Overflow(std::move(next)); });
-  // More than the server allows on one connection come back through Overflow for the next one.
-  for (auto& task : waiting) driver->Start(std::move(task));
+  // As many as the server allows on one connection; the rest wait for the next (those opened
+  // together share them out).
+  const std::size_t share = std::min(overflow_waiting_.size(), SessionsPerConnection());
+  for (std::size_t i = 0; i < share; ++i) driver->Start(std::move(overflow_waiting_[i]));
+  overflow_waiting_.erase(overflow_waiting_.begin(), overflow_waiting_.begin() + static_cast<std::ptrdiff_t>(share));
   extra_.push_back(std::move(driver));
   ++connections_opened_;
   log::Info("opened overflow connection {} to {}", extra_.size(), config_.destination);
@@ -261,6 +318,7 @@ control::StatusReply Master::Status() {
     session.set_to_client(stats.to_client);
     session.set_dropped(stats.dropped);
     session.set_channels(stats.channels);
+    session.set_refused(stats.refused);
   }
   reply.set_relay_dropped(dropped);
   reply.set_channel_window(driver_.ChannelWindow());
@@ -268,14 +326,10 @@ control::StatusReply Master::Status() {
 }
 
 void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply> reply) {
-  if (request.command().empty()) return reply(std::unexpected(MakeError("Exec needs a command")));
-  ExecSpec spec;
-  spec.command = request.command();
-  spec.timeout = Bounded(request.timeout_ms(), kDefaultExecTimeout);
-  spec.max_output = request.max_output() == 0 ? kDefaultExecOutput
-                                              : std::min<std::size_t>(request.max_output(), kMaxExecOutput);
-  log::Info("exec: {}", spec.command);
-  driver_.Exec(std::move(spec), [reply = std::move(reply)](ExecOutcome outcome) {
+  auto spec = ExecFromRequest(request);
+  if (!spec) return reply(std::unexpected(MakeError(spec.error().message)));
+  log::Info("exec: {}", spec->command);
+  driver_.Exec(std::move(*spec), [reply = std::move(reply)](ExecOutcome outcome) {
     if (!outcome.error.empty()) return reply(std::unexpected(MakeError(outcome.error)));
     control::ExecReply result;
     result.set_stdout(std::move(outcome.out));
@@ -289,15 +343,14 @@ void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply>
 }
 
 void Master::DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) {
-  std::vector<std::string> specs(request.strategies().begin(), request.strategies().end());
-  if (specs.empty()) specs.push_back("peer");
-  auto chain = remoteip::Chain::Parse(specs, &ip_cache_);
+  auto params = DiscoverFromRequest(request);
+  if (!params) return reply(std::unexpected(MakeError(params.error().message)));
+  auto chain = remoteip::Chain::Parse(params->strategies, &ip_cache_);
   if (!chain) return reply(std::unexpected(MakeError(chain.error().message)));
-  if (request.refresh()) {
+  if (params->refresh) {
     for (const auto& spec : chain->Specs()) ip_cache_.Erase(spec);  // canonical, as cached
   }
-  auto timeout = Bounded(request.timeout_ms(), std::chrono::milliseconds(10000));
-  chain->Run(*ip_host_, timeout, [reply = std::move(reply)](remoteip::ChainResult result) {
+  chain->Run(*ip_host_, params->timeout, [reply = std::move(reply)](remoteip::ChainResult result) {
     control::DiscoverIpReply out;
     for (const auto& candidate : result.candidates) {
       auto* c = out.add_candidates();
@@ -323,25 +376,18 @@ void Master::StartMoshServer(const control::StartMoshServerRequest& request,
 
 void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
                            Reply<control::StartMoshServerReply> reply) {
-  MoshServerParams params;
-  if (!request.server().empty()) params.server = request.server();
-  if (locale_fallback) {
-    params.locale = {"LANG=C.UTF-8"};
-  } else {
-    params.locale.assign(request.locale().begin(), request.locale().end());
-  }
-  params.colors = request.colors();
-  params.port_range = request.port_range();
-  if (!request.bind().empty()) params.bind = request.bind();
-  params.command.assign(request.command().begin(), request.command().end());
-  params.verbose = static_cast<int>(request.verbose());
-  auto command = BuildMoshServerCommand(params);
+  auto command = MoshServerCommandFromRequest(request, locale_fallback);
   if (!command) return reply(std::unexpected(MakeError(command.error().message)));
 
   log::Info("starting mosh-server: {}", *command);
   auto started = Clock::now();
-  ExecSpec spec{*command, Bounded(request.timeout_ms(), std::chrono::milliseconds(20000)), 16 * 1024};
-  driver_.Exec(std::move(spec), [this, request, locale_fallback, started, locale = params.locale,
+  ExecSpec spec{*command, BoundedTimeout(request.timeout_ms(), std::chrono::milliseconds(20000)), 16 * 1024};
+  // Its output holds the session key: every copy made below until the reply is sent (the parsed
+  // key, the reply message, its frame) is cleared as it is freed (mux/exec_task.h).
+  spec.secret_output = true;
+  std::vector<std::string> locale = locale_fallback ? std::vector<std::string>{"LANG=C.UTF-8"}
+                                                    : std::vector<std::string>(request.locale().begin(), request.locale().end());
+  driver_.Exec(std::move(spec), [this, request, locale_fallback, started, locale = std::move(locale),
                                  reply = std::move(reply)](ExecOutcome outcome) mutable {
     if (!outcome.error.empty()) return reply(std::unexpected(MakeError("cannot start mosh-server: " + outcome.error)));
     if (outcome.timed_out) {
@@ -377,11 +423,13 @@ void Master::StartRelay(const control::StartRelayRequest& request, Reply<control
   if (relays_.size() >= kMaxRelays) {
     return reply(std::unexpected(MakeError(fmt::format("this master already relays {} mosh sessions", kMaxRelays))));
   }
+  auto params = RelayFromRequest(request);
+  if (!params) return reply(std::unexpected(MakeError(params.error().message)));
   if (link_ != Link::kUp) return reply(std::unexpected(MakeError("the master's connection is down: " + link_detail_)));
-  auto relay = UdpRelay::Open(static_cast<int>(request.port()), request.server_pid(), request.relay());
+  auto relay = UdpRelay::Open(params->port, params->server_pid, params->relay);
   if (!relay) return reply(std::unexpected(MakeError(relay.error().message)));
   int local_port = (*relay)->local_port();
-  (*relay)->set_reason(SanitizeForMessage(request.reason(), 200));
+  (*relay)->set_reason(params->reason);
   // Answered once the server side has said which relay it is, so the launcher can say so and
   // mosh-client starts only when its datagrams have somewhere to go.
   (*relay)->SetReady([reply = std::move(reply), local_port](Result<std::string> kind) {
@@ -407,14 +455,14 @@ void Master::UpdateRelays(Clock::time_point now) {
     if (!relay->finished()) return false;
     auto stats = relay->stats();
     relay_dropped_ += stats.dropped;
-    log::Info("mosh relay on 127.0.0.1:{} done: {} datagrams up, {} down, {} dropped, {} channel(s)",
-              relay->local_port(), stats.to_server, stats.to_client, stats.dropped, stats.channels);
+    log::Info("mosh relay on 127.0.0.1:{} done: {} datagrams up, {} down, {} dropped, {} refused, {} channel(s)",
+              relay->local_port(), stats.to_server, stats.to_client, stats.dropped, stats.refused, stats.channels);
     return true;
   });
 }
 
-void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) {
-  openssh_.Adopt(std::move(fd), std::move(first_bytes));
+void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) {
+  openssh_.Adopt(std::move(fd), std::move(first_bytes), std::move(refusal));
 }
 
 void Master::StopListening() {
@@ -423,7 +471,18 @@ void Master::StopListening() {
 }
 
 void Master::AcceptClients() {
+  // A client is admitted while what it may cost leaves the master's reserve alone. Past that, a
+  // few at a time are let in to be refused with a message (each briefly holding its connection
+  // and, for an OpenSSH session, the three fds it lends, from the reserve); the rest wait in the
+  // socket's backlog until those are done.
+  constexpr std::size_t kMaxRefusing = 4;
+  std::size_t room = FdBudget::Room();
   for (int i = 0; i < 64; ++i) {
+    const bool fits = room >= FdBudget::kClientCost;
+    if (!fits && server_.refusing() + openssh_.refusing() >= kMaxRefusing) {
+      accept_paused_until_ = Clock::now() + std::chrono::milliseconds(100);
+      return;
+    }
     auto client = AcceptOwnUid(listen_fd_.get());
     if (!client) {
       log::Warn("{}; not accepting for 1 s", client.error().message);
@@ -431,7 +490,18 @@ void Master::AcceptClients() {
       return;
     }
     if (!client->valid()) return;
-    server_.Add(std::move(*client));
+    if (fits) {
+      room -= FdBudget::kClientCost;
+      server_.Add(std::move(*client));
+      continue;
+    }
+    const std::size_t limit = FdBudget::Limit();
+    log::Warn("refused a new client: out of file descriptors (limit {}, {} kept for the master itself)", limit,
+              FdBudget::kReserve);
+    server_.Add(std::move(*client),
+                fmt::format("the master for {} is out of file descriptors for new clients (limit {})",
+                            config_.destination, limit),
+                "end some sessions or forwards, or start the master with a higher `ulimit -n`");
   }
 }
 
@@ -465,7 +535,11 @@ std::optional<Master::Clock::time_point> Master::ScheduleReconnect(Clock::time_p
   ++attempts_;
   log::Info("reconnect attempt {} to {}", attempts_, config_.destination);
   reconnector_.Start();
-  return std::nullopt;
+  if (reconnector_.running()) return std::nullopt;
+  // Not even started (out of fds for its eventfd): again after the backoff, not on every turn.
+  last_attempt_end_ = now;
+  next_attempt_ = now + ReconnectBackoff(attempts_);
+  return next_attempt_;
 }
 
 void Master::OnReconnectOutcome(Clock::time_point now) {
@@ -577,12 +651,13 @@ int Master::Run() {
         deadline = deadline ? std::min(*deadline, due) : due;
       }
     }
-    // Overflow connections are checked for idleness, relays for a channel to restart, each second.
-    if (!extra_.empty() || !relays_.empty()) {
+    // Overflow connections are checked for idleness, relays for a channel to restart, tasks
+    // waiting for room for a connection to open (or their client gone), each second.
+    if (!extra_.empty() || !relays_.empty() || !overflow_waiting_.empty()) {
       deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
     }
-    if (auto handshake = server_.NextDeadline(); handshake) {
-      deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
+    for (auto handshake : {server_.NextDeadline(), openssh_.NextDeadline(), forwards_.NextDeadline()}) {
+      if (handshake) deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
     }
     if (auto attempt = ScheduleReconnect(now)) deadline = deadline ? std::min(*deadline, *attempt) : *attempt;
     const bool accepting = listen_fd_ && now >= accept_paused_until_;
@@ -625,7 +700,7 @@ int Master::Run() {
       timeout.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(left - seconds).count();
       timeout_ptr = &timeout;
     }
-    int ready = ::ppoll(fds.data(), fds.size(), timeout_ptr, &during_poll);
+    int ready = PollDistinct(fds, timeout_ptr, &during_poll);
     if (ready < 0 && errno != EINTR) {
       log::Error("ppoll: {}", std::strerror(errno));
       exit_status = 1;
@@ -651,9 +726,11 @@ int Master::Run() {
     // After HandleEvents: the control server's poll entries line up with its clients only until
     // one is removed.
     server_.ExpireHandshakes();
+    openssh_.ExpireDeadlines();
     server_.ProcessBacklogs();
     PumpDrivers();  // start what the requests just queued, send what clients just wrote
     BalanceOpens(Clock::now());
+    PlaceWaiting(Clock::now());
     openssh_.Update();
     forwards_.Update();
     if (ready > 0 && accepting && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();

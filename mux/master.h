@@ -60,7 +60,7 @@ class Master : public MasterServices {
                        Reply<control::StartMoshServerReply> reply) override;
   void StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) override;
   void Stop() override { stopping_ = true; }
-  void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes) override;
+  void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) override;
 
  private:
   class IpHost;
@@ -70,6 +70,8 @@ class Master : public MasterServices {
   static constexpr int kParallelOpens = 4;
   static constexpr std::size_t kMaxConnections = 32;
   static constexpr std::size_t kMaxBurstConnections = 8;
+  // Unopened tasks a connection keeps in its own queue; more are spread or wait in the master.
+  static constexpr std::size_t kKeepOpens = 2;
   // The main connection: up; lost and being re-opened; lost for good until a person helps.
   enum class Link { kUp, kReconnecting, kNeedsPerson };
 
@@ -77,8 +79,15 @@ class Master : public MasterServices {
   // An overflow connection being opened is there, or failed: the waiting tasks go on it, or
   // back to the main connection, or (when nothing can take them) fail.
   void OnOverflowOpened(Reconnector& opener);
-  // Starts opening another overflow connection when an opener is free and the cap allows.
+  // Starts opening another overflow connection on a free opener (see MayOpenAnother).
   void OpenAnotherConnection();
+  // Whether the cap on connections, the openers and the fd budget allow one more now.
+  bool MayOpenAnother(Clock::time_point now) const;
+  // Tasks waiting for room (overflow_waiting_) go to a connection that has it, or to one being
+  // opened, or make one be opened; at the cap they wait for a channel to close.
+  void PlaceWaiting(Clock::time_point now);
+  // Sessions the server allows on one connection, as seen on a full one (else sshd's default).
+  std::size_t SessionsPerConnection();
   // Spreads tasks that queue for a channel open (one at a time per connection, a round trip
   // each) over the connections there are, and opens more when a burst outgrows them.
   void BalanceOpens(Clock::time_point now);
@@ -112,6 +121,7 @@ class Master : public MasterServices {
   // authentication, nor wait for them one after another; the tasks wait here meanwhile.
   std::vector<std::unique_ptr<Reconnector>> openers_;
   std::vector<std::unique_ptr<ChannelTask>> overflow_waiting_;
+  Clock::time_point next_open_{};  // after a failed overflow connection, not before this
   int attempts_ = 0;  // since the connection was lost
   Clock::time_point down_since_;
   Clock::time_point next_attempt_;

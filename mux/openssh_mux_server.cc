@@ -5,6 +5,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "mux/escape_filter.h"
 #include "mux/lent_fd.h"
 #include "mux/openssh_mux_codec.h"
+#include "mux/openssh_requests.h"
 #include "mux/openssh_session.h"
 #include "mux/relay.h"
 #include "mux/tty_modes.h"
@@ -26,15 +28,10 @@ namespace ossh = openssh;
 // Bounded: a client that sends without reading replies cannot grow these.
 constexpr std::size_t kMaxControlOutput = 64 * 1024;
 
-// Environment a session may set on the server, as OpenSSH's SendEnv defaults allow and sshd's
-// AcceptEnv usually accepts; everything else the client passes is dropped.
-bool EnvAllowed(std::string_view entry) {
-  std::size_t equals = entry.find('=');
-  if (equals == std::string_view::npos || equals == 0) return false;
-  std::string_view name = entry.substr(0, equals);
-  return name == "LANG" || name == "LANGUAGE" || name.starts_with("LC_") || name == "COLORTERM" ||
-         name == "TERM_PROGRAM" || name == "TZ";
-}
+// A client is given this long for its HELLO, for each frame it begins, and for the fds its
+// NEW_SESSION or NEW_STDIO_FWD announces: OpenSSH's client sends each of them at once. A client
+// idle between whole frames keeps its place (the control protocol's rule too).
+constexpr std::chrono::seconds kHandshake{10};
 
 }  // namespace
 
@@ -61,21 +58,62 @@ struct OpenSshMuxServer::Client {
   bool exit_reported = false;
   std::optional<EscapeFilter> escapes;  // a tty session with an escape character
   winsize window{};
+  // Set while the master waits for this client: its HELLO, the rest of a frame it began, the
+  // fds it announced.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::string refusal;  // no room for this client (see Adopt)
 };
 
-OpenSshMuxServer::OpenSshMuxServer(SshDriver& driver, Hooks hooks) : driver_(driver), hooks_(std::move(hooks)) {}
+OpenSshMuxServer::OpenSshMuxServer(StartChannel start_channel, Hooks hooks)
+    : start_channel_(std::move(start_channel)), hooks_(std::move(hooks)) {}
 OpenSshMuxServer::~OpenSshMuxServer() = default;
 
-void OpenSshMuxServer::Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes) {
+void OpenSshMuxServer::Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) {
   auto client = std::make_unique<Client>();
   client->id = next_id_++;
   client->control = std::move(fd);
   client->in = std::move(first_bytes);
+  client->refusal = std::move(refusal);
   log::Debug("OpenSSH mux client {} connected", client->id);
   Client& ref = *client;
   clients_.emplace(client->id, std::move(client));
+  UpdateDeadline(ref);
   // OpenSSH's client sends its HELLO first and then waits for ours.
   Send(ref, ossh::EncodeHello());
+}
+
+std::size_t OpenSshMuxServer::refusing() const {
+  return static_cast<std::size_t>(
+      std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) { return !entry.second->refusal.empty(); }));
+}
+
+void OpenSshMuxServer::UpdateDeadline(Client& client) {
+  const bool waiting = client.phase == Client::Phase::kHello || client.phase == Client::Phase::kReceivingFds ||
+                       !client.in.empty();
+  if (!waiting) {
+    client.deadline.reset();
+  } else if (!client.deadline) {
+    client.deadline = std::chrono::steady_clock::now() + kHandshake;
+  }
+}
+
+std::optional<std::chrono::steady_clock::time_point> OpenSshMuxServer::NextDeadline() const {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (const auto& [id, client] : clients_) {
+    if (client->deadline && (!next || *client->deadline < *next)) next = client->deadline;
+  }
+  return next;
+}
+
+void OpenSshMuxServer::ExpireDeadlines() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, client] : clients_) {
+    if (client->closed || !client->deadline || now < *client->deadline) continue;
+    Close(*client, client->phase == Client::Phase::kHello          ? "did not finish its HELLO in time"
+                   : client->phase == Client::Phase::kReceivingFds ? "did not pass its file descriptors in time"
+                                                                   : "did not finish a frame in time");
+  }
+  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
 }
 
 void OpenSshMuxServer::AddPollFds(std::vector<pollfd>& fds) {
@@ -102,12 +140,13 @@ void OpenSshMuxServer::HandleEvents(const pollfd* fds, std::size_t count) {
       Client& client = *it->second;
       const pollfd& control = fds[offset];
       if (control.revents & POLLOUT) Flush(client);
-      if (!client.closed && (control.revents & (POLLIN | POLLHUP | POLLERR))) {
+      if (!client.closed && (control.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
         if (client.phase == Client::Phase::kReceivingFds) {
-          ReceiveFds(client);
+          TakeFds(client);
         } else {
           ReadControl(client);
         }
+        if (!client.closed) UpdateDeadline(client);
       }
       if (!client.closed && used == 4) PumpFds(client, fds + offset + 1);
     }
@@ -171,22 +210,20 @@ void OpenSshMuxServer::ReadControl(Client& client) {
           client.request = std::move(m);
           client.fds_wanted = 3;  // stdin, stdout, stderr
           client.phase = Client::Phase::kReceivingFds;
-          ReceiveFds(client);
+          TakeFds(client);
         } else if constexpr (std::is_same_v<T, ossh::NewStdioForward>) {
           if (client.phase != Client::Phase::kReady) return Close(client, "sent a second session request");
-          if (m.port == ossh::kPortStreamLocal || m.port == 0 || m.port > 65535) {
-            return Send(client, ossh::EncodeFailure(m.request_id, "-W needs a host and a TCP port"));
-          }
+          // ssh -W fails with the reason on a FAILURE; it never falls back to a login of its own.
+          if (auto reason = InvalidStdioForward(m)) return Send(client, ossh::EncodeFailure(m.request_id, *reason));
           client.request.request_id = m.request_id;
           client.stdio_forward = std::move(m);
           client.fds_wanted = 2;  // stdin, stdout
           client.phase = Client::Phase::kReceivingFds;
-          ReceiveFds(client);
+          TakeFds(client);
         } else if constexpr (std::is_same_v<T, ossh::OpenForward> || std::is_same_v<T, ossh::CloseForward>) {
           constexpr bool kOpen = std::is_same_v<T, ossh::OpenForward>;
-          if (auto reason = ossh::InvalidForwardReason(m.forward)) {
-            return Send(client, ossh::EncodeFailure(m.request_id, *reason));
-          }
+          if (auto reason = InvalidForward(m.forward)) return Send(client, ossh::EncodeFailure(m.request_id, *reason));
+          if (!client.refusal.empty()) return Send(client, ossh::EncodeFailure(m.request_id, client.refusal));
           if constexpr (kOpen) {
             bool allocate = m.forward.type == ossh::kMuxFwdRemote && m.forward.listen_port == 0;
             hooks_.open_forward(m.forward, [this, id = client.id, request_id = m.request_id,
@@ -207,12 +244,16 @@ void OpenSshMuxServer::ReadControl(Client& client) {
       *message);
 }
 
-void OpenSshMuxServer::ReceiveFds(Client& client) {
+void OpenSshMuxServer::TakeFds(Client& client) {
   while (client.received.size() < client.fds_wanted) {
-    auto fd = ReceiveFd(client.control.get());
-    if (!fd) return Close(client, fd.error().message);
-    if (!fd->has_value()) return;  // the next one has not arrived yet
-    client.received.push_back(std::move(**fd));
+    auto fds = ReceiveFds(client.control.get());
+    if (!fds) return Close(client, fds.error().message);
+    if (!fds->has_value()) return;  // the next one has not arrived yet
+    if (client.received.size() + (*fds)->size() > client.fds_wanted) {
+      return Close(client, fmt::format("passed {} file descriptors where its request takes {}",
+                                       client.received.size() + (*fds)->size(), client.fds_wanted));
+    }
+    for (auto& fd : **fds) client.received.push_back(std::move(fd));
   }
   StartSession(client);
 }
@@ -225,22 +266,38 @@ void OpenSshMuxServer::StartSession(Client& client) {
   client.session_id = next_session_id_++;
   client.phase = Client::Phase::kSession;
   client.pipes = std::make_shared<SessionPipes>();
+  if (!client.refusal.empty()) {
+    if (!client.stdio_forward) return RefuseSession(client, client.refusal);
+    Send(client, ossh::EncodeFailure(client.request.request_id, client.refusal));
+    client.close_after_flush = true;
+    client.phase = Client::Phase::kDone;
+    return Flush(client);
+  }
+  // A descriptor poll() cannot watch (O_PATH) can carry nothing: say so before any channel.
+  const std::pair<const LentFd*, const char*> lent[] = {
+      {&client.stdin_fd, "stdin"}, {&client.stdout_fd, "stdout"}, {&client.stderr_fd, "stderr"}};
+  for (const auto& [fd, name] : lent) {
+    pollfd probe{fd->get(), 0, 0};
+    if (fd->valid() && ::poll(&probe, 1, 0) > 0 && (probe.revents & POLLNVAL)) {
+      const std::string why = fmt::format("the {} it passed cannot be polled (an O_PATH descriptor?)", name);
+      if (!client.stdio_forward) return RefuseSession(client, why);
+      Send(client, ossh::EncodeFailure(client.request.request_id, why));
+      client.close_after_flush = true;
+      client.phase = Client::Phase::kDone;
+      return Flush(client);
+    }
+  }
   if (client.stdio_forward) {
     const auto& forward = *client.stdio_forward;
     log::Info("OpenSSH mux stdio forward {} to {}:{}", client.session_id, forward.host, forward.port);
-    driver_.Start(std::make_unique<ForwardTask>(forward.host, static_cast<int>(forward.port), "127.0.0.1", 0,
-                                                client.pipes));
+    start_channel_(std::make_unique<ForwardTask>(forward.host, static_cast<int>(forward.port), "127.0.0.1", 0,
+                                                 client.pipes));
     return;
   }
 
-  SessionRequest request;
-  request.term = client.request.term;
-  request.command = client.request.command;
-  request.subsystem = client.request.subsystem;
-  request.want_tty = client.request.want_tty;
-  for (const auto& entry : client.request.env) {
-    if (EnvAllowed(entry)) request.env.push_back(entry);
-  }
+  auto session = SessionFromRequest(client.request);
+  if (!session) return RefuseSession(client, session.error());
+  SessionRequest request = std::move(*session);
   if (request.want_tty && client.stdin_fd.is_tty()) {
     termios modes{};
     // libssh2 1.11 caps terminal name + modes at 256 bytes.
@@ -262,7 +319,7 @@ void OpenSshMuxServer::StartSession(Client& client) {
   log::Info("OpenSSH mux session {}: {}{}", client.session_id,
             request.command.empty() ? "shell" : (request.subsystem ? "subsystem " : "exec ") + request.command,
             request.want_tty ? " (pty)" : "");
-  driver_.Start(std::make_unique<OpenSshSessionTask>(std::move(request), client.pipes));
+  start_channel_(std::make_unique<OpenSshSessionTask>(std::move(request), client.pipes));
 }
 
 void OpenSshMuxServer::PumpFds(Client& client, const pollfd* fds) {
@@ -291,10 +348,14 @@ void OpenSshMuxServer::Update() {
     SessionPipes& pipes = *client.pipes;
     if (!pipes.failure.empty() && !client.opened_reported) {
       log::Warn("OpenSSH mux session {} failed: {}", client.session_id, pipes.failure);
-      Send(client, ossh::EncodeFailure(client.request.request_id, pipes.failure));
-      client.close_after_flush = true;
-      client.phase = Client::Phase::kDone;
-      Flush(client);
+      if (client.stdio_forward) {  // ssh -W prints the reason and exits
+        Send(client, ossh::EncodeFailure(client.request.request_id, pipes.failure));
+        client.close_after_flush = true;
+        client.phase = Client::Phase::kDone;
+        Flush(client);
+      } else {
+        RefuseSession(client, pipes.failure);
+      }
       continue;
     }
     if (pipes.opened && !client.opened_reported) {
@@ -314,17 +375,39 @@ void OpenSshMuxServer::Update() {
       std::uint32_t status = pipes.exit_signal.empty() ? static_cast<std::uint32_t>(pipes.exit_status) : 255;
       log::Info("OpenSSH mux session {} exited with {}{}", client.session_id, status,
                 pipes.exit_signal.empty() ? "" : " (signal " + pipes.exit_signal + ")");
-      if (client.opened_reported) {
-        Send(client, ossh::EncodeExitMessage(client.session_id, status));
-      } else {
-        Send(client, ossh::EncodeFailure(client.request.request_id, "the session ended before it started"));
+      if (!client.opened_reported) {
+        RefuseSession(client, "the session ended before it started");
+        continue;
       }
+      Send(client, ossh::EncodeExitMessage(client.session_id, status));
       client.close_after_flush = true;
       client.phase = Client::Phase::kDone;
       Flush(client);
     }
   }
   std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+void OpenSshMuxServer::RefuseSession(Client& client, std::string_view why) {
+  // OpenSSH's client takes a FAILURE (or a closed socket) in answer to NEW_SESSION as "no
+  // master" and logs in by itself: a second authentication, a 2FA prompt, a connection the user
+  // never asked for. So the session "opens" and ends at once with 255, and the reason goes to
+  // the stderr the client lent us.
+  log::Warn("OpenSSH mux client {}: session refused: {}", client.id, why);
+  if (client.session_id == 0) client.session_id = next_session_id_++;
+  if (!client.opened_reported) Send(client, ossh::EncodeSessionOpened(client.request.request_id, client.session_id));
+  client.opened_reported = true;
+  client.exit_reported = true;
+  const int err = client.stderr_fd.valid() ? client.stderr_fd.get() : client.stdout_fd.get();
+  if (err >= 0) {
+    std::string line = fmt::format("mconnect: {}\r\n", why);
+    (void)!::write(err, line.data(), line.size());  // at most PIPE_BUF: it fits where POLLOUT would
+  }
+  if (client.pipes) client.pipes->client_gone = true;
+  Send(client, ossh::EncodeExitMessage(client.session_id, 255));
+  client.close_after_flush = true;
+  client.phase = Client::Phase::kDone;
+  Flush(client);
 }
 
 void OpenSshMuxServer::OnWindowChange() {

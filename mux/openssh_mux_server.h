@@ -6,7 +6,11 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,8 +18,8 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "mux/channel_task.h"
 #include "mux/openssh_mux_codec.h"
-#include "mux/ssh_driver.h"
 
 namespace mconnect::mux {
 
@@ -31,11 +35,20 @@ class OpenSshMuxServer {
     std::function<Result<void>(const openssh::ForwardSpec&)> close_forward;
   };
 
-  OpenSshMuxServer(SshDriver& driver, Hooks hooks);
+  // Takes each channel task this server makes (a session, an ssh -W forward) to whatever opens
+  // channels: the master's SshDriver, a fuzzer's stub. The task reports back only through the
+  // pipes it shares with its client, so the server needs nothing else of the connection.
+  using StartChannel = std::function<void(std::unique_ptr<ChannelTask>)>;
+
+  OpenSshMuxServer(StartChannel start_channel, Hooks hooks);
   ~OpenSshMuxServer();
 
   // A connection whose first 8 bytes (length and type of OpenSSH's HELLO) were already read.
-  void Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes);
+  // With a `refusal`: there is no room for this client; its session ends at once with that
+  // reason on its stderr, its forwards fail with it (what it asks of the master alone is served).
+  void Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal = {});
+  // Clients being refused right now.
+  std::size_t refusing() const;
 
   // Appends this server's pollfds; HandleEvents takes back the same number, same order.
   void AddPollFds(std::vector<pollfd>& fds);
@@ -46,20 +59,27 @@ class OpenSshMuxServer {
   void OnWindowChange();
 
   std::size_t client_count() const { return clients_.size(); }
+  // When the first client that owes the master a HELLO, the rest of a frame or its fds runs out
+  // of time; ExpireDeadlines closes those that have.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
+  void ExpireDeadlines();
 
  private:
   struct Client;
 
   void ReadControl(Client& client);
   void Dispatch(Client& client, std::uint32_t type, const std::vector<std::uint8_t>& frame);
-  void ReceiveFds(Client& client);
+  void TakeFds(Client& client);
+  // Answers NEW_SESSION with a session that ends at once (255), its reason on the client's stderr.
+  void RefuseSession(Client& client, std::string_view why);
+  void UpdateDeadline(Client& client);
   void StartSession(Client& client);
   void PumpFds(Client& client, const pollfd* fds);
   void Send(Client& client, std::vector<std::uint8_t> frame);
   void Flush(Client& client);
   void Close(Client& client, std::string_view why);
 
-  SshDriver& driver_;
+  StartChannel start_channel_;
   Hooks hooks_;
   std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
   std::uint64_t next_id_ = 1;

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -28,6 +29,18 @@ bool IsFatal(int code) {
       return false;
   }
 }
+
+// The time since boot, suspend included (CLOCK_MONOTONIC leaves suspend out).
+std::chrono::nanoseconds BootTime() {
+  timespec now{};
+  ::clock_gettime(CLOCK_BOOTTIME, &now);
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
+
+// Late or asleep by more than this counts as a pause (the loop itself is never this late).
+constexpr auto kPauseSlack = std::chrono::seconds(5);
+// After a pause, the server has this long (at most its usual silence) to answer the probe.
+constexpr auto kProbeWindow = std::chrono::seconds(15);
 
 }  // namespace
 
@@ -64,6 +77,33 @@ void SshDriver::StartSession() {
   libssh2_keepalive_config(session_, 1, static_cast<unsigned>(keepalive_interval_.count()));
   next_keepalive_ = Clock::now() + keepalive_interval_;
   last_heard_ = Clock::now();
+  last_check_ = Clock::now();
+  last_boot_ = BootTime();
+  wake_by_ = Clock::time_point::max();
+  probe_ = false;
+}
+
+void SshDriver::CheckForPause() {
+  const auto now = Clock::now();
+  const auto boot = BootTime();
+  const auto asleep = (boot - last_boot_) - (now - last_check_);
+  // Between two looks the loop either waits in ppoll for what NextDeadline asked, or works on,
+  // which takes far less than kPauseSlack: stopped in the middle of a turn counts too.
+  const auto expected = wake_by_ == Clock::time_point::max() ? last_check_ : std::max(wake_by_, last_check_);
+  const auto late = now - std::min(expected, now);
+  last_check_ = now;
+  last_boot_ = boot;
+  wake_by_ = Clock::time_point::max();
+  if (dead() || (late < kPauseSlack && asleep < kPauseSlack)) return;
+  const auto paused = std::chrono::duration_cast<std::chrono::seconds>(std::max<Clock::duration>(late, asleep));
+  const auto window = std::min<Clock::duration>(Silence(), kProbeWindow);
+  log::Warn("the master was {} for {} s; asking the server whether the connection still stands (answer within {} s)",
+            late >= kPauseSlack ? "stopped" : "asleep", paused.count(),
+            std::chrono::duration_cast<std::chrono::seconds>(window).count());
+  // The silence before the pause is forgotten; the answer to the probe decides.
+  last_heard_ = now - (Silence() - window);
+  next_keepalive_ = now;
+  probe_ = true;
 }
 
 void SshDriver::Replace(std::unique_ptr<SshConnection> connection) {
@@ -191,6 +231,7 @@ std::optional<SshDriver::Clock::time_point> SshDriver::NextDeadline() const {
   for (const auto& slot : slots_) {
     if (auto deadline = slot.task->Deadline()) next = std::min(next, *deadline);
   }
+  wake_by_ = std::min(wake_by_, next);
   return next;
 }
 
@@ -217,6 +258,7 @@ SshDriver::Step SshDriver::Blocked(const void* who) {
 // until the next keepalive). So a round that heard from the server is followed by another, a few at most; after that the
 // loop comes straight back (NextDeadline).
 void SshDriver::Pump() {
+  CheckForPause();
   pump_again_ = false;
   for (int round = 0; round < 4; ++round) {
     const std::uint64_t heard = bytes_heard_;
@@ -338,7 +380,16 @@ bool SshDriver::PumpSlot(Slot& slot) {
 
 SshDriver::Step SshDriver::PumpKeepalive() {
   int seconds = 0;
+  // libssh2 sends only when its own interval has passed since the last keepalive (wall-clock
+  // seconds): a probe shortens it for this one call (2 s, the least libssh2 takes; a pause is
+  // longer).
+  if (probe_) libssh2_keepalive_config(session_, 1, 2);
   int rc = libssh2_keepalive_send(session_, &seconds);
+  if (probe_) {
+    libssh2_keepalive_config(session_, 1, static_cast<unsigned>(keepalive_interval_.count()));
+    if (rc != LIBSSH2_ERROR_EAGAIN) probe_ = false;
+    seconds = static_cast<int>(keepalive_interval_.count());
+  }
   if (rc == LIBSSH2_ERROR_EAGAIN) return Blocked(&next_keepalive_);
   if (rc != 0) {
     Die("keepalive failed: " + Ssh2LastError(session_));

@@ -103,6 +103,12 @@ class SshDriver {
   void CheckFatal();
   // How long the server may stay silent before the connection counts as dead (max(): never).
   Clock::duration Silence() const;
+  // A master that was stopped (SIGSTOP, a debugger, a starved machine) or asleep (suspend, as a
+  // laptop's lid) heard nothing meanwhile through no fault of the server: its silence must not
+  // count. Seen as a wake-up far later than NextDeadline asked for, or CLOCK_BOOTTIME running
+  // ahead of CLOCK_MONOTONIC (which stands still in suspend). Then the connection gets a probe
+  // (a keepalive now) and a short window to answer it, instead of being declared dead.
+  void CheckForPause();
   // libssh2's socket reads go through here: anything read is news from the server.
   static ssize_t Received(libssh2_socket_t socket, void* buffer, size_t length, int flags, void** abstract);
   // Dead: aborts what had a channel, and what waited for one longer than the hold allows.
@@ -125,6 +131,12 @@ class SshDriver {
   Clock::time_point last_heard_ = Clock::now();  // set by Received
   std::uint64_t bytes_heard_ = 0;                 // set by Received
   bool pump_again_ = false;  // the last Pump still heard news: come back at once (NextDeadline)
+  // CheckForPause: when the loop promised to come back (set by NextDeadline), the clocks at the
+  // last look, and whether a keepalive must go out now whatever libssh2's timer says.
+  mutable Clock::time_point wake_by_ = Clock::time_point::max();
+  Clock::time_point last_check_ = Clock::now();
+  Clock::duration last_boot_{};
+  bool probe_ = false;
   std::chrono::seconds hold_{0};
   std::string refusal_;
   std::uint64_t tasks_started_ = 0;

@@ -3,6 +3,10 @@
 // refused with a message (a control client reads it; the master logs each refusal), the master
 // does not spin on the listening socket it cannot accept from (its CPU time over seconds of
 // refusals), the clients it already has keep working, and once fds are free it serves again.
+//
+// And its connection lost while it is out of fds: the reconnect attempts that cannot even open a
+// socket fail like a network that is away (the master neither aborts nor gives up for a person),
+// and once fds are free it reconnects by itself.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
+#include "mux/fd_budget.h"
 #include "proto/client.h"
 #include "tests/hardening/hardening.h"
 
@@ -71,10 +76,12 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
                                                proto::MessageType::kStatusReply, Scaled(5s));
   ASSERT_TRUE(warm) << warm.error().message;
 
-  // Room for three more fds, no more (the connections of StartMaster and MasterPid have gone).
+  // Room for two more clients past the fds the master keeps for itself, no more (the
+  // connections of StartMaster and MasterPid have gone).
   std::this_thread::sleep_for(200ms);
   const int held = FdCount(master);
-  const rlim_t limit = static_cast<rlim_t>(HighestFd(master) + 1 + 3);
+  const rlim_t limit =
+      static_cast<rlim_t>(HighestFd(master) + 1 + mux::FdBudget::kReserve + 2 * mux::FdBudget::kClientCost);
   const rlimit lowered{limit, limit};
   ASSERT_EQ(::prlimit(master, RLIMIT_NOFILE, &lowered, nullptr), 0) << std::strerror(errno);
 
@@ -92,24 +99,32 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
   std::cout << "[ measured ] master held " << held << " fds, limit set to " << limit << "; " << filling.size()
             << " more clients accepted, then: " << refusal << "\n";
   ASSERT_FALSE(refusal.empty()) << "no client was refused at the lowered limit";
-  EXPECT_LE(filling.size(), 3u);
+  // (A control client costs the master one fd, but is admitted only with room for a session's four.)
+  EXPECT_LE(filling.size(), 2 * mux::FdBudget::kClientCost);
   EXPECT_THAT(refusal, HasSubstr("out of file descriptors"));
   EXPECT_THAT(refusal, HasSubstr("hint: "));
   // (valgrind answers the master's getrlimit with its own figure: there, the limit is not checked.)
-  const std::string logged = "refused a new client: out of file descriptors (Too many open files; limit " +
-                             (std::getenv("MCONNECT_HARDENING_MUX") ? "" : std::to_string(limit) + ")");
+  const std::string logged = "refused a new client: out of file descriptors (limit " +
+                             (std::getenv("MCONNECT_HARDENING_MUX") ? "" : std::to_string(limit) + ",");
   EXPECT_TRUE(Eventually([&] { return MasterLog(*lab_).find(logged) != std::string::npos; }, 5s))
       << "not in the master's log: " << logged;
 
-  // An OpenSSH client is refused too and does not hang. (OpenSSH's client then falls back to a
-  // connection of its own, as it does whenever a master fails its hello: its design, not ours.)
+  // An OpenSSH client hears it too, and does not hang: `-O check` is answered (it costs the
+  // master nothing), a session ends at once with 255 and the reason on its stderr. Never a
+  // FAILURE or a closed socket: OpenSSH's client would take either as "no master" and log in by
+  // itself: sshd's authentications are counted at the end).
   CommandOptions quick;
   quick.timeout = Scaled(15s);
   auto check = RunCommand(Ssh({"-O", "check", "lab"}), quick);
   ASSERT_TRUE(check);
   EXPECT_FALSE(check->timed_out);
-  EXPECT_THAT(check->err, HasSubstr("master hello exchange failed"));
-  EXPECT_THAT(check->err, Not(HasSubstr("Master running")));
+  EXPECT_THAT(check->err, HasSubstr("Master running"));
+  auto refused_session = RunCommand(Ssh({"lab", "echo never-run"}), quick);
+  ASSERT_TRUE(refused_session);
+  EXPECT_EQ(refused_session->exit_code, 255) << refused_session->err;
+  EXPECT_THAT(refused_session->err, HasSubstr("mconnect: the master for "));
+  EXPECT_THAT(refused_session->err, HasSubstr("out of file descriptors"));
+  EXPECT_EQ(refused_session->out, "");
 
   // Refusing does not spin: over 3 s in which a client knocks every 100 ms and one stays queued
   // between knocks, the master uses a small fraction of one CPU.
@@ -119,6 +134,12 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
   while (Clock::now() - window_start < 3s) {
     auto knock = proto::ConnectUnix(lab_->SocketPath());
     if (knock) {
+      // A control Hello, as the launcher sends first; it is answered with the refusal.
+      std::vector<std::uint8_t> hello;
+      control::Hello message;
+      message.set_version(proto::kProtocolVersion);
+      (void)proto::AppendFrame(hello, proto::MessageType::kHello, message);
+      (void)!::write(knock->get(), hello.data(), hello.size());
       pollfd pfd{knock->get(), POLLIN, 0};
       refused += ::poll(&pfd, 1, 100) > 0;  // the refusal frame, or the close
     }
@@ -144,6 +165,75 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
   EXPECT_EQ(served->out, "served\n") << served->err;
   to_write.Reset();  // EOF for the remote cat: the session ends
   EXPECT_EQ(session.WaitExit(Scaled(10s)), 0);
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << "a client logged in by itself";
+}
+
+
+TEST_F(FdExhaustionTest, ConnectionLostWhileOutOfFdsIsRetriedAndComesBackOnceFdsFree) {
+  ASSERT_TRUE(StartMaster(*lab_));
+  const pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  auto link = [this]() -> std::string {
+    auto status = StatusOf(*lab_, Scaled(2s));
+    return status ? status->link() + " (" + status->link_detail() + ")" : "(no answer: " + status.error().message + ")";
+  };
+  auto kept = proto::ControlClient::Connect(lab_->SocketPath(), 5s);
+  ASSERT_TRUE(kept) << kept.error().message;
+  auto warm = kept->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                               proto::MessageType::kStatusReply, Scaled(5s));
+  ASSERT_TRUE(warm) << warm.error().message;
+
+  // The server goes away: the master reconnects at once, then every 1, 2, 4... s.
+  lab_->sshd().Stop();
+  ASSERT_TRUE(Eventually([&] { return link().starts_with("reconnecting"); }, Scaled(10s))) << link();
+
+  // Between two attempts, every fd it may have is taken: the limit at its highest fd, and the
+  // holes below filled with control clients until one is refused.
+  std::this_thread::sleep_for(200ms);
+  // Only the soft limit: lowering the hard one could not be undone without CAP_SYS_RESOURCE.
+  rlimit original{};
+  ASSERT_EQ(::prlimit(master, RLIMIT_NOFILE, nullptr, &original), 0) << std::strerror(errno);
+  const rlim_t limit = static_cast<rlim_t>(HighestFd(master) + 1);
+  const rlimit lowered{limit, original.rlim_max};
+  ASSERT_EQ(::prlimit(master, RLIMIT_NOFILE, &lowered, nullptr), 0) << std::strerror(errno);
+  std::vector<proto::ControlClient> filling;
+  std::string refusal;
+  for (int i = 0; i < 40 && refusal.empty(); ++i) {
+    auto client = proto::ControlClient::Connect(lab_->SocketPath(), Scaled(5s));
+    if (client) {
+      filling.push_back(std::move(*client));
+    } else {
+      refusal = client.error().message;
+    }
+  }
+  ASSERT_THAT(refusal, HasSubstr("out of file descriptors")) << filling.size() << " clients accepted";
+  const int failed_before = lab_->CountInMasterLog("; next in ");
+
+  // The server is back, the fds are not: two more attempts (4 to 8, then 8 to 15 s apart) fail,
+  // and the master neither dies nor waits for a person.
+  ASSERT_TRUE(lab_->sshd().Restart());
+  EXPECT_TRUE(Eventually(
+      [&] { return ProcessGone(master) || lab_->CountInMasterLog("; next in ") >= failed_before + 2; }, Scaled(40s)))
+      << "no new attempts while out of fds";
+  ASSERT_FALSE(ProcessGone(master)) << "the master died while out of fds";
+  auto during = kept->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                 proto::MessageType::kStatusReply, Scaled(5s));
+  ASSERT_TRUE(during) << during.error().message;
+  std::cout << "[ measured ] out of fds after " << filling.size() << " more clients; link " << during->link() << " ("
+            << during->link_detail() << ")\n";
+  EXPECT_EQ(during->link(), "reconnecting") << during->link_detail();
+  EXPECT_THAT(during->link_detail(), HasSubstr("Too many open files"));
+
+  // Fds free up: it reconnects on its own (the next attempt is at most 15 s away) and serves.
+  filling.clear();
+  ASSERT_EQ(::prlimit(master, RLIMIT_NOFILE, &original, nullptr), 0) << std::strerror(errno);
+  EXPECT_TRUE(Eventually([&] { return link().starts_with("up"); }, Scaled(40s))) << link();
+  EXPECT_EQ(lab_->MasterPid(), master);
+  CommandOptions quick;
+  quick.timeout = Scaled(15s);
+  auto served = RunCommand(Ssh({"lab", "echo served"}), quick);
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->out, "served\n") << served->err;
 }
 
 }  // namespace

@@ -1,0 +1,109 @@
+// More clients than the master has room for, in ordinary use: hundreds of overlapping `ssh -S`
+// sessions against sshd's MaxSessions of 10, and the same at a low fd limit. Past the server's
+// room the master opens more connections, past its own cap it queues; past its fds it says so.
+// No client may ever log in to sshd by itself: every "Accepted publickey" in sshd's log is one
+// of the master's own connections.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/hardening/hardening.h"
+
+namespace mconnect::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class OverloadTest : public HardeningTest {
+ protected:
+  struct Outcome {
+    int served = 0;   // exit 0, with its own line
+    int refused = 0;  // exit 255, with the master's reason on stderr
+    std::vector<std::string> other;
+  };
+
+  // `count` overlapping `ssh -S lab 'echo cN; sleep SECONDS'`, all started at once.
+  Outcome RunSessions(int count, int seconds) {
+    const std::string dir = lab_->dir().Sub("sessions");
+    std::filesystem::create_directories(dir);
+    const std::string script = "cd " + ShellQuote(dir) + " && for i in $(seq " + std::to_string(count) + "); do (" +
+                               SshLine({"lab"}) + " \"echo c$i; sleep " + std::to_string(seconds) +
+                               "\" >out.$i 2>err.$i </dev/null; echo $? >rc.$i) & done; wait";
+    CommandOptions options;
+    options.timeout = Scaled(240s);
+    const auto started = Clock::now();
+    auto ran = RunCommand(ShellCommand(script), options);
+    EXPECT_TRUE(ran && !ran->timed_out) << "the sessions did not all end";
+    std::cout << "[ measured ] " << count << " overlapping sessions ended after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count() << " ms\n";
+    Outcome outcome;
+    for (int i = 1; i <= count; ++i) {
+      const std::string n = std::to_string(i);
+      const std::string rc = ReadFile(dir + "/rc." + n).value_or("?");
+      const std::string out = ReadFile(dir + "/out." + n).value_or("");
+      const std::string err = ReadFile(dir + "/err." + n).value_or("");
+      if (rc == "0\n" && out == "c" + n + "\n") {
+        ++outcome.served;
+      } else if (rc == "255\n" && out.empty() && err.find("mconnect: ") != std::string::npos) {
+        ++outcome.refused;
+      } else if (outcome.other.size() < 5) {
+        outcome.other.push_back("#" + n + " exit " + rc + " out [" + out + "] err [" + err + "]");
+      }
+    }
+    return outcome;
+  }
+
+  // Every authentication sshd saw was one of the master's connections.
+  void ExpectNoDirectLogin() {
+    auto status = StatusOf(*lab_, Scaled(10s));
+    ASSERT_TRUE(status) << status.error().message;
+    const int logins = lab_->sshd().CountInLog("Accepted publickey");
+    std::cout << "[ measured ] sshd authenticated " << logins << " connections; the master opened "
+              << status->connections_opened() << "\n";
+    EXPECT_EQ(logins, static_cast<int>(status->connections_opened())) << "a client logged in by itself";
+  }
+};
+
+TEST_F(OverloadTest, FiveHundredOverlappingSessionsAreAllServedThroughTheMaster) {
+  ASSERT_TRUE(StartMaster(*lab_));
+  const pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  Outcome outcome = RunSessions(500, 20);  // long enough for all 500 to overlap: past 32 × 10
+  EXPECT_EQ(outcome.served, 500) << (outcome.other.empty() ? "" : outcome.other.front());
+  EXPECT_EQ(lab_->MasterPid(), master);
+  ExpectNoDirectLogin();
+}
+
+// A login's usual fd limit: 300 sessions of four fds each do not fit. Those that do not are
+// told so by the master; none logs in by itself, and the master keeps its pid.
+TEST_F(OverloadTest, AtALowFdLimitSessionsAreServedOrToldNeverLeftToLogInAlone) {
+  ASSERT_TRUE(StartMaster(*lab_));
+  const pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  const rlimit low{1024, 1024};
+  ASSERT_EQ(::prlimit(master, RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+  Outcome outcome = RunSessions(300, 10);
+  std::cout << "[ measured ] at 1024 fds: " << outcome.served << " served, " << outcome.refused
+            << " refused with a message\n";
+  EXPECT_EQ(outcome.served + outcome.refused, 300) << (outcome.other.empty() ? "" : outcome.other.front());
+  EXPECT_GT(outcome.served, 180);  // (1024 - 64 kept) / 4 fds a session, less the connections
+  EXPECT_EQ(lab_->MasterPid(), master);
+  ExpectNoDirectLogin();
+  // Served again once they are gone.
+  CommandOptions quick;
+  quick.timeout = Scaled(20s);
+  auto later = RunCommand(Ssh({"lab", "echo later"}), quick);
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->out, "later\n") << later->err;
+}
+
+}  // namespace
+}  // namespace mconnect::testing
