@@ -35,10 +35,10 @@ std::size_t FdBudget::Limit() {
   return static_cast<std::size_t>(current.rlim_cur);
 }
 
-std::size_t FdBudget::Room() {
+std::size_t FdBudget::Room(std::size_t promised) {
   auto open = CountOpenFds();
   if (!open) return std::size_t{1} << 20;
-  const std::size_t used = *open + kReserve;
+  const std::size_t used = *open + promised + kReserve;
   const std::size_t limit = Limit();
   return used >= limit ? 0 : limit - used;
 }

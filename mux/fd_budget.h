@@ -28,7 +28,10 @@ class FdBudget {
   // The fds that may still be taken without touching the reserve: RLIMIT_NOFILE's soft limit
   // as it is now (it may be changed from outside: prlimit), less the open fds and the reserve.
   // Unknown (no /proc): as good as unlimited, and accept() failing with EMFILE is the only word.
-  static std::size_t Room();
+  // `promised`: fds not open yet that admitted clients will still bring (the three an `ssh -S`
+  // session lends after its HELLO); counting them keeps a slow master from admitting, while
+  // earlier clients are still in their handshake, more than it can take in.
+  static std::size_t Room(std::size_t promised = 0);
   // The soft limit, for messages.
   static std::size_t Limit();
 };

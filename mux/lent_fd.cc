@@ -139,7 +139,8 @@ Result<std::optional<std::vector<UniqueFd>>> ReceiveFds(int socket) {
     }
   }
   if (n == 0) return Fail("the client closed the connection while passing file descriptors");
-  if (message.msg_flags & MSG_CTRUNC) return Fail("the client passed more file descriptors than one message holds");
+  // Truncated: more than a message holds, or this process had no fd left to install them in.
+  if (message.msg_flags & MSG_CTRUNC) return Fail("not every file descriptor the client passed could be taken");
   if (fds.empty()) return Fail("the client sent a byte without a file descriptor");
   return std::optional<std::vector<UniqueFd>>(std::move(fds));
 }

@@ -221,7 +221,13 @@ TEST_F(SoakTest, EverythingAtOnceLeavesTheSameMasterWithNothingLostOrLeaked) {
   EXPECT_EQ(prober.failures(), 0) << prober.first_failure();
   EXPECT_LE(after_fds, idle_fds) << FdListing(master);
   // Back to idle: within a few MiB (a trimmed heap keeps some of its top, libraries map more).
+  // Not under AddressSanitizer, whose allocator keeps freed memory in quarantine and never trims
+  // (LeakSanitizer checks there that nothing is leaked).
+#if defined(__SANITIZE_ADDRESS__)
+  std::cout << "[ soak     ] RSS after not compared with idle: AddressSanitizer's allocator keeps what was freed\n";
+#else
   EXPECT_LE(after_rss, idle_rss + 4096);
+#endif
   EXPECT_LT(took, Scaled(170s));
 }
 
