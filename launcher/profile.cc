@@ -169,6 +169,29 @@ Result<void> ReadTransport(const std::string& path, std::string_view key, const 
   return {};
 }
 
+// OpenSSH's ControlPersist: a number of seconds (0: stay until stopped), "yes" (the same as 0)
+// or "no" (exit as soon as the last client has gone).
+Result<void> ReadPersist(const std::string& path, std::string_view key, const toml::node& node,
+                         Profile::Layer& layer) {
+  if (node.is_integer()) {
+    auto seconds = GetSeconds(path, key, node);
+    if (!seconds) return Fail(seconds.error());
+    layer.persist_s = *seconds;
+    return {};
+  }
+  const auto* word = node.as_string();
+  if (word == nullptr) {
+    return FailAt(At(path, node.source()), "{} must be a number of seconds, \"yes\" or \"no\", not {}", key,
+                  TypeName(node.type()));
+  }
+  if (word->get() != "yes" && word->get() != "no") {
+    return FailAt(At(path, node.source()), "{} \"{}\" is neither \"yes\" nor \"no\" (seconds are a number: {} = 600)",
+                  key, word->get(), key);
+  }
+  layer.persist_s = word->get() == "yes" ? kPersistForever : kPersistNo;
+  return {};
+}
+
 Result<void> ReadSocketDir(const std::string& path, std::string_view key, const toml::node& node,
                            Profile::Layer& layer) {
   auto dir = GetString(path, key, node);
@@ -215,13 +238,7 @@ constexpr KeySpec kKeys[] = {
        layer.client = std::move(*value);
        return {};
      }},
-    {"persist",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetSeconds(path, key, node);
-       if (!value) return Fail(value.error());
-       layer.persist_s = *value;
-       return {};
-     }},
+    {"persist", ReadPersist},
     {"keepalive",
      [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
        auto value = GetSeconds(path, key, node);

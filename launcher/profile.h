@@ -31,7 +31,7 @@ struct HostProfile {
   std::string predict = "adaptive";
   std::string server = "mosh-server";
   std::string client = "mosh-client";
-  int persist_s = 600;   // the master's lifetime with nothing open
+  int persist_s = 600;   // the master's life with nothing open: seconds, kPersistForever, kPersistNo
   int keepalive_s = 30;  // between SSH keepalives; 0 = none
   std::string socket_dir;  // empty = $XDG_RUNTIME_DIR/mconnect, else /tmp/mconnect-UID
   std::string host_key_policy = "ask";  // ask | accept-new | strict

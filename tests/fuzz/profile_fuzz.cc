@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   for (std::string_view host : {"", "lab", "bebou", "x.example.org", "*"}) {
     const HostProfile settings = profile->ForHost(host);
-    if (settings.remote_ip.empty() || settings.persist_s < 0 || settings.keepalive_s < 0 ||
+    if (settings.remote_ip.empty() || settings.persist_s < kPersistNo || settings.keepalive_s < 0 ||
         settings.remote_ip_timeout_s < 0 || settings.remote_ip_cache_ttl_s < 0) {
       std::abort();
     }

@@ -272,7 +272,9 @@ TEST_F(ProfileTest, UnknownKeysAreErrors) {
 
 TEST_F(ProfileTest, WrongTypesAreErrors) {
   EXPECT_EQ(LoadError("[defaults]\n\npersist = \"600\"\n"),
-            "config.toml:3: persist must be an integer (seconds), not a string");
+            "config.toml:3: persist \"600\" is neither \"yes\" nor \"no\" (seconds are a number: persist = 600)");
+  EXPECT_EQ(LoadError("[defaults]\npersist = true\n"),
+            "config.toml:2: persist must be a number of seconds, \"yes\" or \"no\", not a boolean");
   EXPECT_EQ(LoadError("[defaults]\nkeepalive = 1.5\n"),
             "config.toml:2: keepalive must be an integer (seconds), not a float");
   EXPECT_EQ(LoadError("[defaults]\nremote-ip = \"peer\"\n"),
@@ -321,18 +323,43 @@ TEST_F(ProfileTest, BadValuesAreErrors) {
   EXPECT_EQ(LoadError("[host.\"\"]\npersist = 1\n"), "config.toml:1: host.\"\" has an empty host pattern");
 }
 
+// persist has OpenSSH's ControlPersist meanings: a number of seconds (0: until stopped), "yes"
+// (the same as 0) or "no" (exit as soon as the last client has gone).
+TEST_F(ProfileTest, PersistIsControlPersist) {
+  const Profile profile = Load(R"(
+[defaults]
+persist = 0
+[host.kept]
+persist = "yes"
+[host.brief]
+persist = "no"
+[host.timed]
+persist = 90
+)");
+  EXPECT_EQ(profile.ForHost("other").persist_s, kPersistForever);
+  EXPECT_EQ(profile.ForHost("kept").persist_s, kPersistForever);
+  EXPECT_EQ(profile.ForHost("brief").persist_s, kPersistNo);
+  EXPECT_EQ(profile.ForHost("timed").persist_s, 90);
+  EXPECT_EQ(LoadError("[defaults]\npersist = \"forever\"\n"),
+            "config.toml:2: persist \"forever\" is neither \"yes\" nor \"no\" (seconds are a number: persist = 600)");
+  // The command line still wins.
+  Options o = ParseOk({"--persist=no", "kept"});
+  ApplyProfile(o, profile.ForHost("kept"));
+  EXPECT_EQ(o.persist_s, kPersistNo);
+}
+
 TEST_F(ProfileTest, EveryHostTableIsCheckedNotOnlyTheOneInUse) {
   EXPECT_THAT(LoadError("[host.never-used]\npredict = \"bogus\"\n"), StartsWith("config.toml:2: predict \"bogus\""));
 }
 
 TEST_F(ProfileTest, ErrorUsesThePathAsGiven) {
-  Write("[defaults]\npersist = \"x\"\n", "relative.toml");
+  Write("[defaults]\nkeepalive = \"x\"\n", "relative.toml");
   const std::string cwd = std::filesystem::current_path().string();
   ASSERT_EQ(::chdir(dir_.c_str()), 0);
   auto profile = LoadProfile("relative.toml");
   ASSERT_EQ(::chdir(cwd.c_str()), 0);
   ASSERT_FALSE(profile);
-  EXPECT_EQ(profile.error().message, "relative.toml:2: persist must be an integer (seconds), not a string");
+  EXPECT_EQ(profile.error().message, "relative.toml:2: keepalive must be an integer (seconds), not a string");
 }
 
 TEST_F(ProfileTest, EmptyMoshPortsMeansMoshServerDefault) {

@@ -1,11 +1,13 @@
 // `mconnect doctor` against a real sshd: all OK on the lab as it is; and on a lab whose
 // server sessions lack mosh-server on their PATH, or lack a UTF-8 locale, or whose host key
-// changed, the failing check names the problem and the fix.
+// changed, or where UDP does not pass, the failing check names the problem and the fix. And the
+// hints that send a person to doctor carry the options that decide what it checks.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -136,6 +138,111 @@ TEST_F(DoctorTest, NothingListeningIsATcpFailureWithTheFix) {
   EXPECT_THAT(doctor.out, HasSubstr("FAIL  tcp            cannot reach 127.0.0.1 port "));
   EXPECT_THAT(doctor.out, HasSubstr("Connection refused"));
   EXPECT_THAT(doctor.out, HasSubstr("fix: check HostName and Port"));
+}
+
+// `mconnect --ssh='ssh -p 1' bebou` fails; its hint used to say `mconnect doctor bebou`, which
+// checks the usual port and finds nothing wrong. The hint carries the options that decide what
+// is reached, shell-quoted, and pasted into a shell it checks what failed.
+TEST_F(DoctorTest, TheHintOfAFailedConnectionCarriesItsOptions) {
+  Start();
+  const std::string ssh = "ssh -F " + lab_->sshd().ssh_config() + " -o Port=1";
+  auto failed = lab_->Run({"--ssh=" + ssh, "--transport=udp", "-p", "60001:60010", "-4", "lab"}, 60s);
+  ASSERT_TRUE(failed) << failed.error().message;
+  EXPECT_EQ(failed->exit_code, 255) << failed->err;
+  const std::string hint = "mconnect doctor --ssh='" + ssh + "' --port=60001:60010 --transport=udp lab";
+  EXPECT_THAT(failed->err, HasSubstr("hint: `" + hint + "` checks each step and says what to fix")) << failed->err;
+
+  CommandOptions options;
+  options.timeout = 90s;
+  auto pasted = RunCommand(lab_->env().Command({"sh", "-c", hint}), options);
+  ASSERT_TRUE(pasted) << pasted.error().message;
+  EXPECT_EQ(pasted->exit_code, 255) << pasted->out << pasted->err;
+  EXPECT_THAT(pasted->out, HasSubstr("FAIL  tcp            cannot reach 127.0.0.1 port 1 ("));
+}
+
+// With --transport=udp and UDP not passing (the probe aims at 127.0.0.2, where nothing answers:
+// mosh-server listens on the SSH connection's 127.0.0.1 only), the udp check fails, and so does
+// the transport, once: no OK for what just failed. The fix is the line that works, over SSH.
+TEST_F(DoctorTest, TransportUdpWhereUdpDoesNotPassFailsOnceAndNamesWhatWorks) {
+  Start();
+  auto blocked = Doctor({"--transport=udp", "--remote-ip=static:127.0.0.2"});
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.out << blocked.err;
+  EXPECT_THAT(blocked.out, HasSubstr("FAIL  udp            127.0.0.2:"));
+  EXPECT_THAT(blocked.out, HasSubstr("fix: UDP is blocked on the way to 127.0.0.2: forward UDP ports 60001:60999 to "
+                                     "the server (mosh-server tried port "));
+  EXPECT_THAT(blocked.out, HasSubstr("), or let mosh go over SSH (see relay below)\n"));
+  EXPECT_THAT(blocked.out, HasSubstr("OK    relay          mosh-server answered through the"));
+  EXPECT_THAT(blocked.out, HasSubstr("FAIL  transport      udp (--transport=udp): mosh-client would hear nothing from "
+                                     "mosh-server (no answer over UDP from 127.0.0.2:"));
+  EXPECT_THAT(blocked.out, HasSubstr("fix: mosh over SSH works here (relay above): run `mconnect --ssh='ssh -F " +
+                                     lab_->sshd().ssh_config() +
+                                     "' --remote-ip=static:127.0.0.2 --transport=ssh lab`, or leave out "
+                                     "--transport=udp (auto, the default, then goes over SSH by itself)"));
+  EXPECT_THAT(blocked.out, Not(HasSubstr("OK    transport")));
+
+  auto passing = Doctor({"--transport=udp"});
+  EXPECT_EQ(passing.exit_code, 0) << passing.out << passing.err;
+  EXPECT_THAT(passing.out, HasSubstr("OK    transport      udp (--transport=udp): mosh-server answered over UDP at "
+                                     "127.0.0.1 in "));
+  EXPECT_THAT(passing.out, Not(HasSubstr("FAIL")));
+}
+
+// The same with `transport = "udp"` in the profile: the fix names the profile.
+TEST_F(DoctorTest, TransportUdpFromTheProfileWhereUdpDoesNotPassNamesTheProfile) {
+  Start();
+  std::filesystem::create_directories(lab_->env().config_home + "/mconnect");
+  std::ofstream(lab_->env().config_home + "/mconnect/config.toml") << "[defaults]\ntransport = \"udp\"\n";
+  auto blocked = Doctor({"--remote-ip=static:127.0.0.2"});
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.out << blocked.err;
+  EXPECT_THAT(blocked.out, HasSubstr("fix: mosh over SSH works here (relay above): run `mconnect --ssh='ssh -F " +
+                                     lab_->sshd().ssh_config() +
+                                     "' --remote-ip=static:127.0.0.2 --transport=ssh lab`, or take transport = \"udp\" "
+                                     "out of the profile (auto, the default, then goes over SSH by itself)"));
+}
+
+// Neither UDP nor the relay (the server's sessions have no perl and no mconnect on their PATH):
+// the transport fails once more, and its fix says that SSH is no way out either.
+TEST_F(DoctorTest, TransportUdpWhereNeitherUdpNorTheRelayPassesSaysSo) {
+  TempDir bin;
+  for (const char* tool : {"sh", "bash", "env", "sleep", "kill", "cat", "tail", "locale", "true", "grep", "sed",
+                           "mosh-server"}) {
+    std::string target = std::string("/usr/bin/") + tool;
+    if (::access(target.c_str(), X_OK) == 0) std::filesystem::create_symlink(target, bin.Sub(tool));
+  }
+  Start("SetEnv PATH=" + bin.path());
+  auto blocked = Doctor({"--transport=udp", "--remote-ip=static:127.0.0.2"});
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.out << blocked.err;
+  EXPECT_THAT(blocked.out, HasSubstr("FAIL  udp            127.0.0.2:"));
+  EXPECT_THAT(blocked.out, HasSubstr("FAIL  relay"));
+  EXPECT_THAT(blocked.out, HasSubstr("FAIL  transport      udp (--transport=udp): mosh-client would hear nothing"));
+  EXPECT_THAT(blocked.out, HasSubstr("fix: forward the UDP ports (see udp above); mosh over SSH does not work either "
+                                     "(relay above)"));
+  EXPECT_THAT(blocked.out, Not(HasSubstr("OK    transport")));
+}
+
+// The remote-ip check's fix names the `mconnect ip` line with the same --ssh and chain.
+TEST_F(DoctorTest, ARemoteIpFailureNamesTheIpLineWithItsOptions) {
+  Start();
+  auto failed = Doctor({"--remote-ip=command:true"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.out << failed.err;
+  EXPECT_THAT(failed.out, HasSubstr("fix: add a working --remote-ip strategy (see `mconnect ip --ssh='ssh -F " +
+                                    lab_->sshd().ssh_config() +
+                                    "' --remote-ip=command:true lab` and contrib/remote-ip/README.md)"));
+}
+
+// A session with --transport=udp --probe-udp where no address answers still tries UDP, as told,
+// and says which line would carry mosh over SSH instead.
+TEST_F(DoctorTest, ASessionWithTransportUdpWhereUdpDoesNotPassNamesTheWayOverSsh) {
+  Start();
+  auto session = lab_->Run({lab_->SshOption(), "--transport=udp", "--probe-udp", "--remote-ip=static:127.0.0.2", "lab"},
+                           60s);
+  ASSERT_TRUE(session) << session.error().message;
+  EXPECT_THAT(session->err, HasSubstr("mconnect: no address answered over UDP (127.0.0.2: "));
+  EXPECT_THAT(session->err, HasSubstr("); trying 127.0.0.2 anyway (transport udp)\nmconnect: hint: `mconnect --ssh='ssh -F " +
+                                      lab_->sshd().ssh_config() +
+                                      "' --remote-ip=static:127.0.0.2 --transport=ssh lab` carries mosh over SSH instead, "
+                                      "as transport auto (the default) would\n"))
+      << session->err;
 }
 
 }  // namespace

@@ -205,6 +205,39 @@ TEST(ConfigPage, KeysAreThoseOfTheExampleProfile) {
   EXPECT_EQ(documented, keys);
 }
 
+// A session's status is mosh-client's, which is 0 whatever the remote command returned (see
+// tests/ux/exit_status_test.cc): the page and the help say so, not that it is the command's.
+TEST(ManPage, ExitStatusOfASessionIsMoshClientsNotTheCommands) {
+  std::string section;
+  for (const std::string& line : Section(Page("mconnect.1"), "EXIT STATUS")) section += line + " ";
+  EXPECT_THAT(section, ::testing::HasSubstr("mosh-client exits 0 whatever the remote command returned"));
+  EXPECT_THAT(section, ::testing::Not(::testing::HasSubstr("whose exit status is the command's")));
+  EXPECT_THAT(Help({"--help"}), ::testing::HasSubstr("the status is mosh-client's: 0 whatever the remote command"));
+}
+
+// persist (--persist) has one meaning everywhere, OpenSSH's ControlPersist: a number of seconds,
+// "yes" or 0 until stopped, "no" exit as soon as the last client has gone.
+TEST(ConfigPage, PersistHasControlPersistsMeaningsEverywhere) {
+  std::string config;
+  for (const std::string& line : Section(Page("mconnect-config.5"), "KEYS")) config += line + " ";
+  std::string options;
+  for (const std::string& line : Section(Page("mconnect.1"), "OPTIONS")) options += line + " ";
+  std::ifstream in(std::string(MCONNECT_SOURCE_DIR) + "/contrib/config.toml.example");
+  std::stringstream example;
+  example << in.rdbuf();
+  const std::string help = Help({"--help"});
+  for (const std::string& text : {config, options, example.str(), help}) {
+    EXPECT_THAT(text, ::testing::HasSubstr("ControlPersist"));
+    EXPECT_THAT(text, ::testing::HasSubstr("as soon as"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("0 exits as soon as")));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("0 = exit as soon as")));
+  }
+  EXPECT_THAT(config, ::testing::HasSubstr("or 0: until it is stopped;"));
+  EXPECT_THAT(example.str(), ::testing::HasSubstr("\"yes\" or 0 = until `mconnect stop`; \"no\" = exit as soon as the last client"));
+  EXPECT_THAT(help, ::testing::HasSubstr("SECONDS, yes (or 0:\n                             until stopped) or no (exit as soon as the last\n"
+                                         "                             client has gone)"));
+}
+
 TEST(ManPage, GroffRendersEveryPageWithoutWarnings) {
   for (const char* page : {"mconnect.1", "mconnect-mux.1", "mconnect-config.5"}) {
     SCOPED_TRACE(page);

@@ -83,7 +83,9 @@ TEST_F(TerminalTest, AFailureIsOneLinePlusAHint) {
   ASSERT_EQ(lines.size(), 2u) << session->err;
   EXPECT_THAT(lines[0], StartsWith("mconnect: "));
   EXPECT_THAT(lines[0], HasSubstr("127.0.0.1"));
-  EXPECT_EQ(lines[1], "mconnect: hint: `mconnect doctor lab` checks each step and says what to fix");
+  // The doctor line keeps the --ssh that says where the lab is.
+  EXPECT_EQ(lines[1], "mconnect: hint: `mconnect doctor --ssh='ssh -F " + lab_->sshd().ssh_config() +
+                          "' lab` checks each step and says what to fix");
 }
 
 }  // namespace
