@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <libssh2.h>
 
@@ -33,7 +34,13 @@ using Ssh2Agent = std::unique_ptr<LIBSSH2_AGENT, Ssh2AgentFree>;
 // libssh2_init once per process; safe to call repeatedly.
 void Ssh2GlobalInit();
 
-// "LIBSSH2_ERROR_...(-N): message" for the session's last error.
+// What libssh2 error `code` (LIBSSH2_ERROR_...) means, in words for the user; every code has
+// some ("an error this mconnect does not know" for one a newer libssh2 adds).
+std::string_view Ssh2ErrorWords(int code);
+
+// The session's last error as a user reads it: the words first, libssh2's own message and the
+// number beside them: "reading from the server failed: the connection is broken (libssh2: Error
+// waiting on socket, error -43)". No libssh2 number reaches a user without its words.
 std::string Ssh2LastError(LIBSSH2_SESSION* session);
 
 }  // namespace mconnect

@@ -51,9 +51,22 @@ void PrintFailure(std::string_view program, std::string_view text, std::string_v
   }
 }
 
+namespace {
+
+ProgressLine* g_shown = nullptr;  // the line on the screen now (one process, one terminal)
+
+}  // namespace
+
+void HideProgress() {
+  if (g_shown != nullptr) g_shown->Hide();
+}
+
 ProgressLine::ProgressLine(std::string prefix) : prefix_(std::move(prefix)), enabled_(::isatty(STDERR_FILENO) == 1) {}
 
-ProgressLine::~ProgressLine() { Clear(); }
+ProgressLine::~ProgressLine() {
+  Clear();
+  if (g_shown == this) g_shown = nullptr;
+}
 
 void ProgressLine::EndStep() {
   if (step_.empty()) return;
@@ -71,10 +84,15 @@ void ProgressLine::Step(std::string_view what) {
   std::fprintf(stderr, "\r\033[K%s: %.*s…", prefix_.c_str(), int(what.size()), what.data());
   std::fflush(stderr);
   shown_ = true;
+  g_shown = this;
 }
 
 void ProgressLine::Clear() {
   EndStep();
+  Hide();
+}
+
+void ProgressLine::Hide() {
   if (!shown_) return;
   std::fputs("\r\033[K", stderr);
   std::fflush(stderr);

@@ -44,6 +44,8 @@ class ProgressLine {
   void Step(std::string_view what);
   // Ends the current step and erases the line (before anything else is printed).
   void Clear();
+  // Erases the line, the step going on (a question is asked within it).
+  void Hide();
 
   struct Timed {
     std::string step;
@@ -62,5 +64,9 @@ class ProgressLine {
   std::chrono::steady_clock::time_point step_start_;
   std::vector<Timed> timings_;
 };
+
+// Erases the progress line shown now, if any: call before anything else goes to the terminal
+// (a question, a warning), so that it does not start after "mconnect: bebou: handshake…".
+void HideProgress();
 
 }  // namespace mconnect::term

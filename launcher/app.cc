@@ -1,6 +1,7 @@
 #include "launcher/app.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 #include <thread>
 
@@ -24,6 +26,7 @@
 #include "base/unique_fd.h"
 #include "launcher/doctor.h"
 #include "launcher/master_link.h"
+#include "launcher/masters.h"
 #include "launcher/mosh_client.h"
 #include "launcher/profile.h"
 #include "launcher/ssh_config.h"
@@ -40,9 +43,10 @@ using std::chrono::milliseconds;
 // One line, and a hint on the next when there is one (the master's replies carry theirs).
 void PrintError(const Error& error, std::string_view hint = {}) { term::PrintFailure("mconnect", error.message, hint); }
 
-// The hint for a failure to reach or authenticate to `destination`.
-std::string DoctorHint(std::string_view destination) {
-  return fmt::format("`mconnect doctor {}` checks each step and says what to fix", destination);
+// The hint for a failure to reach or authenticate to the destination: the doctor command with the
+// options that decide what it checks (--ssh, --socket, --remote-ip, ...), ready to paste.
+std::string DoctorHint(const Options& options) {
+  return fmt::format("`{}` checks each step and says what to fix", CommandLineFor(Options::Command::kDoctor, options));
 }
 
 long Since(Clock::time_point start) {
@@ -263,6 +267,33 @@ Result<void> WaitForExit(pid_t pid) {
 
 namespace {
 
+// Resolve() for a session and `mconnect ip`, which print its failure and exit with the status
+// it calls for: a profile error is the user's file to fix (1; 2 when --config names no file, a
+// bad command line), not a failed connection; ssh's settings failing is 255, as ssh exits.
+std::expected<Resolved, int> ResolveOrExit(Options& options) {
+  const std::string path = options.config_path.empty() ? DefaultProfilePath() : options.config_path;
+  const bool named = !options.config_path.empty();
+  auto profile = LoadProfile(path, named ? MissingProfile::kFail : MissingProfile::kUseDefaults);
+  if (!profile) {
+    struct stat st{};
+    if (named && ::stat(path.c_str(), &st) != 0) {
+      PrintError(profile.error(), "check the path given to --config (without it, the default profile is read)");
+      return std::unexpected(2);
+    }
+    PrintError(profile.error(), fmt::format("fix that line of {} (`man mconnect-config` lists every key)", path));
+    return std::unexpected(1);
+  }
+  HostProfile host = profile->ForHost(SplitDestination(options.destination).host);
+  ApplyProfile(options, host);
+  auto ssh = ResolveSshSettings(options.ssh, options.destination);
+  if (!ssh) {
+    PrintError(ssh.error(), fmt::format("check the host name and what `{} -G {}` prints", options.ssh,
+                                        options.destination));
+    return std::unexpected(kExitConnectionFailed);
+  }
+  return Resolved{std::move(*ssh), std::move(host)};
+}
+
 // Where mosh-client is to send its datagrams, and how they get to mosh-server.
 struct Route {
   Transport transport = Transport::kUdp;
@@ -286,7 +317,7 @@ Result<FoundAddress> FindAddress(MasterLink& link, const Options& options, const
                                     proto::MessageType::kDiscoverIp, IpRequest(options, profile, false),
                                     proto::MessageType::kDiscoverIpReply, ChainBudget(options, profile));
   if (!ip) {
-    return Fail("finding the server's address failed: {}\nhint: {}", ip.error().message, DoctorHint(options.destination));
+    return Fail("finding the server's address failed: {}\nhint: {}", ip.error().message, DoctorHint(options));
   }
   if (ip->address().empty()) {
     return Fail("no address for mosh: {}\nhint: try another --remote-ip strategy (see `mconnect ip {}`)",
@@ -340,9 +371,15 @@ Result<Route> ChooseRoute(MasterLink& link, const Options& options, const HostPr
   if (*transport == Transport::kUdp) {
     if (!found) return Fail(found.error());
     if (found->probed && !found->answered) {
+      Options over_ssh = options;
+      over_ssh.transport = "ssh";
+      over_ssh.explicitly_set.transport = true;
       progress.Clear();
-      std::fprintf(stderr, "mconnect: no address answered over UDP (%s); trying %s anyway\n",
-                   found->probe_detail.c_str(), found->address.c_str());
+      std::fprintf(stderr,
+                   "mconnect: no address answered over UDP (%s); trying %s anyway (transport udp)\n"
+                   "mconnect: hint: `%s` carries mosh over SSH instead, as transport auto (the default) would\n",
+                   found->probe_detail.c_str(), found->address.c_str(),
+                   CommandLineFor(Options::Command::kConnect, over_ssh).c_str());
     }
     return Route{Transport::kUdp, found->address, "transport udp chosen"};
   }
@@ -384,20 +421,37 @@ int RunConnect(Options options) {
   }
   term::ProgressLine progress("mconnect: " + options.destination);
   progress.Step("reading ssh settings (ssh -G)");
-  auto resolved = Resolve(options);
-  if (!resolved) {
-    progress.Clear();
-    PrintError(resolved.error());
-    return kExitConnectionFailed;
-  }
+  auto resolved = ResolveOrExit(options);
+  progress.Clear();
+  if (!resolved) return resolved.error();
   long resolve_ms = Since(start);
+  // This machine's part is checked before the server is asked for anything: a mosh-server
+  // started for a client that cannot run is left waiting there.
+  auto client = FindClient(options.client);
+  const bool mosh_client = client && IsMoshClient(*client);
+  if (Result<void> locale = mosh_client ? CheckClientLocale() : Result<void>(); !client || !locale) {
+    progress.Clear();
+    PrintError(client ? locale.error() : client.error());
+    return 1;
+  }
 
   // The master shows its own steps (connecting, authenticating) on the same line.
   progress.Clear();
   auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
   if (!link) {
-    PrintError(link.error(), DoctorHint(options.destination));
+    // A failure that knows its fix (a ProxyJump's hop, a socket in use) keeps its own hint.
+    const bool own_hint = !term::SplitHint(link.error().message).hint.empty();
+    PrintError(link.error(), own_hint ? "" : DoctorHint(options));
     return kExitConnectionFailed;
+  }
+  if (!link->started) {
+    auto status = link->client.Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
+                                                          proto::MessageType::kStatusReply, milliseconds(3000));
+    // Its requests wait (bounded) for the master to reconnect: said now, not after the wait.
+    if (status && status->link() == "reconnecting") {
+      std::fprintf(stderr, "mconnect: the master's connection to %s is down (%s); this session waits for it to "
+                   "reconnect\n", resolved->ssh.host_alias.c_str(), status->link_detail().c_str());
+    }
   }
 
   auto step = Clock::now();
@@ -409,13 +463,21 @@ int RunConnect(Options options) {
   }
   const bool relayed = route->transport == Transport::kSsh;
   long ip_ms = Since(step);
+  // Only now, so that the route's failures (which a session without a terminal can still run
+  // into and learn from) come first; but before the session's mosh-server.
+  if (auto terminal = mosh_client ? CheckClientTerminal(options.destination) : Result<void>(); !terminal) {
+    progress.Clear();
+    PrintError(terminal.error());
+    return 1;
+  }
 
   step = Clock::now();
   progress.Step("starting mosh-server");
   control::StartMoshServerRequest request;
   request.set_server(options.server);
-  for (const auto& setting : LocaleSettings()) request.add_locale(setting);
-  request.set_colors(ClientColors(options.client));
+  const std::vector<std::string> locale = LocaleSettings();
+  for (const auto& setting : locale) request.add_locale(setting);
+  request.set_colors(ClientColors(*client));
   request.set_port_range(options.port_range);
   // Over SSH only the relay beside it talks to mosh-server: nothing else need reach its port.
   request.set_bind(relayed ? "127.0.0.1" : options.bind_server);
@@ -431,6 +493,13 @@ int RunConnect(Options options) {
     return 1;
   }
   long server_ms = Since(step);
+  // The master starts mosh-server again with LANG=C.UTF-8 when the server has none of ours.
+  if (const std::string asked = fmt::format("{}", fmt::join(locale, " "));
+      options.verbosity > 0 && server->locale_used() != asked && !asked.empty()) {
+    progress.Clear();
+    std::fprintf(stderr, "mconnect: the server has no locale for %s; mosh-server runs with %s instead\n",
+                 asked.c_str(), server->locale_used().c_str());
+  }
 
   std::string address = route->address;
   unsigned port = server->port();
@@ -446,8 +515,8 @@ int RunConnect(Options options) {
       progress.Clear();
       KillServer(*link, server->server_pid());
       PrintError(Error{"mosh over SSH failed: " + started.error().message},
-                 "the server needs perl (or mconnect) for the relay; `mconnect doctor " + options.destination +
-                     "` checks it");
+                 fmt::format("the server needs perl (or mconnect) for the relay; `{}` checks it",
+                             CommandLineFor(Options::Command::kDoctor, options)));
       return 1;
     }
     address = "127.0.0.1";
@@ -473,11 +542,15 @@ int RunConnect(Options options) {
 }
 
 int RunIp(Options options) {
-  auto connected = ResolveAndConnect(options, "");
-  if (!connected) return connected.error();
-  auto& [resolved, link] = *connected;
+  auto resolved = ResolveOrExit(options);
+  if (!resolved) return resolved.error();
+  auto link = ConnectOrStartMaster(resolved->ssh, options, resolved->profile);
+  if (!link) {
+    PrintError(link.error());
+    return kExitConnectionFailed;
+  }
   // Every strategy of the chain, not only up to the first answer: the point is to compare them.
-  auto ip = DiscoverAll(link, options, resolved.profile);
+  auto ip = DiscoverAll(*link, options, resolved->profile);
   if (!ip) {
     PrintError(ip.error());
     return 1;
@@ -499,8 +572,28 @@ int RunIp(Options options) {
   return ip->address().empty() ? 1 : 0;
 }
 
+// A JSON string literal of `text` (quotes, backslashes and control characters escaped).
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 int RunStatus(const Options& options) {
-  std::string directory = proto::DefaultRuntimeDir();
+  const std::string runtime = proto::DefaultRuntimeDir();
+  std::vector<KnownMaster> known = FindMasters(runtime, milliseconds(1000));
+  // Sockets in the socket directory that no master answers on (masters of an older mconnect,
+  // or killed ones): listed as stale.
+  std::string directory = runtime;
   if (!options.socket_path.empty()) {
     directory = options.socket_path.substr(0, options.socket_path.rfind('/'));
   } else {
@@ -509,46 +602,59 @@ int RunStatus(const Options& options) {
       directory = profile->ForHost("").socket_dir;
     }
   }
-  std::vector<control::StatusReply> masters;
   std::vector<std::string> stale;
   for (const auto& socket : proto::ListSockets(directory)) {
-    auto client = proto::ControlClient::Connect(socket, milliseconds(1000));
-    if (!client) {
-      stale.push_back(socket);
-      continue;
-    }
-    auto status = client->Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
-                                                     proto::MessageType::kStatusReply, milliseconds(2000));
-    if (status) masters.push_back(std::move(*status));
+    const bool known_socket = std::ranges::any_of(known, [&](const KnownMaster& m) { return m.record.socket_path() == socket; });
+    if (known_socket) continue;
+    if (proto::ControlClient::Connect(socket, milliseconds(1000))) continue;  // an older master
+    stale.push_back(socket);
   }
   if (options.json) {
-    std::string out = "{\"masters\": [";
-    for (std::size_t i = 0; i < masters.size(); ++i) out += (i ? ", " : "") + Json(masters[i]);
-    out += "], \"stale_sockets\": [";
-    for (std::size_t i = 0; i < stale.size(); ++i) out += fmt::format("{}\"{}\"", i ? ", " : "", stale[i]);
-    out += "]}";
-    std::printf("%s\n", out.c_str());
+    std::string masters, silent, sockets;
+    for (const auto& m : known) {
+      std::string& list = m.status ? masters : silent;
+      list += (list.empty() ? "" : ", ") + (m.status ? Json(*m.status) : Json(m.record));
+    }
+    for (const auto& socket : stale) sockets += (sockets.empty() ? "" : ", ") + JsonString(socket);
+    std::printf("{\"masters\": [%s], \"not_answering\": [%s], \"stale_sockets\": [%s]}\n", masters.c_str(),
+                silent.c_str(), sockets.c_str());
     return 0;
   }
-  if (masters.empty() && stale.empty()) {
-    std::printf("no masters running (socket directory %s)\n", directory.c_str());
+  if (known.empty() && stale.empty()) {
+    std::printf("no masters running (runtime directory %s)\n", runtime.c_str());
     return 0;
   }
-  constexpr const char* kRow = "%-28s %7s %8s %-12s %5s %8s %7s %13s  %-36s %s\n";
+  constexpr const char* kRow = "%-28s %7s %8s %-13s %5s %8s %7s %13s  %-36s %s\n";
   std::printf(kRow, "DESTINATION", "PID", "UPTIME", "LINK", "CONNS", "CHANNELS", "CLIENTS", "SENT/RECEIVED",
               "LAST REMOTE-IP (STRATEGY, AGE)", "SOCKET");
-  for (const auto& m : masters) {
+  for (const auto& known_master : known) {
+    if (!known_master.status) {
+      const auto& r = known_master.record;
+      const bool starting = r.state() != "serving";
+      const std::uint64_t age = static_cast<std::uint64_t>(std::max<long long>(0, std::time(nullptr) - static_cast<long long>(r.started_unix())));
+      std::printf(kRow, r.destination().c_str(), std::to_string(r.pid()).c_str(), HumanDuration(age).c_str(),
+                  starting ? (r.state() == "asking" ? "asking" : "starting") : "not answering", "-", "-", "-", "-", "-",
+                  r.socket_path().c_str());
+      if (!starting) {
+        std::printf("    it does not answer (stopped or stuck): `mconnect stop %s` ends it\n",
+                    r.alias().empty() ? r.destination().c_str() : r.alias().c_str());
+      }
+      continue;
+    }
+    const auto& m = *known_master.status;
     std::string last = m.last_ip_address().empty()
                            ? "-"
                            : fmt::format("{} ({}, {} ago)", m.last_ip_address(), m.last_ip_strategy(),
                                          HumanDuration(m.last_ip_age_ms() / 1000));
     // The master counts this status request's own connection among its clients.
     std::printf(kRow, m.destination().c_str(), std::to_string(m.pid()).c_str(),
-                HumanDuration(m.uptime_ms() / 1000).c_str(), m.link().empty() ? "up" : m.link().c_str(),
+                HumanDuration(m.uptime_ms() / 1000).c_str(),
+                m.stopping() ? "stopping" : m.link().empty() ? "up" : m.link().c_str(),
                 std::to_string(m.connections()).c_str(), std::to_string(m.channels()).c_str(),
                 std::to_string(m.clients() > 0 ? m.clients() - 1 : 0).c_str(),
                 (HumanBytes(m.bytes_sent()) + "/" + HumanBytes(m.bytes_received())).c_str(), last.c_str(),
                 m.socket_path().c_str());
+    if (!m.alias().empty() && m.alias() != m.destination()) std::printf("    started as: mconnect %s\n", m.alias().c_str());
     if (!m.link_detail().empty()) std::printf("    link: %s\n", m.link_detail().c_str());
     if (auto stored = ReadVerdict(VerdictPathFor(m.socket_path()))) {
       // The verdict new sessions with --transport=auto follow (sessions over UDP are mosh-client's
@@ -752,7 +858,8 @@ int RunDoctor(Options options) {
   }
   if (ip->address().empty() || !answered) {
     report.Fail("remote-ip", fmt::format("no strategy found an address: {}", DescribeFailures(*ip)),
-                "add a working --remote-ip strategy (see `mconnect ip " + host + "` and contrib/remote-ip/README.md)");
+                fmt::format("add a working --remote-ip strategy (see `{}` and contrib/remote-ip/README.md)",
+                            CommandLineFor(Options::Command::kIp, options)));
     return finish(1);
   }
 
@@ -782,35 +889,46 @@ int RunDoctor(Options options) {
       udp_why = fmt::format("no answer over UDP from {}:{}", ip->address(), server.port());
       report.Fail("udp", fmt::format("{}:{}: {}", ip->address(), server.port(), udp->detail),
                   fmt::format("UDP is blocked on the way to {}: forward UDP ports {} to the server (mosh-server "
-                              "tried port {}){}",
-                              ip->address(), range, server.port(),
-                              transport == Transport::kAuto ? ", or let mosh go over SSH (see relay below)" : ""));
+                              "tried port {}), or let mosh go over SSH (see relay below)",
+                              ip->address(), range, server.port()));
     }
   }
-  if (transport == Transport::kUdp) {
-    report.Ok("transport", "udp (--transport=udp): mosh-client talks to mosh-server directly");
+  if (udp_answered) {
+    report.Ok("transport", transport == Transport::kUdp ? "udp (--transport=udp): " + udp_why : "udp (auto): " + udp_why);
     return finish(0);
   }
-  if (transport == Transport::kAuto && udp_answered) {
-    report.Ok("transport", "udp (auto): " + udp_why);
-    return finish(0);
-  }
+  // From here on UDP does not pass (or was not asked for): does the relay over SSH?
   auto relayed = ProbeThroughRelay(*link, options);
   if (!relayed) {
     term::Failure failure = term::SplitHint(relayed.error().message);
     report.Fail("relay", std::move(failure.message),
                 failure.hint.empty() ? "the relay beside mosh-server needs perl (or mconnect) on the server's PATH"
                                      : std::move(failure.hint));
-    return finish(1);
-  }
-  if (!relayed->result.answered) {
+  } else if (!relayed->result.answered) {
     report.Fail("relay", fmt::format("mosh-server did not answer through the {} relay: {}", relayed->relay,
                                      relayed->result.detail),
                 fmt::format("run `mconnect -vv {}` and read the master's log", host));
+  } else {
+    report.Ok("relay", fmt::format("mosh-server answered through the {} relay over SSH in {} ms", relayed->relay,
+                                   relayed->result.rtt.count()));
+  }
+  const bool relay_answers = relayed && relayed->result.answered;
+  if (transport == Transport::kUdp) {
+    // The one verdict on the transport: a session with --transport=udp would hear nothing.
+    Options over_ssh = options;
+    over_ssh.transport = "ssh";
+    over_ssh.explicitly_set.transport = true;
+    report.Fail("transport", "udp (--transport=udp): mosh-client would hear nothing from mosh-server (" + udp_why + ")",
+                relay_answers ? fmt::format("mosh over SSH works here (relay above): run `{}`, or {} (auto, the "
+                                            "default, then goes over SSH by itself)",
+                                            CommandLineFor(Options::Command::kConnect, over_ssh),
+                                            options.explicitly_set.transport
+                                                ? "leave out --transport=udp"
+                                                : "take transport = \"udp\" out of the profile")
+                              : "forward the UDP ports (see udp above); mosh over SSH does not work either (relay above)");
     return finish(1);
   }
-  report.Ok("relay", fmt::format("mosh-server answered through the {} relay over SSH in {} ms", relayed->relay,
-                                 relayed->result.rtt.count()));
+  if (!relay_answers) return finish(1);
   report.Ok("transport", transport == Transport::kSsh ? "ssh (--transport=ssh): mosh's datagrams go over the master"
                                                       : "ssh (auto): " + udp_why + "; mosh's datagrams go over the master");
   return finish(0);
@@ -821,7 +939,7 @@ int RunDoctor(Options options) {
 int RunMaster(Options options) {
   options.foreground_master = true;
   if (!options.persist_s) options.persist_s = 0;  // a service's master does not idle out
-  auto connected = ResolveAndConnect(options, DoctorHint(options.destination));
+  auto connected = ResolveAndConnect(options, DoctorHint(options));
   if (!connected) return connected.error();
   auto& [resolved, link] = *connected;
   auto pid = static_cast<pid_t>(link.client.master_pid());
@@ -858,50 +976,157 @@ int RunSshConfig(const Options& options) {
     control_path.clear();
     for (char c : options.socket_path) control_path += c == '%' ? std::string("%%") : std::string(1, c);
   }
-  std::printf(
-      "# Add to ~/.ssh/config: plain `ssh %s` (and scp, rsync, git) then use mconnect's master\n"
-      "# when one is running, and connect as usual when none is.\n"
-      "Host %s\n"
-      "    ControlPath %s\n"
-      "    ControlMaster no\n",
-      ssh.host_alias.c_str(), ssh.host_alias.c_str(), control_path.c_str());
+  const std::string& host = ssh.host_alias;
+  const std::string lines =
+      fmt::format("Host {}\n    ControlPath {}\n    ControlMaster no\n", host, control_path);
+  // ssh keeps the first ControlPath it reads: appended, the lines may come too late.
+  auto place = PlaceControlPathLines(ssh, options.ssh_argv, lines);
+  if (!place) {
+    log::Debug("cannot tell where the lines take effect: {}", place.error().message);
+    place = ControlPathPlace{ControlPathPlace::Kind::kAppend, "~/.ssh/config", 0, ""};
+  }
+  const std::string uses = fmt::format("plain `ssh {}` (and scp, rsync, git) then use mconnect's master\n"
+                                       "# when one is running, and connect as usual when none is.",
+                                       host);
+  switch (place->kind) {
+    case ControlPathPlace::Kind::kAppend:
+      std::printf("# Add to %s: %s\n%s", place->file.c_str(), uses.c_str(), lines.c_str());
+      return 0;
+    case ControlPathPlace::Kind::kAbove:
+      std::printf("# Put these lines in %s above line %d (`%s`, the first block there that applies to %s):\n"
+                  "# ssh keeps the first ControlPath it reads, and one read before the end of the file\n"
+                  "# (`ControlPath none` counts) would win over them. There, %s\n%s",
+                  place->file.c_str(), place->line, place->block.c_str(), host.c_str(), uses.c_str(), lines.c_str());
+      return 0;
+    case ControlPathPlace::Kind::kOverridden:
+      PrintError(Error{fmt::format("{} sets ControlPath for every host {}, outside any Host or Match block, and ssh "
+                                   "keeps the first value it reads: no lines for {} can change it",
+                                   place->file, place->line > 0 ? fmt::format("above line {}", place->line)
+                                                                : std::string("before any block for it"),
+                                   host)},
+                 "edit that ControlPath line, or move it into a `Host *` block at the end of the file");
+      return 1;
+  }
   return 0;
 }
 
-int RunStop(const Options& options) {
-  Options resolved_options = options;
-  auto resolved = Resolve(resolved_options);
-  if (!resolved) {
-    PrintError(resolved.error());
-    return kExitConnectionFailed;
+// "3 sessions and 1 forward", "1 mosh session over SSH", ... (empty: nothing).
+std::string Carried(const control::StatusReply& status) {
+  std::vector<std::string> parts;
+  auto count = [&parts](std::uint32_t n, std::string_view one, std::string_view many) {
+    if (n > 0) parts.push_back(fmt::format("{} {}", n, n == 1 ? one : many));
+  };
+  count(status.sessions(), "session", "sessions");
+  count(status.relay_sessions_size() > 0 ? static_cast<std::uint32_t>(status.relay_sessions_size()) : 0,
+        "mosh session over SSH", "mosh sessions over SSH");
+  count(status.forwards(), "forward", "forwards");
+  if (parts.empty() && status.channels() > 0) count(status.channels(), "channel", "channels");
+  std::string text;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    text += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
   }
-  auto socket_path = SocketPathFor(resolved->ssh, resolved_options, resolved->profile);
-  if (!socket_path) {
-    PrintError(socket_path.error());
-    return 1;
+  return text;
+}
+
+// Asks on the terminal; no terminal, or anything but y/yes, is no.
+bool Confirm(const std::string& question) {
+  if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDERR_FILENO) != 1) return false;
+  std::fprintf(stderr, "%s [y/N] ", question.c_str());
+  std::fflush(stderr);
+  char line[64] = {};
+  if (std::fgets(line, sizeof line, stdin) == nullptr) return false;
+  std::string answer(line);
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r' || answer.back() == ' ')) answer.pop_back();
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+// Stops one master; prints what it did. Returns the exit status.
+int StopMaster(const KnownMaster& master, bool force) {
+  const std::string name = master.record.alias().empty() ? master.record.destination() : master.record.alias();
+  const unsigned pid = master.record.pid();
+  if (!master.status) {
+    auto ended = EndSilentMaster(master, milliseconds(2000));
+    if (!ended) {
+      PrintError(ended.error());
+      return 1;
+    }
+    std::printf("the master for %s (pid %u) did not answer; ended it with %s\n", master.record.destination().c_str(),
+                pid, *ended == SIGKILL ? "SIGKILL" : "SIGTERM");
+    return 0;
   }
-  const std::string& socket = *socket_path;
-  auto client = proto::ControlClient::Connect(socket, milliseconds(2000));
+  const std::string carried = Carried(*master.status);
+  bool now = force || carried.empty();
+  if (!now) {
+    now = Confirm(fmt::format("The master for {} carries {}. End them now?", master.record.destination(), carried));
+  }
+  auto client = proto::ControlClient::Connect(master.record.socket_path(), milliseconds(2000));
   if (!client) {
-    PrintError(Error{fmt::format("no master running for {} ({})", DestinationName(resolved->ssh), socket)});
+    PrintError(Error{fmt::format("the master for {} stopped answering: {}", master.record.destination(),
+                                 client.error().message)});
     return 1;
   }
-  std::uint32_t pid = client->master_pid();
-  auto stopped = client->Call<control::StopReply>(proto::MessageType::kStop, control::StopRequest{},
-                                                  proto::MessageType::kStopReply, milliseconds(5000));
+  control::StopRequest request;
+  request.set_when_idle(!now);
+  auto stopped = client->Call<control::StopReply>(proto::MessageType::kStop, request, proto::MessageType::kStopReply,
+                                                  milliseconds(5000));
   if (!stopped) {
     PrintError(stopped.error());
     return 1;
+  }
+  if (!now) {
+    std::printf("the master for %s (pid %u) takes no new clients and exits once what it carries (%s) has "
+                "ended; `mconnect stop --force %s` ends it now\n",
+                master.record.destination().c_str(), pid, carried.c_str(), name.c_str());
+    return 0;
   }
   // The master removes its socket on the way out; wait for that (bounded) so that a command
   // run right after `mconnect stop` sees no master.
   auto deadline = Clock::now() + std::chrono::seconds(5);
   struct stat st{};
-  while (::stat(socket.c_str(), &st) == 0 && Clock::now() < deadline) {
+  while (::stat(master.record.socket_path().c_str(), &st) == 0 && Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(20));
   }
-  std::printf("stopped master for %s (pid %u)\n", DestinationName(resolved->ssh).c_str(), pid);
+  std::printf("stopped master for %s (pid %u)%s\n", master.record.destination().c_str(), pid,
+              carried.empty() ? "" : fmt::format(", ending its {}", carried).c_str());
   return 0;
+}
+
+int RunStop(const Options& options) {
+  std::vector<KnownMaster> known = FindMasters(proto::DefaultRuntimeDir(), milliseconds(1000));
+  std::vector<const KnownMaster*> chosen;
+  for (const auto& master : known) {
+    if (options.stop_all || Names(master, options.destination)) chosen.push_back(&master);
+  }
+  if (options.stop_all && chosen.empty()) {
+    std::printf("no masters running\n");
+    return 0;
+  }
+  if (chosen.empty()) {
+    // A host name as ssh knows it (another alias of the same destination, user@host): the
+    // socket its settings lead to.
+    Options resolved_options = options;
+    auto resolved = Resolve(resolved_options);
+    if (!resolved) {
+      PrintError(resolved.error());
+      return 1;
+    }
+    auto socket_path = SocketPathFor(resolved->ssh, resolved_options, resolved->profile);
+    for (const auto& master : known) {
+      if ((socket_path && master.record.socket_path() == *socket_path) ||
+          master.record.destination() == DestinationName(resolved->ssh)) {
+        chosen.push_back(&master);
+      }
+    }
+    if (chosen.empty()) {
+      PrintError(Error{fmt::format("no master running for {} ({})", options.destination,
+                                   DestinationName(resolved->ssh))},
+                 "`mconnect status` lists the running masters by the names `mconnect stop` takes");
+      return 1;
+    }
+  }
+  int status = 0;
+  for (const KnownMaster* master : chosen) status = std::max(status, StopMaster(*master, options.force));
+  return status;
 }
 
 }  // namespace mconnect::launcher

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "base/subprocess.h"
 #include "remote-ip/strategy.h"
 
 #ifndef MCONNECT_VERSION
@@ -227,12 +228,9 @@ const std::vector<OptionSpec>& OptionTable() {
        }},
       {"--persist", true, kConnect | kIp | kDoctor | kMaster,
        [](Options& o, const std::string& v) -> Result<void> {
-         int seconds = 0;
-         const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-         if (v.empty() || error != std::errc{} || end != v.data() + v.size() || seconds < 0) {
-           return Fail("--persist \"{}\" is not a number of seconds (0 or more)", v);
-         }
-         o.persist_s = seconds;
+         auto persist = ParsePersist(v);
+         if (!persist) return Fail("--persist \"{}\" is not a lifetime: {}", v, persist.error().message);
+         o.persist_s = *persist;
          return {};
        }},
       {"--socket", true, kConnect | kStop | kIp | kSshConfig | kDoctor | kMaster,
@@ -270,6 +268,16 @@ const std::vector<OptionSpec>& OptionTable() {
       {"--json", false, kStatus | kIp | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.json = true;
+         return {};
+       }},
+      {"--all", false, kStop,
+       [](Options& o, const std::string&) -> Result<void> {
+         o.stop_all = true;
+         return {};
+       }},
+      {"--force", false, kStop,
+       [](Options& o, const std::string&) -> Result<void> {
+         o.force = true;
          return {};
        }},
   };
@@ -350,13 +358,15 @@ const std::map<std::string_view, OptionHelp>& SubcommandOptionHelp() {
       {kVersionNames, {nullptr, "version information"}},
       {"--remote-ip", {"STRATEGY", "a remote-ip strategy; repeat for a fallback chain"}},
       {"-v", {nullptr, "more detail on stderr (repeat for more)"}},
-      {"--persist", {"SECONDS", "keep the SSH master this long with nothing open"}},
+      {"--persist", {"{SECONDS|yes|no}", "seconds with nothing open before the master exits; yes or 0: never; no: at once"}},
       {"--socket", {"PATH", "the master's socket (default: from the profile)"}},
       {"--config", {"FILE", "profile (default: ~/.config/mconnect/config.toml)"}},
       {"--mux", {"PATH", "the mconnect-mux program to start"}},
       {"--timings", {nullptr, "print how long each step took"}},
       {"--transport", {"{udp|ssh|auto}", "how mosh's datagrams travel (default: auto)"}},
       {"--json", {nullptr, "print JSON instead of a table, for scripts"}},
+      {"--all", {nullptr, "stop every master"}},
+      {"--force", {nullptr, "end the master's sessions and forwards without asking"}},
   };
   return kHelp;
 }
@@ -371,7 +381,13 @@ SubcommandInfo InfoOf(Command command) {
     case Command::kConnect: break;
     case Command::kStatus: return {"", "List the running masters: destination, pid, uptime, channels, clients, bytes,\n"
                                        "the last remote-ip answer with its age, and the socket."};
-    case Command::kStop: return {" [user@]host", "Stop the master for host."};
+    case Command::kStop:
+      return {" [--force] [--all | [user@]host | user@host:port | pid]",
+              "Stop a master: named as you typed it, as `mconnect status` shows it, or by its pid.\n"
+              "With sessions or forwards open it asks on a terminal first; without a terminal (or\n"
+              "when told no) it stops as `ssh -O stop` does: no new clients, and it exits once the\n"
+              "last of them has ended. --force ends them now. A master that does not answer (a\n"
+              "stopped process) is ended by its pid: SIGTERM, then SIGKILL."};
     case Command::kIp: return {" [user@]host", "Ask every remote-ip strategy of the chain for the server's address."};
     case Command::kSshConfig:
       return {" [user@]host", "Print the ~/.ssh/config lines that make plain `ssh host` (scp, rsync, git)\n"
@@ -384,7 +400,7 @@ SubcommandInfo InfoOf(Command command) {
     case Command::kMaster:
       return {" [user@]host", "Start the master for host (or use the running one) and stay in the\n"
                               "foreground until it exits, as a systemd service does. --persist\n"
-                              "defaults to 0 (never idle out)."};
+                              "defaults to yes (never idle out)."};
   }
   return {"", ""};
 }
@@ -400,7 +416,7 @@ std::string OptionNameOf(const CLI::Error& error) {
 std::string UsageText() {
   return R"(Usage: mconnect [options] [--] [user@]host [command...]
        mconnect status [--json]
-       mconnect stop [--ssh=COMMAND] [user@]host
+       mconnect stop [--force] [--ssh=COMMAND] [user@]host | --all
        mconnect ip [--json] [--remote-ip=STRATEGY]... [user@]host
        mconnect ssh-config [--ssh=COMMAND] [user@]host
        mconnect doctor [--json] [options] [user@]host
@@ -460,7 +476,10 @@ mconnect's options:
                                ssh-connection  $SSH_CONNECTION on the server
                                dns          resolve the host name on this machine
                                static:IP    this address
-        --persist=SECONDS    keep the SSH master this long with nothing open
+        --persist={SECONDS|yes|no}  how long the SSH master stays with nothing
+                             open, as ssh's ControlPersist: SECONDS, yes (or 0:
+                             until stopped) or no (exit as soon as the last
+                             client has gone) (default: the profile's, else 600)
         --socket=PATH        the master's socket (default: from the profile)
         --config=FILE        profile (default: ~/.config/mconnect/config.toml)
         --mux=PATH           the mconnect-mux program to start
@@ -492,8 +511,34 @@ A host named like a subcommand is reached with "mconnect -- status".
 "mconnect SUBCOMMAND --help" lists the options each subcommand takes.
 
 Exit status: 0 on success, 255 when the connection or authentication failed
-(as ssh), 2 for a bad command line, 1 for any other failure.
+(as ssh), 2 for a bad command line, 1 for any other failure. Once a session
+runs, the status is mosh-client's: 0 whatever the remote command returned, as
+with mosh.
 )";
+}
+
+std::string CommandLineFor(Options::Command command, const Options& options, std::string_view flags) {
+  const std::vector<std::string> accepted = OptionNames(command);
+  std::string line = fmt::format("mconnect{}{}{}{}", command == Command::kConnect ? "" : " ", NameOf(command),
+                                 flags.empty() ? "" : " ", flags);
+  auto add = [&](std::string_view name, std::string_view value) {
+    if (std::ranges::find(accepted, name) != accepted.end()) line += fmt::format(" {}={}", name, ShellQuote(value));
+  };
+  if (options.ssh != "ssh") add("--ssh", options.ssh);
+  if (!options.config_path.empty()) add("--config", options.config_path);
+  if (!options.socket_path.empty()) add("--socket", options.socket_path);
+  if (!options.mux_path.empty()) add("--mux", options.mux_path);
+  if (options.explicitly_set.server) add("--server", options.server);
+  if (options.explicitly_set.port_range) add("--port", options.port_range);
+  if (options.bind_server != "ssh") add("--bind-server", options.bind_server);
+  if (options.explicitly_set.remote_ip) {
+    for (const std::string& spec : options.remote_ip) add("--remote-ip", spec);
+  }
+  if (options.explicitly_set.transport) add("--transport", options.transport);
+  // A host named like a subcommand is a host only after "--" (cli.h).
+  static constexpr std::array<std::string_view, 6> kNames{"status", "stop", "ip", "ssh-config", "doctor", "master"};
+  const bool ambiguous = command == Command::kConnect && std::ranges::find(kNames, options.destination) != kNames.end();
+  return line + (ambiguous ? " -- " : " ") + ShellQuote(options.destination);
 }
 
 std::vector<std::string> OptionNames(Options::Command command) {
@@ -627,6 +672,11 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       }
       break;
     case Command::kStop:
+      if (options.stop_all) {
+        if (!positionals.empty()) return Fail("stop --all takes no host (\"{}\"){}", positionals.front(), kSeeHelp);
+        break;
+      }
+      [[fallthrough]];
     case Command::kIp:
     case Command::kSshConfig:
     case Command::kDoctor:
@@ -637,7 +687,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       options.destination = positionals.front();
       break;
   }
-  if (options.command != Command::kStatus) {
+  if (options.command != Command::kStatus && !options.stop_all) {
     if (auto ok = CheckDestination(options.destination); !ok) return Fail(ok.error());
   }
 
@@ -700,6 +750,17 @@ Result<void> CheckRemoteIpSpec(std::string_view spec) {
   auto strategy = remoteip::ParseStrategy(spec);
   if (!strategy) return Fail(strategy.error());
   return {};
+}
+
+Result<int> ParsePersist(std::string_view text) {
+  if (text == "yes") return kPersistForever;
+  if (text == "no") return kPersistNo;
+  int seconds = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (text.empty() || error != std::errc{} || end != text.data() + text.size() || seconds < 0) {
+    return Fail("expected yes, no or a number of seconds (0 or more)");
+  }
+  return seconds;
 }
 
 Result<void> CheckPredict(std::string_view mode) {

@@ -69,11 +69,13 @@ struct Options {
 
   // Ours.
   int verbosity = 0;              // -v, repeatable
-  std::optional<int> persist_s;   // --persist SECONDS: the master's idle lifetime
+  std::optional<int> persist_s;   // --persist: the master's idle lifetime (kPersist* below)
   std::string socket_path;        // --socket PATH: the master's socket; empty = computed
   std::string config_path;        // --config FILE: the profile; empty = DefaultProfilePath()
   std::string mux_path;           // --mux PATH: the mconnect-mux executable (tests)
   bool json = false;              // --json (status, ip, doctor)
+  bool stop_all = false;          // stop --all: every master
+  bool force = false;             // stop --force: end its sessions and forwards without asking
   // `mconnect master`: a master that must be started becomes this process and stays in the
   // foreground (mconnect-mux --foreground) instead of detaching.
   bool foreground_master = false;
@@ -99,6 +101,15 @@ struct Options {
     bool transport = false;
   } explicitly_set;
 };
+
+// The master's lifetime once nothing is open, with OpenSSH's ControlPersist meanings: `yes` or 0
+// stays until stopped, `no` exits as soon as the last client has gone, N > 0 exits after N idle
+// seconds. Options::persist_s and HostProfile::persist_s hold it as an int, and the launcher hands
+// that int to the master as `mconnect-mux --persist N`.
+inline constexpr int kPersistForever = 0;  // yes
+inline constexpr int kPersistNo = -1;      // no
+// "yes", "no" or a number of seconds (0 or more) -> the int above. The error is a short reason.
+Result<int> ParsePersist(std::string_view text);
 
 // --help and --version: print `text` on stdout and exit with `code`; nothing else happens.
 struct Exit {
@@ -141,6 +152,14 @@ Result<void> CheckPredict(std::string_view mode);
 // blanks separate words, '...' is literal, "..." and bare text honour backslash escapes.
 // An unbalanced quote is an error (shellwords would return nothing at all).
 Result<std::vector<std::string>> SplitShellWords(std::string_view command);
+
+// `mconnect COMMAND [flags] [options] [user@]host` for the same destination: a line to paste into
+// a hint. It carries over, shell-quoted, the options of this command line that decide what is
+// reached and how (--ssh, --config, --socket, --mux, --server, -p, --bind-server, --remote-ip,
+// --transport) and that COMMAND takes; --family, -4 and -6 change nothing mconnect does. Values
+// that came from the profile are left out: COMMAND reads the same profile. `flags` goes in as
+// given, right after COMMAND ("-vv").
+std::string CommandLineFor(Options::Command command, const Options& options, std::string_view flags = {});
 
 // The --help text.
 std::string UsageText();

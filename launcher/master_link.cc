@@ -12,7 +12,9 @@
 
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "proto/master_record.h"
 #include "proto/socket_path.h"
+#include "proto/socket_probe.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -56,6 +58,7 @@ std::vector<std::string> MuxArguments(const SshSettings& settings, const Options
   args.insert(args.end(), {"--keepalive-count", std::to_string(std::max(0, settings.server_alive_count_max))});
   args.insert(args.end(), {"--persist", std::to_string(options.persist_s.value_or(profile.persist_s))});
   args.insert(args.end(), {"--remote-ip-ttl", std::to_string(profile.remote_ip_cache_ttl_s)});
+  if (!settings.host_alias.empty()) args.insert(args.end(), {"--alias", settings.host_alias});
   for (int i = 0; i < options.verbosity; ++i) args.push_back("-v");
   if (options.foreground_master) args.push_back("--foreground");
   return args;
@@ -161,17 +164,77 @@ std::string MuxExecutable(const Options& options) {
   return "mconnect-mux";
 }
 
+namespace {
+
+// Two aliases of one user@host:port share a master (OpenSSH's %r@%h:%p rule), whatever else
+// their settings say: when this session's identity, known_hosts or proxy differ from those the
+// running master was started with, one line says so, and how to get a master of its own.
+void SayWhatIsShared(const SshSettings& settings, const Options& options, const std::string& socket_path) {
+  auto record = proto::ReadRecord(proto::PathsForSocket(socket_path).record);
+  if (!record) return;  // an older master, or one started elsewhere: nothing to compare with
+  auto session = IdentityOf(settings, options.ssh_argv);
+  if (!session) return;
+  MasterIdentity master;
+  master.identity_files.assign(record->identity_files().begin(), record->identity_files().end());
+  master.known_hosts_files.assign(record->known_hosts_files().begin(), record->known_hosts_files().end());
+  master.proxy_command = record->proxy_command();
+  const auto differences = IdentityDifferences(master, *session, settings.host_alias);
+  if (differences.empty()) return;
+  const std::string started_as = record->alias().empty() ? record->destination() : record->alias();
+  std::string listed;
+  for (const auto& difference : differences) listed += (listed.empty() ? "" : "; ") + difference;
+  std::fprintf(stderr,
+               "mconnect: %s shares the master for %s (started as `mconnect %s`), which uses %s\n"
+               "mconnect: hint: for a master of its own, give %s its own socket: --socket=PATH, or a ControlPath "
+               "of its own in the ssh config\n",
+               settings.host_alias.c_str(), record->destination().c_str(), started_as.c_str(), listed.c_str(),
+               settings.host_alias.c_str());
+}
+
+}  // namespace
+
 Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Options& options,
                                         const HostProfile& profile) {
   auto start = Clock::now();
   auto socket = SocketPathFor(settings, options, profile);
   if (!socket) return Fail(socket.error());
-  const std::string& socket_path = *socket;
+  std::string socket_path = *socket;
+  bool chosen_socket = !options.socket_path.empty() || !settings.control_path.empty();
   auto elapsed = [&start] { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start); };
+  // mconnect's runtime directory holds every master's lock, record and log, wherever its socket
+  // is: a fresh login (after a reboot) has none yet.
+  if (auto made = proto::EnsurePrivateDirectory(proto::DefaultRuntimeDir()); !made) return Fail(made.error());
 
   auto existing = proto::ControlClient::Connect(socket_path, kConnectTimeout);
+  if (!existing) {
+    // Something other than a master of ours may answer there: OpenSSH's own master at the same
+    // ControlPath (ControlMaster auto in the ssh config), or one of ours that is stuck.
+    const proto::SocketAnswer there = proto::ProbeSocket(socket_path, std::chrono::milliseconds(1000));
+    using Kind = proto::SocketAnswer::Kind;
+    if (there.kind == Kind::kSilent) {
+      auto record = proto::ReadRecord(proto::PathsForSocket(socket_path).record);
+      return Fail("the master at {} does not answer{}\nhint: `mconnect stop {}` ends it", socket_path,
+                  record ? fmt::format(" (pid {})", record->pid()) : "", settings.host_alias);
+    }
+    if (there.kind == Kind::kOpenSsh || there.kind == Kind::kOther || there.kind == Kind::kNotSocket) {
+      if (!options.socket_path.empty()) {
+        return Fail("{} is in use by {}\nhint: choose another --socket", socket_path, proto::DescribeAnswer(there));
+      }
+      // The user's ControlPath belongs to someone else: plain ssh goes on using it, and
+      // mconnect's master takes its own socket.
+      const std::string own = proto::PathsFor(profile.socket_dir, settings.user, settings.hostname, settings.port).socket;
+      std::fprintf(stderr, "mconnect: your ControlPath %s is in use by %s; mconnect's master uses %s\n",
+                   socket_path.c_str(), proto::DescribeAnswer(there).c_str(), own.c_str());
+      socket_path = own;
+      chosen_socket = false;
+      existing = proto::ControlClient::Connect(socket_path, kConnectTimeout);
+    }
+  }
   if (existing) {
-    if (!NeedsPerson(*existing)) return MasterLink{std::move(*existing), socket_path, false, elapsed()};
+    if (!NeedsPerson(*existing)) {
+      SayWhatIsShared(settings, options, socket_path);
+      return MasterLink{std::move(*existing), socket_path, false, elapsed()};
+    }
     // Its connection died and coming back needs us (a passphrase, a password, a host key):
     // replace it with a master in the foreground, where it can ask.
     if (auto replaced = StopMaster(*existing, socket_path); !replaced) return Fail(replaced.error());
@@ -182,12 +245,12 @@ Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Optio
   auto proxy = ProxyCommandFor(settings, options.ssh_argv);
   if (!proxy) return Fail(proxy.error());
   std::string directory = socket_path.substr(0, socket_path.rfind('/'));
-  if (options.socket_path.empty() && settings.control_path.empty()) {
+  if (!chosen_socket) {
     if (auto made = proto::EnsurePrivateDirectory(directory); !made) return Fail(made.error());
   }
   auto arguments = MuxArguments(settings, options, profile, socket_path);
   if (!proxy->empty()) arguments.insert(arguments.end(), {"--proxy-command", *proxy});
-  if (!options.socket_path.empty() || !settings.control_path.empty()) arguments.push_back("--chosen-socket");
+  if (chosen_socket) arguments.push_back("--chosen-socket");
   auto status = RunMux(arguments);
   if (!status) return Fail(status.error());
   if (*status != 0) return Fail(Error{""});  // the master said why on our terminal

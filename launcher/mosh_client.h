@@ -10,6 +10,22 @@
 
 namespace mconnect::launcher {
 
+// What this machine must offer the client, checked before the server is asked for a mosh-server
+// (one started for a client that then cannot run is left waiting there). Each failure is one
+// line with a hint on the next, as Fail("...\nhint: ...").
+//
+// The program, as execvp would find it (a name with a slash as given, else on PATH); its path.
+Result<std::string> FindClient(const std::string& client);
+// Whether `path` is mosh's own mosh-client (its --version says so): only then are its needs
+// below known. Another program given as --client is trusted to know its own.
+bool IsMoshClient(const std::string& path);
+// mosh-client's locale rule: the environment's locale (LC_ALL, else LC_CTYPE, else LANG) must be
+// installed here and its character set UTF-8.
+Result<void> CheckClientLocale();
+// mosh-client's terminal rule: standard input must be a terminal. `host` names the destination
+// in the hint.
+Result<void> CheckClientTerminal(const std::string& host);
+
 // Colour count for mosh-server's -c, from `mosh-client -c` (as mosh.pl asks it).
 unsigned ClientColors(const std::string& client);
 

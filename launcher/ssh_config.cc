@@ -1,11 +1,18 @@
 #include "launcher/ssh_config.h"
 
+#include <netdb.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +23,7 @@
 
 #include "base/subprocess.h"
 #include "base/text.h"
+#include "base/unique_fd.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -316,9 +324,168 @@ std::string JumpDestination(std::string_view hop) {
   return "ssh://" + user + "[" + std::string(host_port) + "]";
 }
 
+// A hop as ssh compares it for its loop check: the host, without user@ and :port.
+std::string_view HopHost(std::string_view hop) {
+  if (hop.starts_with("ssh://")) hop.remove_prefix(6);
+  if (auto at = hop.rfind('@'); at != std::string_view::npos) hop.remove_prefix(at + 1);
+  if (hop.starts_with('[')) return hop.substr(1, hop.find(']') - 1);
+  if (std::count(hop.begin(), hop.end(), ':') == 1) hop = hop.substr(0, hop.find(':'));
+  return hop;
+}
+
+// ssh refuses a ProxyJump hop whose own settings send it through itself ("jumphost loop via
+// HOP"), which is what a mistyped hop under a `Host *` ProxyJump comes to: the hop's name
+// matches no Host block but `Host *`. When that is so, the name is usually no host at all, and
+// the resolver's answer is what the user needs to hear.
+Result<void> CheckJumpHop(std::string_view hop, const std::vector<std::string>& ssh_argv,
+                          const SshSettings& settings) {
+  std::string ssh_command;
+  for (const auto& word : ssh_argv) ssh_command += (ssh_command.empty() ? "" : " ") + ShellQuote(word);
+  if (ssh_command.empty()) ssh_command = "ssh";
+  const std::string destination = JumpDestination(hop);
+  // `ssh -G` refuses such a hop itself, with the loop message (when its port and user match too).
+  auto hop_settings = ResolveSshSettings(ssh_command, destination);
+  bool loop = !hop_settings && hop_settings.error().message.find("jumphost loop") != std::string::npos;
+  if (hop_settings && !hop_settings->proxy_jump.empty()) {
+    std::string_view own = hop_settings->proxy_jump;
+    own = own.substr(own.rfind(',') == std::string_view::npos ? 0 : own.rfind(',') + 1);
+    loop = HopHost(own) == HopHost(hop);
+  }
+  if (!loop) return {};  // anything else wrong with the hop, ssh says well enough
+  // The hop's HostName, with the loop set aside.
+  auto plain = ResolveSshSettings(ssh_command + " -o ProxyJump=none", destination);
+  const std::string hostname = plain ? plain->hostname : std::string(HopHost(hop));
+  std::string shown_ssh;
+  for (const auto& word : ssh_argv.empty() ? std::vector<std::string>{"ssh"} : ssh_argv) {
+    shown_ssh += (shown_ssh.empty() ? "" : " ") + word;
+  }
+  const std::string name = Sanitize(hop);
+  const std::string where = fmt::format("check the ProxyJump that applies to {} (`{} -G {}`)",
+                                        Sanitize(settings.host_alias), Sanitize(shown_ssh),
+                                        Sanitize(settings.host_alias));
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(hostname.c_str(), nullptr, &hints, &found);
+  if (found != nullptr) ::freeaddrinfo(found);
+  if (rc != 0) {
+    return Fail("ProxyJump {}: cannot resolve {}: {}\nhint: {}; {}'s own settings send it through itself, so ssh "
+                "would only say \"jumphost loop via {}\"",
+                name, Sanitize(hostname), ::gai_strerror(rc), where, name, name);
+  }
+  return Fail("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")\nhint: add "
+              "`ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
+              name, name, name, name, Sanitize(HopHost(hop)));
+}
+
 }  // namespace
 
-Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vector<std::string>& ssh_argv) {
+namespace {
+
+// `ssh_argv` without its -F (the file to read instead of ~/.ssh/config), and that file.
+std::pair<std::vector<std::string>, std::string> SplitConfigFile(const std::vector<std::string>& ssh_argv) {
+  std::vector<std::string> rest;
+  std::string file;
+  for (std::size_t i = 0; i < ssh_argv.size(); ++i) {
+    if (ssh_argv[i] == "-F" && i + 1 < ssh_argv.size()) {
+      file = ssh_argv[++i];
+    } else if (ssh_argv[i].starts_with("-F") && ssh_argv[i].size() > 2) {
+      file = ssh_argv[i].substr(2);
+    } else {
+      rest.push_back(ssh_argv[i]);
+    }
+  }
+  if (rest.empty()) rest.push_back("ssh");
+  if (file.empty()) {
+    const char* home = std::getenv("HOME");
+    file = std::string(home != nullptr ? home : "") + "/.ssh/config";
+  }
+  return {std::move(rest), ExpandTilde(file)};
+}
+
+// The ControlPath ssh gives `host` when it reads `text` as its config ("" for none).
+Result<std::string> ControlPathWith(const std::vector<std::string>& ssh, const std::string& text,
+                                    const std::string& host) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string path = std::string(tmpdir != nullptr && tmpdir[0] == '/' ? tmpdir : "/tmp") + "/mconnect-ssh-config.XXXXXX";
+  UniqueFd fd(::mkstemp(path.data()));  // 0600
+  if (!fd) return Fail("cannot create a file in {}: {}", path.substr(0, path.rfind('/')), std::strerror(errno));
+  struct Remove {
+    std::string path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } remove{path};
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return Fail("cannot write {}: {}", path, std::strerror(errno));
+  }
+  std::vector<std::string> argv = ssh;
+  argv.insert(argv.end(), {"-F", path, "-G", host});
+  CommandOptions options;
+  options.timeout = kSshGTimeout;
+  auto result = RunCommand(argv, options);
+  if (!result || !result->ok()) return Fail("`ssh -G {}` on a copy of the config failed", Sanitize(host));
+  auto settings = ParseSshG(result->out, host);
+  if (!settings) return Fail(settings.error());
+  return settings->control_path;
+}
+
+}  // namespace
+
+Result<ControlPathPlace> PlaceControlPathLines(const SshSettings& settings, const std::vector<std::string>& ssh_argv,
+                                               const std::string& lines) {
+  auto [ssh, file] = SplitConfigFile(ssh_argv);
+  ControlPathPlace place;
+  place.file = file;
+  std::string text;
+  if (std::ifstream in(file); in) {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } else {
+    return place;  // a new file: nothing comes before the lines
+  }
+  const std::string& host = settings.host_alias;
+  const std::string separated = text.empty() || text.back() == '\n' ? text : text + "\n";
+  auto appended = ControlPathWith(ssh, separated + lines, host);
+  if (!appended) return Fail(appended.error());
+  if (!appended->empty()) return place;
+
+  // The first block of `file` that applies, as ssh -v tells: "FILE line N: Applying options for".
+  std::vector<std::string> argv = ssh;
+  argv.insert(argv.end(), {"-F", file, "-v", "-G", host});
+  CommandOptions options;
+  options.timeout = kSshGTimeout;
+  auto verbose = RunCommand(argv, options);
+  if (!verbose) return Fail(verbose.error());
+  const std::string marker = "debug1: " + file + " line ";
+  for (std::size_t at = verbose->err.find(marker); at != std::string::npos; at = verbose->err.find(marker, at + 1)) {
+    const std::size_t number = at + marker.size();
+    const std::size_t colon = verbose->err.find(": Applying options for ", number);
+    if (colon == std::string::npos || verbose->err.find('\n', number) < colon) continue;
+    place.line = std::atoi(verbose->err.substr(number, colon - number).c_str());
+    break;
+  }
+  std::vector<std::string> file_lines;
+  std::istringstream split(separated);
+  for (std::string line; std::getline(split, line);) file_lines.push_back(line);
+  place.kind = ControlPathPlace::Kind::kOverridden;
+  if (place.line < 1 || static_cast<std::size_t>(place.line) > file_lines.size()) {
+    place.line = 0;  // no block applies: what comes first is outside any
+    return place;
+  }
+  std::string above;
+  for (int i = 0; i < place.line - 1; ++i) above += file_lines[static_cast<std::size_t>(i)] + "\n";
+  std::string below;
+  for (std::size_t i = static_cast<std::size_t>(place.line) - 1; i < file_lines.size(); ++i) below += file_lines[i] + "\n";
+  auto inserted = ControlPathWith(ssh, above + lines + below, host);
+  if (!inserted) return Fail(inserted.error());
+  if (inserted->empty()) return place;
+  place.kind = ControlPathPlace::Kind::kAbove;
+  place.block = std::string(Trim(file_lines[static_cast<std::size_t>(place.line) - 1]));
+  return place;
+}
+
+namespace {
+
+// ProxyCommandFor's command line, without asking ssh about the hop.
+Result<std::string> ProxyCommandLine(const SshSettings& settings, const std::vector<std::string>& ssh_argv) {
   if (!settings.proxy_command.empty()) {
     // OpenSSH runs a ProxyCommand with `exec` through the user's shell; %-tokens as for ssh.
     return ExpandSshTokens(settings.proxy_command, "ProxyCommand", settings);
@@ -336,6 +503,55 @@ Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vect
   std::string command;
   for (const auto& word : argv) command += (command.empty() ? "" : " ") + ShellQuote(word);
   return command;
+}
+
+// "a, b" ("none" for an empty list).
+std::string Listed(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
+  return text.empty() ? "none" : text;
+}
+
+}  // namespace
+
+Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vector<std::string>& ssh_argv) {
+  auto command = ProxyCommandLine(settings, ssh_argv);
+  if (!command || !settings.proxy_command.empty() || settings.proxy_jump.empty()) return command;
+  std::string_view jumps = settings.proxy_jump;
+  std::string_view last = jumps.substr(jumps.rfind(',') == std::string_view::npos ? 0 : jumps.rfind(',') + 1);
+  if (auto checked = CheckJumpHop(last, ssh_argv, settings); !checked) return Fail(checked.error());
+  return command;
+}
+
+Result<MasterIdentity> IdentityOf(const SshSettings& settings, const std::vector<std::string>& ssh_argv) {
+  MasterIdentity identity;
+  identity.identity_files = settings.identity_files;
+  identity.known_hosts_files = settings.user_known_hosts_files;
+  identity.known_hosts_files.insert(identity.known_hosts_files.end(), settings.global_known_hosts_files.begin(),
+                                    settings.global_known_hosts_files.end());
+  auto proxy = ProxyCommandLine(settings, ssh_argv);
+  if (!proxy) return Fail(proxy.error());
+  identity.proxy_command = std::move(*proxy);
+  return identity;
+}
+
+std::vector<std::string> IdentityDifferences(const MasterIdentity& master, const MasterIdentity& session,
+                                             std::string_view host) {
+  std::vector<std::string> differences;
+  auto differ = [&](std::string_view what, const std::string& theirs, const std::string& ours) {
+    differences.push_back(fmt::format("{} {} ({}'s: {})", what, theirs, Sanitize(host), ours));
+  };
+  if (master.identity_files != session.identity_files) {
+    differ("IdentityFile", Listed(master.identity_files), Listed(session.identity_files));
+  }
+  if (master.known_hosts_files != session.known_hosts_files) {
+    differ("UserKnownHostsFile", Listed(master.known_hosts_files), Listed(session.known_hosts_files));
+  }
+  if (master.proxy_command != session.proxy_command) {
+    auto shown = [](const std::string& command) { return command.empty() ? std::string("none") : "`" + command + "`"; };
+    differ("proxy", shown(master.proxy_command), shown(session.proxy_command));
+  }
+  return differences;
 }
 
 }  // namespace mconnect::launcher

@@ -71,4 +71,40 @@ Result<std::string> ExpandSshTokens(std::string_view text, std::string_view what
 // applies to the hops too) — what ssh itself runs for ProxyJump.
 Result<std::string> ProxyCommandFor(const SshSettings& settings, const std::vector<std::string>& ssh_argv);
 
+// What, besides user@host:port (OpenSSH's %r@%h:%p, which names a master's socket), decides how
+// a master reaches and convinces the server. Host aliases that differ only in these share one
+// master, as they share an OpenSSH ControlMaster.
+struct MasterIdentity {
+  std::vector<std::string> identity_files;     // IdentityFile, in ssh's order
+  std::vector<std::string> known_hosts_files;  // UserKnownHostsFile, then GlobalKnownHostsFile
+  std::string proxy_command;                   // as the master runs it (ProxyCommandFor); "" for none
+};
+// A session's, from its settings: what a master started for it would have.
+Result<MasterIdentity> IdentityOf(const SshSettings& settings, const std::vector<std::string>& ssh_argv);
+// How a session for `host` differs from the running master it would share, one entry per
+// setting: "IdentityFile /a/id (bebou-work's: /b/id)". Empty when nothing differs.
+std::vector<std::string> IdentityDifferences(const MasterIdentity& master, const MasterIdentity& session,
+                                             std::string_view host);
+
+// Where lines setting ControlPath for `settings.host_alias` take effect in the ssh config the
+// user's ssh reads (`-F FILE` in `ssh_argv`, else ~/.ssh/config). ssh keeps the first value it
+// reads, so lines appended at the end lose to any ControlPath read before them for that host,
+// `ControlPath none` included: one in an earlier Host or Match block (or `Host *`), or one
+// outside any block. Decided by ssh itself: `ssh -G` on copies of the file with `lines` added
+// (the copies beside nothing of the user's; an Include with a relative path reads ~/.ssh as
+// the original does), and `ssh -v -G` for the blocks that apply.
+struct ControlPathPlace {
+  enum class Kind {
+    kAppend,      // at the end of `file` (or a new file)
+    kAbove,       // above `line` of `file`, the first block there that applies (`block`)
+    kOverridden,  // nowhere: a ControlPath outside any block, above `line` (0: anywhere), comes first
+  };
+  Kind kind = Kind::kAppend;
+  std::string file;
+  int line = 0;
+  std::string block;  // the text of that line: "Host lab"
+};
+Result<ControlPathPlace> PlaceControlPathLines(const SshSettings& settings, const std::vector<std::string>& ssh_argv,
+                                               const std::string& lines);
+
 }  // namespace mconnect::launcher

@@ -15,6 +15,7 @@
 
 #include "base/text.h"
 #include "base/unique_fd.h"
+#include "proto/socket_path.h"
 
 namespace mconnect::launcher {
 Result<Transport> ParseTransport(std::string_view text) {
@@ -52,11 +53,7 @@ std::string LocalAddressTowards(const std::string& address) {
   return ::inet_ntop(local.ss_family, bytes, text, sizeof text) ? text : "";
 }
 
-std::string VerdictPathFor(const std::string& socket_path) {
-  std::string path = socket_path;
-  if (path.ends_with(".sock")) path.resize(path.size() - 5);
-  return path + ".transport";
-}
+std::string VerdictPathFor(const std::string& socket_path) { return proto::PathsForSocket(socket_path).verdict; }
 
 std::optional<StoredVerdict> ReadVerdict(const std::string& path) {
   std::ifstream in(path);
@@ -76,10 +73,14 @@ std::optional<StoredVerdict> ReadVerdict(const std::string& path) {
   return stored;
 }
 
+bool VerdictCurrent(const StoredVerdict& stored, std::chrono::seconds ttl) {
+  return stored.age.count() >= 0 && stored.age <= ttl;
+}
+
 std::optional<TransportVerdict> RecallVerdict(const std::string& path, const std::string& address,
                                               std::chrono::seconds ttl) {
   auto stored = ReadVerdict(path);
-  if (!stored || stored->key != address || stored->age.count() < 0 || stored->age > ttl) return std::nullopt;
+  if (!stored || stored->key != address || !VerdictCurrent(*stored, ttl)) return std::nullopt;
   stored->verdict.why += fmt::format(" ({} s ago)", stored->age.count());
   return stored->verdict;
 }

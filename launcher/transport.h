@@ -43,6 +43,11 @@ struct StoredVerdict {
 };
 std::optional<StoredVerdict> ReadVerdict(const std::string& path);
 
+// Whether a stored verdict still decides new sessions: younger than `ttl` (the remote-ip cache
+// time of its host's profile) and not from the future. RecallVerdict's rule, for `mconnect
+// status` to tell a verdict in force from an expired one, which the next session probes anew.
+bool VerdictCurrent(const StoredVerdict& stored, std::chrono::seconds ttl);
+
 std::optional<TransportVerdict> RecallVerdict(const std::string& path, const std::string& address,
                                               std::chrono::seconds ttl);
 void RememberVerdict(const std::string& path, const std::string& address, const TransportVerdict& verdict);

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/secret.h"
+#include "mux/fd_budget.h"
 
 namespace mconnect::mux {
 namespace {
@@ -21,7 +22,7 @@ constexpr std::size_t kMaxQueuedOutput = 4 * proto::kMaxFrameBytes;
 // and made it hold up to kMaxQueuedOutput each (20 such clients in tests/hardening/load_test:
 // the master's peak RSS 112 MiB, 35 MiB with the pause; under valgrind, others' Status 100 s).
 constexpr std::size_t kReadPauseOutput = 64 * 1024;
-constexpr std::chrono::seconds kHelloDeadline{5};
+constexpr std::chrono::seconds kHelloDeadline{10};
 // A frame begun must be finished within this, counted while the master reads (not while it
 // holds back for the client to take its replies): a client cut mid-frame cannot hold its slot.
 constexpr std::chrono::seconds kFrameDeadline{10};
@@ -76,6 +77,13 @@ void ControlServer::Add(UniqueFd fd, std::string refusal, std::string refusal_hi
 std::size_t ControlServer::refusing() const {
   return static_cast<std::size_t>(
       std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) { return !entry.second->refusal.empty(); }));
+}
+
+std::size_t ControlServer::promised_fds() const {
+  return static_cast<std::size_t>(std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) {
+           return !entry.second->closed && entry.second->refusal.empty() && !entry.second->hello_done;
+         })) *
+         (FdBudget::kClientCost - 1);
 }
 
 void ControlServer::AddPollFds(std::vector<pollfd>& fds) {
@@ -316,9 +324,11 @@ void ControlServer::OnStartRelay(Client& client, const proto::Frame& frame) {
   services_.StartRelay(request, ReplyTo<control::StartRelayReply>(client, proto::MessageType::kStartRelayReply));
 }
 
-void ControlServer::OnStop(Client& client, const proto::Frame&) {
+void ControlServer::OnStop(Client& client, const proto::Frame& frame) {
+  control::StopRequest request;
+  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed Stop");
   Send(client, proto::MessageType::kStopReply, control::StopReply{});
-  services_.Stop();
+  services_.Stop(request.when_idle());
 }
 
 void ControlServer::FlushAll() {

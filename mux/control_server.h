@@ -36,7 +36,9 @@ class MasterServices {
   virtual void StartMoshServer(const control::StartMoshServerRequest& request,
                                Reply<control::StartMoshServerReply> reply) = 0;
   virtual void StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) = 0;
-  virtual void Stop() = 0;
+  // Now, ending what the master carries; or, with `when_idle`, as `ssh -O stop`: no new
+  // clients, and exit once the last session and forward has ended.
+  virtual void Stop(bool when_idle) = 0;
   // A client whose first frame is OpenSSH's mux HELLO: its socket and the bytes read so far
   // (exactly that frame's first 8 bytes) go to the OpenSSH mux server.
   // `refusal`, when not empty: the master has no room for this client and says so to whatever it
@@ -54,6 +56,9 @@ class ControlServer {
   void Add(UniqueFd client, std::string refusal = {}, std::string refusal_hint = {});
   // Clients being refused right now.
   std::size_t refusing() const;
+  // The fds admitted clients may still bring: each not yet handed over may become an OpenSSH
+  // session that lends three (see FdBudget::Room).
+  std::size_t promised_fds() const;
   // Appends one pollfd per client (in a stable order) ...
   void AddPollFds(std::vector<pollfd>& fds);
   // ... and takes back their revents, same order.

@@ -1,6 +1,9 @@
 #include "mux/exec_task.h"
 
 #include <algorithm>
+#include <charconv>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "base/log.h"
@@ -13,6 +16,7 @@ namespace {
 
 // A remote process that ignores the channel close must not keep the slot forever.
 constexpr auto kCloseGrace = std::chrono::seconds(3);
+constexpr std::string_view kGroupTag = "mconnect-pgid:";
 
 void AppendBounded(std::string& sink, const char* data, std::size_t length, std::size_t limit, bool& truncated) {
   std::size_t room = limit - std::min(limit, sink.size());
@@ -23,12 +27,23 @@ void AppendBounded(std::string& sink, const char* data, std::size_t length, std:
 }  // namespace
 
 ExecTask::ExecTask(ExecSpec spec, Done done)
-    : spec_(std::move(spec)), done_(std::move(done)), deadline_(Clock::now() + spec_.timeout) {}
+    : spec_(std::move(spec)),
+      command_(ProcessGroupCommand(spec_.command)),
+      done_(std::move(done)),
+      deadline_(Clock::now() + spec_.timeout) {}
 
 ExecTask::~ExecTask() {
   if (!spec_.secret_output) return;
   Wipe(outcome_.out);
   Wipe(outcome_.err);
+}
+
+std::string ProcessGroupCommand(const std::string& command) {
+  return fmt::format("sh -c 'echo {}$PPID >&2'; {}", kGroupTag, command);
+}
+
+std::string EndProcessGroupCommand(std::int64_t group) {
+  return fmt::format("sh -c 'kill -TERM -{0} 2>/dev/null; sleep 1; kill -KILL -{0} 2>/dev/null; true'", group);
 }
 
 std::optional<ChannelTask::Clock::time_point> ExecTask::Deadline() const {
@@ -38,6 +53,7 @@ std::optional<ChannelTask::Clock::time_point> ExecTask::Deadline() const {
 void ExecTask::Abort(const std::string& why) {
   if (Clock::now() >= deadline_) {
     outcome_.timed_out = true;
+    outcome_.unanswered = true;  // it never had a channel
   } else {
     outcome_.error = why;
   }
@@ -71,12 +87,33 @@ ChannelTask::Step ExecTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* chan
   return step;
 }
 
+void ExecTask::TakeProcessGroup() {
+  // The line is the first the sh writes; the remote user's shell startup files may have written
+  // before it. Until it is complete, it stays where it is.
+  std::string& err = outcome_.err;
+  const std::size_t at = err.find(kGroupTag);
+  if (at == std::string::npos || (at > 0 && err[at - 1] != '\n')) return;
+  const std::size_t end = err.find('\n', at);
+  if (end == std::string::npos) return;
+  std::int64_t group = 0;
+  const std::string_view digits(err.data() + at + kGroupTag.size(), end - at - kGroupTag.size());
+  auto [last, problem] = std::from_chars(digits.data(), digits.data() + digits.size(), group);
+  // Only a plausible pid is ever killed: never 0 or 1 (kill -0 is the killer's own group).
+  if (problem == std::errc() && last == digits.data() + digits.size() && group > 1) outcome_.process_group = group;
+  err.erase(at, end + 1 - at);
+  group_pending_ = false;
+}
+
 ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
   auto now = Clock::now();
   if (state_ < State::kClosing && now >= deadline_) {
     // Answer at the deadline; closing the channel (which a stuck command may drag out) goes
-    // on in the background.
+    // on in the background, and the owner ends the command (process_group).
     outcome_.timed_out = true;
+    // Still waiting for the exec request's reply: nothing was heard for this command at all,
+    // unless the reply is there now, unread (a last look, as the pump would have had).
+    outcome_.unanswered =
+        state_ == State::kStarting && libssh2_channel_exec(channel, command_.c_str()) == LIBSSH2_ERROR_EAGAIN;
     Report();
     state_ = State::kClosing;
     close_deadline_ = now + kCloseGrace;
@@ -88,7 +125,7 @@ ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL*
 
   switch (state_) {
     case State::kStarting: {
-      int rc = libssh2_channel_exec(channel, spec_.command.c_str());
+      int rc = libssh2_channel_exec(channel, command_.c_str());
       if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
       if (rc != 0) return Fail(session, "the server refused to run the command");
       state_ = State::kSendingEof;
@@ -115,6 +152,7 @@ ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL*
         got = true;
         AppendBounded(stream == 0 ? outcome_.out : outcome_.err, buffer, static_cast<std::size_t>(n),
                       spec_.max_output, outcome_.truncated);
+        if (stream != 0 && group_pending_) TakeProcessGroup();
       }
       if (spec_.secret_output) Wipe(buffer, sizeof buffer);
       if (failed) return Fail(session, "reading the command's output failed");

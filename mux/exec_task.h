@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -29,10 +30,22 @@ struct ExecOutcome {
   int exit_status = -1;
   std::string exit_signal;
   bool timed_out = false;
+  // With timed_out: the server never answered, not even the request to run the command (no
+  // channel, or no reply to the exec request), so the command may never have started. The
+  // connection is to blame then, not the command.
+  bool unanswered = false;
   bool truncated = false;
   std::string error;  // the channel could not be used; exit_status is meaningless then
+  // The command's process group on the server (0: not known, e.g. it never started); with
+  // timed_out, EndProcessGroupCommand(process_group) ends what it left running.
+  std::int64_t process_group = 0;
 };
 
+// Runs `spec.command` so that the process group it runs in on the server is known (see
+// ProcessGroupCommand): a command that outlives its timeout is answered for at once, and its
+// owner can then end it there with EndProcessGroupCommand, on a channel of its own. (Closing the
+// channel does not end a command; nor does a `signal` request reliably: OpenSSH's sshd refuses
+// those for root's sessions, which it runs without privilege separation.)
 class ExecTask : public ChannelTask {
  public:
   using Done = std::function<void(ExecOutcome)>;
@@ -53,13 +66,27 @@ class ExecTask : public ChannelTask {
   Step Finish();
   Step Fail(LIBSSH2_SESSION* session, std::string_view what);
   Step PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+  // Moves the process group's line out of the command's stderr once it is there.
+  void TakeProcessGroup();
 
   ExecSpec spec_;
+  std::string command_;  // what is run: spec_.command in ProcessGroupCommand
   Done done_;
   State state_ = State::kStarting;
   ExecOutcome outcome_;
   Clock::time_point deadline_;
   Clock::time_point close_deadline_;
+  bool group_pending_ = true;  // its line has not been seen in stderr yet
 };
+
+// The command line that runs `command` through the remote user's shell, as an exec request
+// does, after a POSIX sh has written "mconnect-pgid:N" on stderr: N, the sh's parent, is that
+// shell, which sshd made a session and process group leader (setsid). Everything the command
+// starts stays in that group unless it leaves it itself. The line reads the same in sh, bash,
+// zsh, csh and fish.
+std::string ProcessGroupCommand(const std::string& command);
+
+// Ends process group `group` on the server: TERM, and KILL a second later for what ignored it.
+std::string EndProcessGroupCommand(std::int64_t group);
 
 }  // namespace mconnect::mux

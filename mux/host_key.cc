@@ -16,7 +16,9 @@
 #include "base/log.h"
 #include "base/ssh2.h"
 #include "base/subprocess.h"
+#include "base/terminal.h"
 #include "base/unique_fd.h"
+#include "mux/prompt.h"
 
 namespace mconnect::mux {
 namespace {
@@ -65,6 +67,7 @@ std::string Fingerprint(LIBSSH2_SESSION* session) {
 bool AskOnTerminal(const std::string& question, const std::string& fingerprint) {
   int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return false;
+  Asking asking;
   FILE* tty = ::fdopen(fd, "r+");
   if (tty == nullptr) {
     ::close(fd);
@@ -220,6 +223,7 @@ std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const 
       for (const auto& why : unreadable) log::Info("{} (the others sufficed)", why);
       return {};
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
+      term::HideProgress();
       std::string file = check.known_hosts_files.empty() ? "known_hosts" : check.known_hosts_files.front();
       std::fprintf(stderr,
                    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
@@ -273,6 +277,7 @@ std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const 
   auto written = AppendKnownHost(
       file, fmt::format("{} {} {}", name, type->name, Base64(reinterpret_cast<const unsigned char*>(key), key_length, true)));
   if (!written) return refused(std::move(written.error().message));
+  term::HideProgress();
   std::fprintf(stderr, "Warning: Permanently added '%s' (%s) to the list of known hosts.\n", name.c_str(),
                type->label);
   return {};

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <span>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "base/log.h"
 #include "proto/control.pb.h"
 #include "proto/frame.h"
+#include "proto/socket_probe.h"
 
 namespace mconnect::mux {
 namespace {
@@ -96,25 +98,53 @@ Result<UniqueFd> RefuseForLackOfFds(int listen_fd, int error) {
 }  // namespace
 
 Result<std::pair<LockState, UniqueFd>> TryLock(const std::string& lock_path) {
-  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) return Fail("cannot open lock file {}: {}", lock_path, std::strerror(errno));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return std::pair{LockState::kBusy, UniqueFd()};
-    return Fail("cannot lock {}: {}", lock_path, std::strerror(errno));
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) return Fail("cannot open lock file {}: {}", lock_path, std::strerror(errno));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) return std::pair{LockState::kBusy, UniqueFd()};
+      return Fail("cannot lock {}: {}", lock_path, std::strerror(errno));
+    }
+    // The master that held it may have removed the file meanwhile (ReleaseLock): this one is no
+    // longer the path's, and a newcomer could lock the new one too.
+    struct stat held{}, there{};
+    if (::fstat(fd.get(), &held) != 0 || ::stat(lock_path.c_str(), &there) != 0 || held.st_ino != there.st_ino ||
+        held.st_dev != there.st_dev) {
+      continue;
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
+      // Not fatal: the lock holds; only `status` misses the pid of a master that does not answer.
+    }
+    return std::pair{LockState::kAcquired, std::move(fd)};
   }
-  return std::pair{LockState::kAcquired, std::move(fd)};
+  return Fail("cannot lock {}: it keeps being replaced", lock_path);
+}
+
+void ReleaseLock(const std::string& lock_path, UniqueFd lock) {
+  struct stat held{}, there{};
+  if (lock && ::fstat(lock.get(), &held) == 0 && ::stat(lock_path.c_str(), &there) == 0 &&
+      held.st_ino == there.st_ino && held.st_dev == there.st_dev) {
+    ::unlink(lock_path.c_str());
+  }
+  lock.Reset();  // the flock goes with the last fd
 }
 
 Result<UniqueFd> Listen(const std::string& socket_path) {
-  struct stat st{};
-  if (::lstat(socket_path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
+  const proto::SocketAnswer there = proto::ProbeSocket(socket_path, std::chrono::seconds(2));
+  switch (there.kind) {
+    case proto::SocketAnswer::Kind::kNothing: break;
+    case proto::SocketAnswer::Kind::kNotSocket:
       return Fail("{} exists and is not a socket; refusing to replace it", socket_path);
-    }
-    log::Info("replacing stale socket {}", socket_path);
-    if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
-      return Fail("cannot remove stale socket {}: {}", socket_path, std::strerror(errno));
-    }
+    case proto::SocketAnswer::Kind::kStale:
+      log::Info("replacing stale socket {}", socket_path);
+      if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+        return Fail("cannot remove stale socket {}: {}", socket_path, std::strerror(errno));
+      }
+      break;
+    default:
+      return Fail("{} is in use by {}; mconnect never takes over a socket that answers", socket_path,
+                  proto::DescribeAnswer(there));
   }
   std::string temporary = socket_path + "." + std::to_string(::getpid()) + ".tmp";
   auto address = UnixAddress(temporary);

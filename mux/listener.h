@@ -11,14 +11,21 @@ namespace mconnect::mux {
 
 enum class LockState { kAcquired, kBusy };
 
-// Takes the destination's lock without waiting. kBusy: another master holds it (running, or
-// still authenticating). The lock lives as long as the returned fd, across fork.
+// Takes the destination's lock without waiting, and writes this process's pid into it (for
+// `mconnect status` and `stop` when the master does not answer). kBusy: another master holds it
+// (running, or still authenticating). The lock lives as long as the returned fd, across fork.
+// A lock file removed by the master that held it (ReleaseLock) is never taken: whoever opened
+// it before the removal finds it gone and opens the new one.
 Result<std::pair<LockState, UniqueFd>> TryLock(const std::string& lock_path);
+// Removes the lock file while still holding it: a master that leaves leaves nothing behind.
+void ReleaseLock(const std::string& lock_path, UniqueFd lock);
 
 // Binds and listens at `socket_path` (mode 0600). The socket is created under a temporary name
-// and renamed into place, so a client never connects to a half-made socket. Call with the lock
-// held: an existing socket at the path is then stale and is replaced; anything else at the path
-// (a regular file, a symlink) is refused and left alone.
+// and renamed into place, so a client never connects to a half-made socket. A socket already
+// at the path is replaced only when nobody listens on it (connect refused), as OpenSSH's
+// muxserver_listen does: one that answers is someone's (OpenSSH's own master at the same
+// ControlPath, say) and is left alone, with an error that says whose. Anything else at the
+// path (a regular file, a symlink) is refused and left alone.
 Result<UniqueFd> Listen(const std::string& socket_path);
 
 // Accepts one client; refuses (closes) one whose uid is not ours. Empty fd: nothing to accept.

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <limits>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -19,10 +21,13 @@
 
 #include "base/log.h"
 #include "base/terminal.h"
+#include "base/unique_fd.h"
 #include "mux/fd_budget.h"
 #include "mux/listener.h"
 #include "mux/master.h"
+#include "mux/prompt.h"
 #include "mux/ssh_connection.h"
+#include "proto/master_record.h"
 #include "proto/socket_path.h"
 
 namespace {
@@ -44,6 +49,7 @@ struct Args {
   bool foreground = false;
   bool progress = false;
   bool chosen_socket = false;
+  std::string alias;
   int verbosity = 0;
 };
 
@@ -52,18 +58,67 @@ std::string Directory(const std::string& path) {
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Another master holds the lock: it is running or still authenticating. Wait (bounded) until
-// it answers on the socket rather than start a second connection.
-int WaitForOtherMaster(const std::string& socket_path, std::chrono::seconds budget) {
+// This master's record in the runtime directory (proto/master_record.h), kept true while it
+// lives and removed when it goes, with its lock file.
+class Presence {
+ public:
+  Presence(proto::MasterPaths paths, UniqueFd lock, control::MasterRecord record)
+      : paths_(std::move(paths)), lock_(std::move(lock)), record_(std::move(record)) {}
+  ~Presence() {
+    // Only the process that is the master (a detached parent leaves with _exit).
+    if (record_.pid() == static_cast<std::uint32_t>(::getpid())) ::unlink(paths_.record.c_str());
+    mux::ReleaseLock(paths_.lock, std::move(lock_));
+  }
+  Presence(const Presence&) = delete;
+  Presence& operator=(const Presence&) = delete;
+
+  void Set(std::string_view state) {
+    record_.set_pid(static_cast<std::uint32_t>(::getpid()));  // after Detach, the child's
+    record_.set_state(std::string(state));
+    if (auto written = proto::WriteRecord(paths_.record, record_); !written) {
+      log::Warn("{}: `mconnect status` will not list this master", written.error().message);
+    }
+  }
+
+ private:
+  proto::MasterPaths paths_;
+  UniqueFd lock_;
+  control::MasterRecord record_;
+};
+
+enum class Waited { kServing, kLockFree, kGaveUp };
+
+// Another master holds the lock: it is running or still authenticating. Wait until it answers on
+// the socket rather than start a second connection, saying what it is doing (asking for a
+// passphrase on its own terminal, say); if it gives up, the lock is free and this one goes on.
+Waited WaitForOtherMaster(const proto::MasterPaths& paths, const std::string& destination,
+                          std::chrono::seconds budget) {
   auto deadline = std::chrono::steady_clock::now() + budget;
-  while (std::chrono::steady_clock::now() < deadline) {
+  std::string said;
+  while (true) {
     struct stat st{};
-    if (::stat(socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return 0;
+    if (::stat(paths.socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return Waited::kServing;
+    auto record = proto::ReadRecord(paths.record);
+    const std::string state = record ? record->state() : "";
+    if (state != said && !state.empty() && state != "serving") {
+      const char* what = state == "asking" ? "it is asking for a passphrase, a password or a host key on its terminal"
+                                           : "it is connecting";
+      std::fprintf(stderr, "mconnect: waiting for the other mconnect for %s (pid %u; %s)\n", destination.c_str(),
+                   record->pid(), what);
+      said = state;
+    }
+    // A person answering takes the time it takes; a connection attempt has its limit.
+    if (state == "asking") deadline = std::chrono::steady_clock::now() + budget;
+    if (auto lock = mux::TryLock(paths.lock); lock && lock->first == mux::LockState::kAcquired) {
+      mux::ReleaseLock(paths.lock, std::move(lock->second));
+      return Waited::kLockFree;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::fprintf(stderr, "mconnect: another master for this destination holds the lock but does not serve %s\n",
-               socket_path.c_str());
-  return 255;
+  std::fprintf(stderr, "mconnect: another master for %s holds the lock but does not serve %s\n", destination.c_str(),
+               paths.socket.c_str());
+  return Waited::kGaveUp;
 }
 
 // Leaves the terminal: the parent exits 0 (the socket is already listening, so the launcher
@@ -130,7 +185,10 @@ int Main(int argc, char** argv) {
   app.add_option("--reconnect-wait", args.reconnect_wait_s,
                  "seconds a request waits for a lost connection to come back")
       ->check(CLI::Range(0, 3600));
-  app.add_option("--persist", args.persist_s, "idle seconds before exiting (0: never)")->check(CLI::NonNegativeNumber);
+  app.add_option("--persist", args.persist_s,
+                 "idle seconds before exiting; 0: never (ControlPersist yes), -1: as soon as the last client has "
+                 "gone (ControlPersist no)")
+      ->check(CLI::Range(-1, std::numeric_limits<int>::max()));
   app.add_option("--remote-ip-ttl", args.remote_ip_ttl_s, "seconds a remote-ip answer is cached");
   app.add_option("--socket", args.socket_path, "socket to serve")->required();
   app.add_option("--log", args.log_path, "log file once detached (default: next to the socket)");
@@ -138,6 +196,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--progress", args.progress, "show progress on stderr");
   app.add_flag("--chosen-socket", args.chosen_socket,
                "the socket path is the user's (ControlPath, --socket), not in mconnect's own directory");
+  app.add_option("--alias", args.alias, "the host name as the user typed it (for status and stop)");
   app.add_flag("-v", args.verbosity, "more detail (repeatable)");
   try {
     app.parse(argc, argv);
@@ -163,17 +222,38 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "mconnect: %s\n", dir.error().message.c_str());
     return 255;
   }
+  // mconnect's own runtime directory holds the lock, the record and the log, wherever the
+  // socket is (a fresh login has none yet).
+  if (auto made = proto::EnsurePrivateDirectory(proto::DefaultRuntimeDir()); !made) {
+    std::fprintf(stderr, "mconnect: %s\n", made.error().message.c_str());
+    return 255;
+  }
+  const std::string destination =
+      fmt::format("{}@{}:{}", args.connect.user, args.connect.host, args.connect.port);
   auto lock = mux::TryLock(paths.lock);
+  for (int waits = 0; lock && lock->first == mux::LockState::kBusy && waits < 3; ++waits) {
+    switch (WaitForOtherMaster(paths, destination, args.connect.timeout + std::chrono::seconds(60))) {
+      case Waited::kServing: return 0;
+      case Waited::kGaveUp: return 255;
+      case Waited::kLockFree: lock = mux::TryLock(paths.lock); break;
+    }
+  }
   if (!lock) {
     std::fprintf(stderr, "mconnect: %s\n", lock.error().message.c_str());
     return 255;
   }
-  if (lock->first == mux::LockState::kBusy) {
-    return WaitForOtherMaster(paths.socket, args.connect.timeout + std::chrono::seconds(60));
-  }
-
-  const std::string destination =
-      fmt::format("{}@{}:{}", args.connect.user, args.connect.host, args.connect.port);
+  if (lock->first == mux::LockState::kBusy) return 255;
+  control::MasterRecord record;
+  record.set_socket_path(paths.socket);
+  record.set_destination(destination);
+  record.set_alias(args.alias);
+  for (const auto& file : args.connect.identity_files) record.add_identity_files(file);
+  for (const auto& file : args.connect.known_hosts_files) record.add_known_hosts_files(file);
+  record.set_proxy_command(args.connect.proxy_command);
+  record.set_started_unix(static_cast<std::uint64_t>(std::time(nullptr)));
+  Presence presence(paths, std::move(lock->second), std::move(record));
+  presence.Set("connecting");
+  mux::SetAskingHook([&presence](bool asking) { presence.Set(asking ? "asking" : "connecting"); });
   // The launcher's progress line, continued (shown only on a terminal, erased when done).
   std::optional<term::ProgressLine> progress_line;
   if (args.progress) progress_line.emplace("mconnect: " + destination);
@@ -200,12 +280,15 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "mconnect: cannot detach the master: fork failed\n");
     return 255;
   }
+  mux::SetAskingHook(nullptr);  // nobody to ask from here on (reconnects ask nothing)
+  presence.Set("serving");
   mux::MasterConfig config;
   config.destination = destination;
   config.user = args.connect.user;
   config.host = args.connect.host;
   config.port = args.connect.port;
   config.socket_path = paths.socket;
+  config.alias = args.alias;
   config.persist = std::chrono::seconds(args.persist_s);
   config.keepalive = std::chrono::seconds(args.keepalive_s);
   config.keepalive_count_max = args.keepalive_count;
@@ -215,9 +298,7 @@ int Main(int argc, char** argv) {
   config.connect = args.connect;
   log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
   mux::Master master(std::move(config), std::move(*connection), std::move(*listener));
-  int status = master.Run();
-  (void)lock->second;  // held until here: the lock lives as long as this master
-  return status;
+  return master.Run();  // then `presence` removes the record and the lock file
 }
 
 }  // namespace

@@ -37,19 +37,22 @@ control::ErrorReply MakeError(std::string message, std::string hint = {}) {
 
 }  // namespace
 
-// The server as remote-ip strategies see it: commands run over this master's connection.
+// The server as remote-ip strategies see it: commands run over this master's connection. And,
+// for every request that runs a command, what the connection had to do with one that timed out.
 class Master::IpHost : public remoteip::Host {
  public:
   IpHost(SshDriver& driver, std::string host_name) : driver_(driver), host_name_(std::move(host_name)) {}
 
   void RunCommand(std::string command, std::chrono::milliseconds timeout,
                   std::function<void(remoteip::CommandOutcome)> done) override {
-    driver_.Exec({std::move(command), timeout, 4096}, [done = std::move(done)](ExecOutcome outcome) {
+    driver_.Exec({std::move(command), timeout, 4096}, [this, done = std::move(done)](ExecOutcome outcome) {
+      EndTimedOut(driver_, outcome);
       remoteip::CommandOutcome result;
       result.exit_status = outcome.exit_status;
       result.out = std::move(outcome.out);
       result.err = std::move(outcome.err);
       result.timed_out = outcome.timed_out;
+      result.unanswered = outcome.unanswered;
       result.error = std::move(outcome.error);
       done(std::move(result));
     });
@@ -60,7 +63,79 @@ class Master::IpHost : public remoteip::Host {
     if (driver_.dead() || address.empty()) return std::nullopt;
     return address;
   }
+  std::string NoPeerAddress() const override {
+    if (driver_.dead()) return fmt::format("the master's connection is down ({})", driver_.death());
+    return "the master's connection goes through a proxy command (ProxyCommand or ProxyJump), so it has no TCP "
+           "peer address";
+  }
   std::string HostName() const override { return host_name_; }
+
+  // A command that timed out may still run on the server: its process group is ended there,
+  // on a channel of its own (mux/exec_task.h).
+  static void EndTimedOut(SshDriver& driver, const ExecOutcome& outcome) {
+    if (!outcome.timed_out || outcome.process_group <= 0) return;
+    const std::int64_t group = outcome.process_group;
+    log::Info("ending the timed-out command's process group {} on the server", group);
+    driver.Exec({EndProcessGroupCommand(group), std::chrono::seconds(5), 1024}, [group](ExecOutcome ended) {
+      if (!ended.error.empty() || ended.timed_out) {
+        log::Warn("could not end process group {} on the server: {}", group,
+                  ended.timed_out ? "no answer within 5 s" : ended.error);
+      }
+    });
+  }
+
+  // How long the server has sent nothing on the main connection, as TCP counts it (the time since
+  // data last arrived: keepalive replies are data); nullopt through a proxy command, where there is
+  // no TCP socket to ask.
+  static std::optional<std::chrono::milliseconds> Silence(const SshDriver& driver) {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (driver.dead() || ::getsockopt(driver.fd(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return std::nullopt;
+    return std::chrono::milliseconds(info.tcpi_last_data_recv);
+  }
+
+  // The connection's part in a request that timed out after `waited`: the master reconnecting,
+  // or a server that left the request (or a keepalive) unanswered. nullopt when the connection
+  // answers (the command itself was slow then).
+  static std::optional<control::ErrorReply> ConnectionTrouble(const Master& master, const ExecOutcome& outcome,
+                                                              Clock::duration waited) {
+    if (!outcome.timed_out) return std::nullopt;
+    const MasterConfig& config = master.config_;
+    const std::string& name = config.alias.empty() ? config.host : config.alias;
+    auto seconds = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
+    if (master.link_ == Link::kReconnecting) {
+      std::string attempts = master.attempts_ > 0 ? fmt::format("attempt {}; ", master.attempts_) : "";
+      std::string last = master.link_detail_.empty() || master.link_detail_ == master.driver_.death()
+                             ? ""
+                             : "; the last attempt: " + master.link_detail_;
+      return MakeError(fmt::format("the master for {} is reconnecting to {} port {} ({}lost {} s ago: {}{})", name,
+                                   config.host, config.port, attempts, seconds(Clock::now() - master.down_since_),
+                                   master.driver_.death(), last),
+                       fmt::format("it keeps trying by itself; `mconnect status` shows how it goes, `mconnect stop "
+                                   "{}` ends it",
+                                   name));
+    }
+    // Silence alone does not tell: an idle server with a slow command says nothing either. A
+    // request the server never acknowledged while it sent nothing at all, or a keepalive left
+    // unanswered, does. (Through a proxy command there is no socket to ask: the request alone.)
+    const auto silence = Silence(master.driver_);
+    const bool unanswered =
+        outcome.unanswered && (!silence || *silence + std::chrono::milliseconds(250) >= waited);
+    const bool silent = unanswered || (silence && *silence > config.keepalive + std::chrono::seconds(2));
+    if (!silent) return std::nullopt;
+    const std::string since = silence ? fmt::format("nothing heard from the server for {} s", seconds(*silence))
+                                      : fmt::format("no answer from the server for {} s", seconds(waited));
+    const std::string lost =
+        config.keepalive_count_max == 0
+            ? "the master never declares the connection lost (ServerAliveCountMax 0)"
+            : fmt::format("the master declares the connection lost after {} s of silence (ServerAliveInterval {} "
+                          "× (ServerAliveCountMax {} + 1)) and reconnects",
+                          config.keepalive.count() * (config.keepalive_count_max + 1), config.keepalive.count(),
+                          config.keepalive_count_max);
+    return MakeError(fmt::format("the connection to {} ({} port {}) is not answering: {}", name, config.host,
+                                 config.port, since),
+                     fmt::format("{}; `mconnect stop {}` ends it now", lost, name));
+  }
 
  private:
   SshDriver& driver_;
@@ -131,7 +206,7 @@ bool Master::MayOpenAnother(Clock::time_point now) const {
   const auto running = static_cast<std::size_t>(
       std::ranges::count_if(openers_, [](const auto& opener) { return opener->running(); }));
   return now >= next_open_ && extra_.size() + 1 + running < kMaxConnections && running < openers_.size() &&
-         FdBudget::Room() >= kConnectionFds;
+         FdBudget::Room(server_.promised_fds() + openssh_.promised_fds()) >= kConnectionFds;
 }
 
 void Master::OpenAnotherConnection() {
@@ -269,6 +344,10 @@ control::StatusReply Master::Status() {
   reply.set_port(static_cast<std::uint32_t>(config_.port));
   reply.set_pid(static_cast<std::uint32_t>(::getpid()));
   reply.set_socket_path(config_.socket_path);
+  reply.set_alias(config_.alias);
+  reply.set_forwards(static_cast<std::uint32_t>(forwards_.listener_count()));
+  reply.set_sessions(static_cast<std::uint32_t>(openssh_.session_count()));
+  reply.set_stopping(!listen_fd_);
   reply.set_uptime_ms(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()));
   std::size_t channels = 0;
@@ -279,7 +358,7 @@ control::StatusReply Master::Status() {
   reply.set_clients(static_cast<std::uint32_t>(server_.client_count()));
   reply.set_peer_address(driver_.connection().peer_address());
   reply.set_execs(driver_.tasks_started());
-  reply.set_persist_s(static_cast<std::uint32_t>(config_.persist.count()));
+  reply.set_persist_s(static_cast<std::int32_t>(config_.persist.count()));
   // Bytes as the kernel counts them on each SSH connection's socket: no counter of our own
   // in the data path.
   for (SshDriver* driver : Drivers()) {
@@ -329,8 +408,13 @@ void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply>
   auto spec = ExecFromRequest(request);
   if (!spec) return reply(std::unexpected(MakeError(spec.error().message)));
   log::Info("exec: {}", spec->command);
-  driver_.Exec(std::move(*spec), [reply = std::move(reply)](ExecOutcome outcome) {
+  driver_.Exec(std::move(*spec), [this, started = Clock::now(), reply = std::move(reply)](ExecOutcome outcome) {
+    IpHost::EndTimedOut(driver_, outcome);
     if (!outcome.error.empty()) return reply(std::unexpected(MakeError(outcome.error)));
+    if (auto trouble = IpHost::ConnectionTrouble(*this, outcome, Clock::now() - started)) {
+      log::Warn("exec: {}", trouble->message());
+      return reply(std::unexpected(std::move(*trouble)));
+    }
     control::ExecReply result;
     result.set_stdout(std::move(outcome.out));
     result.set_stderr(std::move(outcome.err));
@@ -381,23 +465,37 @@ void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool 
 
   log::Info("starting mosh-server: {}", *command);
   auto started = Clock::now();
-  ExecSpec spec{*command, BoundedTimeout(request.timeout_ms(), std::chrono::milliseconds(20000)), 16 * 1024};
+  const auto limit = BoundedTimeout(request.timeout_ms(), std::chrono::milliseconds(20000));
+  ExecSpec spec{*command, limit, 16 * 1024};
   // Its output holds the session key: every copy made below until the reply is sent (the parsed
   // key, the reply message, its frame) is cleared as it is freed (mux/exec_task.h).
   spec.secret_output = true;
   std::vector<std::string> locale = locale_fallback ? std::vector<std::string>{"LANG=C.UTF-8"}
                                                     : std::vector<std::string>(request.locale().begin(), request.locale().end());
-  driver_.Exec(std::move(spec), [this, request, locale_fallback, started, locale = std::move(locale),
+  driver_.Exec(std::move(spec), [this, request, locale_fallback, started, limit, locale = std::move(locale),
                                  reply = std::move(reply)](ExecOutcome outcome) mutable {
+    IpHost::EndTimedOut(driver_, outcome);
     if (!outcome.error.empty()) return reply(std::unexpected(MakeError("cannot start mosh-server: " + outcome.error)));
+    if (auto trouble = IpHost::ConnectionTrouble(*this, outcome, Clock::now() - started)) {
+      log::Warn("starting mosh-server: {}", trouble->message());
+      return reply(std::unexpected(std::move(*trouble)));
+    }
     if (outcome.timed_out) {
-      return reply(std::unexpected(MakeError("mosh-server did not answer within the time limit",
-                                             "check that mosh-server runs on the server: ssh HOST mosh-server new")));
+      const std::string& name = config_.alias.empty() ? config_.host : config_.alias;
+      const std::string server = request.server().empty() ? "mosh-server" : request.server();
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(limit).count();
+      log::Warn("mosh-server did not answer within {} s", seconds);
+      return reply(std::unexpected(MakeError(
+          fmt::format("mosh-server did not answer within {} s", seconds),
+          fmt::format("check that mosh-server runs on the server: ssh {} {} new", name, server))));
     }
     auto parsed = ParseMoshServerOutput(outcome.exit_status, outcome.out, outcome.err);
     if (!parsed) {
       if (parsed.error().kind == MoshServerFailure::kLocale && !locale_fallback) {
-        log::Warn("the server lacks the requested locale; retrying mosh-server with LANG=C.UTF-8");
+        std::string requested;
+        for (const auto& entry : locale) requested += (requested.empty() ? "" : " ") + entry;
+        log::Warn("the server has no locale for {} ({}); starting it again with LANG=C.UTF-8",
+                  requested.empty() ? "its default" : requested, parsed.error().message);
         return RunMoshServer(request, true, std::move(reply));
       }
       log::Warn("mosh-server failed: {}", parsed.error().message);
@@ -465,9 +563,45 @@ void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_byt
   openssh_.Adopt(std::move(fd), std::move(first_bytes), std::move(refusal));
 }
 
+void Master::Stop(bool when_idle) {
+  if (!when_idle) {
+    stopping_ = true;
+    return;
+  }
+  log::Info("stop requested once idle: taking no new clients");
+  StopListening();
+}
+
 void Master::StopListening() {
   RemoveSocket();
   listen_fd_.Reset();
+}
+
+void Master::CheckSocket(Clock::time_point now) {
+  if (!listen_fd_ || now < next_socket_check_) return;
+  next_socket_check_ = now + std::chrono::seconds(5);
+  struct stat there{};
+  if (::lstat(config_.socket_path.c_str(), &there) == 0) {
+    if (there.st_ino == socket_inode_ && there.st_dev == socket_device_) return;
+    log::Warn("{} is someone else's socket now; this master takes no new clients and exits once idle",
+              config_.socket_path);
+    listen_fd_.Reset();
+    return;
+  }
+  if (errno != ENOENT) return;
+  auto listener = Listen(config_.socket_path);
+  if (!listener) {
+    log::Warn("the socket {} was removed and cannot be published again ({}); exiting once idle",
+              config_.socket_path, listener.error().message);
+    listen_fd_.Reset();
+    return;
+  }
+  listen_fd_ = std::move(*listener);
+  if (::lstat(config_.socket_path.c_str(), &there) == 0) {
+    socket_inode_ = there.st_ino;
+    socket_device_ = there.st_dev;
+  }
+  log::Warn("the socket {} was removed by someone; published it again", config_.socket_path);
 }
 
 void Master::AcceptClients() {
@@ -476,7 +610,7 @@ void Master::AcceptClients() {
   // and, for an OpenSSH session, the three fds it lends, from the reserve); the rest wait in the
   // socket's backlog until those are done.
   constexpr std::size_t kMaxRefusing = 4;
-  std::size_t room = FdBudget::Room();
+  std::size_t room = FdBudget::Room(server_.promised_fds() + openssh_.promised_fds());
   for (int i = 0; i < 64; ++i) {
     const bool fits = room >= FdBudget::kClientCost;
     if (!fits && server_.refusing() + openssh_.refusing() >= kMaxRefusing) {
@@ -600,6 +734,7 @@ int Master::Run() {
   int exit_status = 0;
   Clock::time_point idle_since = Clock::now();
   bool trimmed = false;
+  bool served = false;  // a client has come (and maybe gone)
   std::vector<pollfd> fds;
   while (true) {
     if (g_signal != 0) {
@@ -619,6 +754,7 @@ int Master::Run() {
       }
     }
     UpdateRelays(now);
+    CheckSocket(now);
     // A relayed mosh session keeps the master even while its channel is being replaced.
     bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0 &&
                 extra_.empty() && relays_.empty() && overflow_waiting_.empty();
@@ -633,6 +769,7 @@ int Master::Run() {
     if (!idle) {
       idle_since = now;
       trimmed = false;
+      served = true;
     } else if (!trimmed) {
       // The last client is gone: give back to the kernel what its buffers (windows of up to
       // 16 MiB, a hundred clients' frames) left in the heap, so an idle master stays small.
@@ -660,14 +797,20 @@ int Master::Run() {
       if (handshake) deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
     }
     if (auto attempt = ScheduleReconnect(now)) deadline = deadline ? std::min(*deadline, *attempt) : *attempt;
+    if (listen_fd_) deadline = deadline ? std::min(*deadline, next_socket_check_) : next_socket_check_;
     const bool accepting = listen_fd_ && now >= accept_paused_until_;
     if (listen_fd_ && !accepting) {
       deadline = deadline ? std::min(*deadline, accept_paused_until_) : accept_paused_until_;
     }
-    if (config_.persist.count() > 0) {
-      auto idle_end = idle_since + config_.persist;
+    if (config_.persist.count() != 0) {
+      // persist < 0 (ControlPersist no): leave as soon as the last client has gone. Until a first
+      // one came, wait for the launcher that started this master: it connects once we detached.
+      const std::chrono::seconds linger = config_.persist.count() > 0 ? config_.persist
+                                          : served                    ? std::chrono::seconds(0)
+                                                                      : std::chrono::seconds(30);
+      auto idle_end = idle_since + linger;
       if (idle && now >= idle_end) {
-        log::Info("idle for {} s: exiting", config_.persist.count());
+        log::Info("idle for {} s: exiting", linger.count());
         break;
       }
       deadline = deadline ? std::min(*deadline, idle_end) : idle_end;

@@ -27,11 +27,14 @@ namespace mconnect::mux {
 
 struct MasterConfig {
   std::string destination;  // user@host:port, for status and logs
+  std::string alias;        // the host name as the user typed it
   std::string user;
   std::string host;
   int port = 22;
   std::string socket_path;
-  std::chrono::seconds persist{600};  // 0: stay until stopped
+  // With no client: N > 0 exit after N s, 0 stay until stopped, < 0 exit as soon as the last
+  // client has gone (OpenSSH's ControlPersist N, yes, no).
+  std::chrono::seconds persist{600};
   std::chrono::seconds keepalive{30};
   int keepalive_count_max = 3;  // unanswered keepalives before the connection counts as dead
   // When the connection dies: open a new one (with backoff, without a person), and let requests
@@ -59,7 +62,7 @@ class Master : public MasterServices {
   void StartMoshServer(const control::StartMoshServerRequest& request,
                        Reply<control::StartMoshServerReply> reply) override;
   void StartRelay(const control::StartRelayRequest& request, Reply<control::StartRelayReply> reply) override;
-  void Stop() override { stopping_ = true; }
+  void Stop(bool when_idle) override;
   void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) override;
 
  private:
@@ -108,6 +111,10 @@ class Master : public MasterServices {
   void UpdateRelays(Clock::time_point now);
   // ssh -O stop: no new clients; exit once the current ones are done.
   void StopListening();
+  // The socket file is checked now and then: removed by someone (an OpenSSH master leaving the
+  // same ControlPath, a cleanup script), it is published again; replaced by someone else's, it
+  // is left to them and this master takes no new clients.
+  void CheckSocket(Clock::time_point now);
 
   MasterConfig config_;
   SshDriver driver_;
@@ -143,6 +150,7 @@ class Master : public MasterServices {
   // The socket file as published (the listening fd's own inode is sockfs's, not the path's).
   ino_t socket_inode_ = 0;
   dev_t socket_device_ = 0;
+  Clock::time_point next_socket_check_{};
 };
 
 }  // namespace mconnect::mux

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "mux/escape_filter.h"
+#include "mux/fd_budget.h"
 #include "mux/lent_fd.h"
 #include "mux/openssh_mux_codec.h"
 #include "mux/openssh_requests.h"
@@ -82,9 +83,24 @@ void OpenSshMuxServer::Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes,
   Send(ref, ossh::EncodeHello());
 }
 
+std::size_t OpenSshMuxServer::session_count() const {
+  return static_cast<std::size_t>(std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) {
+    return entry.second->phase == Client::Phase::kSession;
+  }));
+}
+
 std::size_t OpenSshMuxServer::refusing() const {
   return static_cast<std::size_t>(
       std::count_if(clients_.begin(), clients_.end(), [](const auto& entry) { return !entry.second->refusal.empty(); }));
+}
+
+std::size_t OpenSshMuxServer::promised_fds() const {
+  std::size_t promised = 0;
+  for (const auto& [id, client] : clients_) {
+    if (client->closed || !client->refusal.empty() || client->phase >= Client::Phase::kSession) continue;
+    promised += client->fds_wanted - std::min(client->fds_wanted, client->received.size());
+  }
+  return promised;
 }
 
 void OpenSshMuxServer::UpdateDeadline(Client& client) {
@@ -247,7 +263,14 @@ void OpenSshMuxServer::ReadControl(Client& client) {
 void OpenSshMuxServer::TakeFds(Client& client) {
   while (client.received.size() < client.fds_wanted) {
     auto fds = ReceiveFds(client.control.get());
-    if (!fds) return Close(client, fds.error().message);
+    if (!fds) {
+      // Closing here would send `ssh -S` to log in by itself (a closed socket is "no master" to
+      // it); the session is refused with the reason instead. Out of fds, recvmsg drops them.
+      if (FdBudget::Room() > 0) return RefuseRequest(client, fds.error().message);
+      return RefuseRequest(client, fmt::format("the master is out of file descriptors for new sessions (limit {}); end "
+                                               "some sessions or forwards, or start it with a higher `ulimit -n`",
+                                               FdBudget::Limit()));
+    }
     if (!fds->has_value()) return;  // the next one has not arrived yet
     if (client.received.size() + (*fds)->size() > client.fds_wanted) {
       return Close(client, fmt::format("passed {} file descriptors where its request takes {}",
@@ -266,25 +289,14 @@ void OpenSshMuxServer::StartSession(Client& client) {
   client.session_id = next_session_id_++;
   client.phase = Client::Phase::kSession;
   client.pipes = std::make_shared<SessionPipes>();
-  if (!client.refusal.empty()) {
-    if (!client.stdio_forward) return RefuseSession(client, client.refusal);
-    Send(client, ossh::EncodeFailure(client.request.request_id, client.refusal));
-    client.close_after_flush = true;
-    client.phase = Client::Phase::kDone;
-    return Flush(client);
-  }
+  if (!client.refusal.empty()) return RefuseRequest(client, client.refusal);
   // A descriptor poll() cannot watch (O_PATH) can carry nothing: say so before any channel.
   const std::pair<const LentFd*, const char*> lent[] = {
       {&client.stdin_fd, "stdin"}, {&client.stdout_fd, "stdout"}, {&client.stderr_fd, "stderr"}};
   for (const auto& [fd, name] : lent) {
     pollfd probe{fd->get(), 0, 0};
     if (fd->valid() && ::poll(&probe, 1, 0) > 0 && (probe.revents & POLLNVAL)) {
-      const std::string why = fmt::format("the {} it passed cannot be polled (an O_PATH descriptor?)", name);
-      if (!client.stdio_forward) return RefuseSession(client, why);
-      Send(client, ossh::EncodeFailure(client.request.request_id, why));
-      client.close_after_flush = true;
-      client.phase = Client::Phase::kDone;
-      return Flush(client);
+      return RefuseRequest(client, fmt::format("the {} it passed cannot be polled (an O_PATH descriptor?)", name));
     }
   }
   if (client.stdio_forward) {
@@ -386,6 +398,16 @@ void OpenSshMuxServer::Update() {
     }
   }
   std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+}
+
+void OpenSshMuxServer::RefuseRequest(Client& client, std::string_view why) {
+  if (!client.stdio_forward) return RefuseSession(client, why);
+  // ssh -W fails with the reason on a FAILURE; it never falls back to a login of its own.
+  log::Warn("OpenSSH mux client {}: stdio forward refused: {}", client.id, why);
+  Send(client, ossh::EncodeFailure(client.request.request_id, why));
+  client.close_after_flush = true;
+  client.phase = Client::Phase::kDone;
+  Flush(client);
 }
 
 void OpenSshMuxServer::RefuseSession(Client& client, std::string_view why) {

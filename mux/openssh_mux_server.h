@@ -49,6 +49,9 @@ class OpenSshMuxServer {
   void Adopt(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal = {});
   // Clients being refused right now.
   std::size_t refusing() const;
+  // The fds admitted clients have yet to pass (a session lends three once it asks for one): the
+  // master keeps room for them (FdBudget::Room), so that none is turned away halfway through.
+  std::size_t promised_fds() const;
 
   // Appends this server's pollfds; HandleEvents takes back the same number, same order.
   void AddPollFds(std::vector<pollfd>& fds);
@@ -59,6 +62,8 @@ class OpenSshMuxServer {
   void OnWindowChange();
 
   std::size_t client_count() const { return clients_.size(); }
+  // Clients with a session or a stdio forward under way.
+  std::size_t session_count() const;
   // When the first client that owes the master a HELLO, the rest of a frame or its fds runs out
   // of time; ExpireDeadlines closes those that have.
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
@@ -72,6 +77,8 @@ class OpenSshMuxServer {
   void TakeFds(Client& client);
   // Answers NEW_SESSION with a session that ends at once (255), its reason on the client's stderr.
   void RefuseSession(Client& client, std::string_view why);
+  // RefuseSession for a session, a FAILURE for an ssh -W (which does not log in by itself).
+  void RefuseRequest(Client& client, std::string_view why);
   void UpdateDeadline(Client& client);
   void StartSession(Client& client);
   void PumpFds(Client& client, const pollfd* fds);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/terminal.h"
 #include "base/secret.h"
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
@@ -336,7 +337,30 @@ Prompter::Prompter(PromptSetting setting) : setting_(std::move(setting)), route_
 
 Prompter Prompter::ForThisProcess() { return Prompter(PromptSetting::FromThisProcess()); }
 
+namespace {
+
+std::function<void(bool)>& AskingHook() {
+  static std::function<void(bool)> hook;
+  return hook;
+}
+int g_asking = 0;
+
+}  // namespace
+
+Asking::Asking() {
+  term::HideProgress();
+  if (g_asking++ == 0 && AskingHook()) AskingHook()(true);
+}
+
+Asking::~Asking() {
+  if (--g_asking == 0 && AskingHook()) AskingHook()(false);
+}
+
+void SetAskingHook(std::function<void(bool asking)> hook) { AskingHook() = std::move(hook); }
+
 Result<SecretString> Prompter::Ask(std::string_view question, bool echo, std::chrono::milliseconds timeout) const {
+  if (route_ == PromptRoute::kNobody) return AskBy(route_, setting_, question, echo, timeout);
+  Asking asking;
   // The answer is copied on its way here: into read buffers on the stack (ours, RunCommand's)
   // and into a string that may grow. Blocks freed meanwhile are cleared, and so is the stack
   // the question used once it has been answered.
@@ -348,6 +372,7 @@ Result<SecretString> Prompter::Ask(std::string_view question, bool echo, std::ch
 
 void Prompter::Tell(std::string_view text) const {
   if (route_ == PromptRoute::kNobody || text.empty()) return;
+  term::HideProgress();
   std::string line = ::isatty(STDERR_FILENO) ? "\r\033[K" : "";
   line += SanitizeForTerminal(text);
   if (line.back() != '\n') line += '\n';

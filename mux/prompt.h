@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,6 +72,20 @@ PromptRoute ChoosePromptRoute(const PromptSetting& setting);
 // `text` from a server (a prompt, an instruction, a banner) made harmless for a terminal:
 // control characters other than newline and tab (and C1 controls in UTF-8) become '?'.
 std::string SanitizeForTerminal(std::string_view text);
+
+// While one is alive, a question waits for the person (a passphrase, a password, a host key).
+// It erases the progress line first (term::HideProgress), and tells the hook set with
+// SetAskingHook: the master writes it in its record, so that a second mconnect for the same
+// destination says what it waits for. Nests.
+class Asking {
+ public:
+  Asking();
+  ~Asking();
+  Asking(const Asking&) = delete;
+  Asking& operator=(const Asking&) = delete;
+};
+// Called with true when the first question starts, false when the last one is answered.
+void SetAskingHook(std::function<void(bool asking)> hook);
 
 class Prompter {
  public:

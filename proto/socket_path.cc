@@ -144,7 +144,13 @@ class AncestorCheck {
 
 std::string DefaultRuntimeDir() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] == '/') return std::string(runtime) + "/mconnect";
+  struct stat st{};
+  // After `su` (or `sudo -E`) XDG_RUNTIME_DIR is still the user's: a directory made in it would
+  // belong to this uid and lock the user out of their own.
+  if (runtime != nullptr && runtime[0] == '/' && ::stat(runtime, &st) == 0 && S_ISDIR(st.st_mode) &&
+      st.st_uid == ::getuid()) {
+    return std::string(runtime) + "/mconnect";
+  }
   return fmt::format("/tmp/mconnect-{}", ::getuid());
 }
 
@@ -154,13 +160,19 @@ MasterPaths PathsFor(const std::string& directory, const std::string& user, cons
   bool safe = std::none_of(name.begin(), name.end(), [](char c) { return c == '/' || c < ' '; });
   // Leave room for the ".sock" suffix and the temporary name used while publishing.
   if (!safe || dir.size() + name.size() + 16 >= sizeof(sockaddr_un{}.sun_path)) name = "h-" + HashName(name);
-  std::string base = dir + "/" + name;
-  return {base + ".sock", base + ".lock", base + ".log"};
+  return PathsForSocket(dir + "/" + name + ".sock");
 }
 
 MasterPaths PathsForSocket(const std::string& socket_path) {
-  std::string base = StripSuffix(socket_path, ".sock");
-  return {socket_path, base + ".lock", base + ".log"};
+  const std::string runtime = DefaultRuntimeDir();
+  const auto slash = socket_path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "." : socket_path.substr(0, slash);
+  const std::string name = StripSuffix(socket_path.substr(slash == std::string::npos ? 0 : slash + 1), ".sock");
+  // In the runtime directory a socket's own name says which master it is; elsewhere (a user's
+  // ControlPath, in ~/.ssh or /tmp) the rest must not go beside it, and the name alone could be
+  // another directory's: the path's hash.
+  const std::string base = runtime + "/" + (directory == runtime ? name : "h-" + HashName(socket_path));
+  return {socket_path, base + ".lock", base + ".master", base + ".log", base + ".transport"};
 }
 
 Result<void> EnsurePrivateDirectory(const std::string& directory) {
@@ -175,8 +187,9 @@ Result<void> EnsurePrivateDirectory(const std::string& directory) {
   if (S_ISLNK(st.st_mode)) return Fail("socket directory {} is a symbolic link; refusing to use it", directory);
   if (!S_ISDIR(st.st_mode)) return Fail("socket directory {} is not a directory", directory);
   if (st.st_uid != ::getuid()) {
-    return Fail("socket directory {} belongs to uid {}, not to you (uid {}); refusing to use it", directory,
-                st.st_uid, ::getuid());
+    return Fail("socket directory {} belongs to uid {}, not to you (uid {}): a run of mconnect as uid {} with "
+                "your XDG_RUNTIME_DIR made it (after `su`?); remove it with: sudo rm -r {}",
+                directory, st.st_uid, ::getuid(), st.st_uid, directory);
   }
   if ((st.st_mode & 077) != 0) {
     return Fail("socket directory {} is open to other users (mode {:04o}); fix it with: chmod 700 {}", directory,
@@ -197,6 +210,19 @@ Result<void> CheckChosenDirectory(const std::string& directory) {
                 directory, st.st_uid, st.st_mode & 07777);
   }
   return AncestorCheck(directory, "choose a socket path (ControlPath) in a private directory").Run();
+}
+
+std::vector<std::string> ListRecords(const std::string& runtime_dir) {
+  std::vector<std::string> records;
+  DIR* dir = ::opendir(runtime_dir.c_str());
+  if (dir == nullptr) return records;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name.size() > 7 && name.ends_with(".master")) records.push_back(runtime_dir + "/" + name);
+  }
+  ::closedir(dir);
+  std::sort(records.begin(), records.end());
+  return records;
 }
 
 std::vector<std::string> ListSockets(const std::string& directory) {

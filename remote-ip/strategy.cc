@@ -43,6 +43,9 @@ std::string FirstLine(std::string_view text) {
 // The failure of a remote command as a message fragment, or empty if it ran and exited 0.
 std::string CommandFailure(const CommandOutcome& outcome, milliseconds timeout) {
   if (!outcome.error.empty()) return SanitizeForMessage(outcome.error, kMaxQuotedStderr);
+  if (outcome.timed_out && outcome.unanswered) {
+    return fmt::format("timed out after {} ms: the server did not even answer the request to run it", timeout.count());
+  }
   if (outcome.timed_out) return fmt::format("timed out after {} ms", timeout.count());
   if (outcome.exit_status != 0) {
     std::string line = FirstLine(outcome.err);
@@ -82,10 +85,7 @@ class PeerStrategy final : public Strategy {
   bool Cacheable() const override { return false; }
   void Discover(Host& host, milliseconds, Done done) override {
     auto peer = host.PeerAddress();
-    if (!peer) {
-      return done(Fail("peer: the master's connection has no TCP peer address (through ProxyCommand or ProxyJump "
-                       "it has none)"));
-    }
+    if (!peer) return done(Fail("peer: {}", host.NoPeerAddress()));
     done(Named(Spec(), ParseAddressOutput(*peer)));
   }
 };

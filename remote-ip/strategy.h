@@ -27,6 +27,8 @@ struct CommandOutcome {
   std::string err;
   bool timed_out = false;
   std::string error;  // transport failure (channel refused, connection lost); empty otherwise
+  // With timed_out: the server never answered, not even the request to run the command.
+  bool unanswered = false;
 };
 
 // The server as strategies see it; implemented by the master over its SSH connection.
@@ -41,6 +43,9 @@ class Host {
   // The address the master's TCP connection reached; nullopt when there is no direct TCP peer
   // (ProxyCommand, ProxyJump) or no connection.
   virtual std::optional<std::string> PeerAddress() const = 0;
+  // Why PeerAddress has no answer, for the `peer` strategy's message ("the master's connection
+  // is down: ..."); the default says only that there is none.
+  virtual std::string NoPeerAddress() const { return "the master's connection has no TCP peer address"; }
   // The ssh HostName (after `ssh -G`), for the `dns` strategy.
   virtual std::string HostName() const = 0;
 };

@@ -50,3 +50,32 @@ mconnect_test(relay_server_test
   LIBS mconnect_mux
   LABELS integration)
 add_dependencies(relay_server_test mconnect)
+
+# Beside OpenSSH and a user's habits: OpenSSH's own master at the same ControlPath, the runtime
+# directory, a stopped master, the names status and stop take.
+mconnect_test(habits_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/habits_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(habits_test mconnect mconnect-mux)
+
+# A session while the server is silent or the master reconnects: the host and the silence are
+# named, not mosh-server.
+mconnect_test(silent_server_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/silent_server_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(silent_server_test mconnect mconnect-mux)
+
+# What this machine must offer mosh-client is checked before the server starts a mosh-server.
+mconnect_test(client_checks_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/client_checks_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(client_checks_test mconnect mconnect-mux)
+
+# libssh2's error codes in words.
+mconnect_test(ssh2_errors_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/ssh2_errors_test.cc
+  LIBS mconnect_base
+  LABELS unit)

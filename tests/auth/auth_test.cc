@@ -302,6 +302,32 @@ TEST_F(AuthTest, EncryptedKeyPassphraseIsAskedOnceAndTheMasterIsReused) {
   EXPECT_THAT(MasterLog(), Not(HasSubstr(kPassphrase)));
 }
 
+// A second terminal while the first is at the passphrase question: it says what it waits for,
+// and connects (through the first one's master, asking nothing) as soon as that is answered.
+TEST_F(AuthTest, SecondTerminalSaysItWaitsForTheFirstOneAskingAndThenConnects) {
+  ASSERT_TRUE(EncryptKey());
+  Tmux& first = Pane({"ip", AskingSshOption(), "lab"});
+  const std::string question = "Enter passphrase for key '" + key() + "': ";
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (Count(Screen(first), question) < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(Count(Screen(first), question), 1) << Screen(first);
+  Tmux& second = Pane({"ip", AskingSshOption(), "lab"});
+  const std::string waiting = "mconnect: waiting for the other mconnect for root@127.0.0.1:" +
+                              std::to_string(sshd().port()) + " (pid ";
+  deadline = std::chrono::steady_clock::now() + 20s;
+  while (Screen(second).find(waiting) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(Screen(second), HasSubstr(waiting));
+  EXPECT_THAT(Screen(second), HasSubstr("; it is asking for a passphrase, a password or a host key on its terminal)"));
+  EXPECT_THAT(Screen(second), Not(HasSubstr("Enter passphrase")));
+  ASSERT_TRUE(Answer(first, question, kPassphrase));
+  EXPECT_EQ(WaitForExit(first, 30s), 0) << Screen(first);
+  EXPECT_EQ(WaitForExit(second, 10s), 0) << Screen(second);
+  EXPECT_THAT(Screen(second), HasSubstr("127.0.0.1"));
+  EXPECT_EQ(sshd().CountInLog("Accepted publickey"), 1) << "the second terminal made its own connection";
+}
+
 TEST_F(AuthTest, WrongPassphraseIsAskedAgainWithoutTryingTheServer) {
   ASSERT_TRUE(EncryptKey());
   Tmux& tmux = Pane({"ip", AskingSshOption(), "lab"});
@@ -504,6 +530,17 @@ TEST_F(AuthTest, RsaKeyAgainstAnRsaOnlyServer) {
 
 // ---- host keys -------------------------------------------------------------------------------
 
+// Whether every line of `screen` that holds `text` starts with it: the progress line
+// ("mconnect: lab: handshake…") was erased before, not left in front of it.
+bool StartsItsLine(const std::string& screen, const std::string& text) {
+  bool seen = false;
+  for (std::size_t at = screen.find(text); at != std::string::npos; at = screen.find(text, at + 1)) {
+    seen = true;
+    if (at != 0 && screen[at - 1] != '\n') return false;
+  }
+  return seen;
+}
+
 TEST_F(AuthTest, UnknownHostKeyIsAskedAndYesRecordsIt) {
   ASSERT_TRUE(WriteFile(sshd().known_hosts(), ""));
   auto fingerprint = RunCommand({"ssh-keygen", "-l", "-f", sshd().dir() + "/host_ed25519_key.pub"});
@@ -517,11 +554,25 @@ TEST_F(AuthTest, UnknownHostKeyIsAskedAndYesRecordsIt) {
   ASSERT_EQ(WaitForExit(tmux, 30s), 0) << Screen(tmux) << "\nmaster log:\n" << MasterLog();
   std::string screen = Screen(tmux);
   EXPECT_THAT(screen, HasSubstr("The authenticity of host '" + name + "' can't be established."));
+  EXPECT_TRUE(StartsItsLine(screen, "The authenticity of host")) << "after the progress line:\n" << screen;
   EXPECT_THAT(screen, HasSubstr("ED25519 key fingerprint is " + sha256 + "."));
   auto found = RunCommand({"ssh-keygen", "-F", name, "-f", sshd().known_hosts()});
   ASSERT_TRUE(found);
   EXPECT_EQ(found->exit_code, 0) << found->err;
   EXPECT_THAT(found->out, HasSubstr(" ssh-ed25519 AAAA"));
+}
+
+// The accept-new notice and the changed-key warning start their own lines too.
+TEST_F(AuthTest, HostKeyNoticesStartTheirOwnLines) {
+  ASSERT_TRUE(WriteFile(sshd().known_hosts(), ""));
+  Tmux& added = Pane({"ip", AskingSshOption({"StrictHostKeyChecking=accept-new"}), "lab"});
+  ASSERT_EQ(WaitForExit(added, 30s), 0) << Screen(added);
+  EXPECT_TRUE(StartsItsLine(Screen(added), "Warning: Permanently added")) << Screen(added);
+  lab_->Cleanup();
+  ASSERT_TRUE(sshd().Rekey());
+  Tmux& changed = Pane({"ip", AskingSshOption(), "lab"});
+  ASSERT_EQ(WaitForExit(changed, 30s), 255) << Screen(changed);
+  EXPECT_TRUE(StartsItsLine(Screen(changed), "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!")) << Screen(changed);
 }
 
 TEST_F(AuthTest, UnknownHostKeyIsRefusedInBatchAndStrictMode) {

@@ -18,6 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ProxyJumpTest : public ::testing::Test {
  protected:
@@ -121,6 +122,37 @@ TEST_F(ProxyJumpTest, BrokenProxyIsOneClearLine) {
   EXPECT_EQ(ip->exit_code, 255);
   EXPECT_THAT(ip->err, HasSubstr("proxy: the relay is down"));
   EXPECT_EQ(std::count(ip->err.begin(), ip->err.end(), '\n'), 1) << ip->err;
+}
+
+// A typo in a ProxyJump that `Host *` gives every host: the mistyped hop inherits it too, and
+// ssh itself only says "jumphost loop via jupm". The real trouble is that jupm is no host.
+TEST_F(ProxyJumpTest, AProxyJumpTypoIsTheDnsErrorNotALoop) {
+  const std::string config = lab_->dir().Sub("typo_config");
+  std::ofstream(config) << Host("jump", *jump_) << "  ProxyJump none\n"
+                        << Host("target", lab_->sshd()) << "Host *\n  ProxyJump jupm\n";
+  auto ip = lab_->Run({"ip", "--ssh=ssh -F " + config, "target"});
+  ASSERT_TRUE(ip);
+  EXPECT_EQ(ip->exit_code, 255);
+  EXPECT_THAT(ip->err.substr(0, ip->err.find('\n')), Not(HasSubstr("loop")));
+  EXPECT_EQ(ip->err,
+            "mconnect: ProxyJump jupm: cannot resolve jupm: Name or service not known\n"
+            "mconnect: hint: check the ProxyJump that applies to target (`ssh -F " + config +
+                " -G target`); jupm's own settings send it through itself, so ssh would only say \"jumphost loop "
+                "via jupm\"\n");
+  EXPECT_EQ(lab_->MasterPid(), 0);
+}
+
+// The same loop with a hop that exists: said as what it is, with the line that ends it.
+TEST_F(ProxyJumpTest, AProxyJumpThatAppliesToItsOwnHopSaysHowToEndTheLoop) {
+  const std::string config = lab_->dir().Sub("loop_config");
+  std::ofstream(config) << Host("target", lab_->sshd()) << "Host *\n  ProxyJump jump\n" << Host("jump", *jump_);
+  auto ip = lab_->Run({"ip", "--ssh=ssh -F " + config, "target"});
+  ASSERT_TRUE(ip);
+  EXPECT_EQ(ip->exit_code, 255);
+  EXPECT_EQ(ip->err,
+            "mconnect: ProxyJump jump: jump's own settings send it through jump too (ssh: \"jumphost loop via "
+            "jump\")\nmconnect: hint: add `ProxyJump none` to a `Host jump` block above the one that sets this "
+            "ProxyJump\n");
 }
 
 }  // namespace

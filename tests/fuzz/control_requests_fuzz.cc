@@ -202,7 +202,7 @@ class FuzzServices final : public mux::MasterServices {
     Answer(std::move(reply), std::move(out));
   }
 
-  void Stop() override { ++stops_; }
+  void Stop(bool) override { ++stops_; }
 
   void AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string) override {
     // Its fd closes here: the OpenSSH side has its own target (openssh_requests_fuzz).

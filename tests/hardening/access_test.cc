@@ -199,7 +199,9 @@ TEST_F(RuntimeDirectoryTest, WritableAncestorTwoLevelsUpIsRefused) {
   EXPECT_THAT(said, HasSubstr("is not safe: " + open + " (owner uid " + std::to_string(::getuid()) + ", mode 0777)"));
   ExpectNoMaster();
 
-  // The same for a socket path the user chose.
+  // The same for a socket path the user chose (with a runtime directory that passes: it is
+  // checked first).
+  UseRuntimeDirectory(lab_->dir().Sub("run"));
   MakeDirectory(open + "/chosen", 0700);
   EXPECT_THAT(IpFails({"--socket", open + "/chosen/m.sock"}),
               HasSubstr("socket directory " + open + "/chosen is not safe: " + open + " (owner uid"));
@@ -218,12 +220,14 @@ TEST_F(RuntimeDirectoryTest, WritableAncestorBehindALinkIsRefused) {
 }
 
 TEST_F(RuntimeDirectoryTest, StickyDirectoryOfAnotherOwnerIsRefused) {
-  // Sticky, but its owner may still rename what others put in it.
+  // Sticky, but its owner may still rename what others put in it. (As XDG_RUNTIME_DIR, another
+  // user's directory is not used at all: HabitsTest.AfterSuNothingIsMadeInTheUsersRuntimeDirectory.)
   const std::string sticky = lab_->dir().Sub("sticky-nobody");
   MakeDirectory(sticky, 01777, kNobody);
-  UseRuntimeDirectory(sticky);
-  EXPECT_THAT(IpFails(), HasSubstr("is not safe: " + sticky + " (owner uid 65534, mode 1777) belongs to another user"));
-  ExpectNoMaster();
+  MakeDirectory(sticky + "/chosen", 0700);
+  EXPECT_THAT(IpFails({"--socket", sticky + "/chosen/m.sock"}),
+              HasSubstr("is not safe: " + sticky + " (owner uid 65534, mode 1777) belongs to another user"));
+  EXPECT_EQ(::access((sticky + "/chosen/m.sock").c_str(), F_OK), -1) << "nothing was created there";
 }
 
 TEST_F(RuntimeDirectoryTest, StickyRootOwnedParentAndRootOwnedLinksAreAccepted) {

@@ -273,6 +273,7 @@ TEST_F(FullDiskTest, SessionsGoOnWhenTheLogCannotBeWritten) {
   // need inodes, not blocks.
   auto stop = lab_->Run({"stop", lab_->SshOption(), "lab"});
   ASSERT_TRUE(stop && stop->exit_code == 0) << (stop ? stop->err : stop.error().message);
+  Fill();  // the stopped master's lock and record gave back their blocks
   ASSERT_TRUE(Full());
   auto restarted = StartMaster(*lab_);
   ASSERT_TRUE(restarted) << restarted.error().message;

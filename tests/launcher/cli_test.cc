@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "base/subprocess.h"
+
 namespace mconnect::launcher {
 namespace {
 
@@ -211,13 +213,27 @@ TEST(ParseCommandLine, OurOptions) {
   EXPECT_EQ(o.config_path, "/x/c.toml");
   EXPECT_EQ(o.mux_path, "/build/bin/mconnect-mux");
   EXPECT_TRUE(o.timings);
-  EXPECT_EQ(Parse({"--persist=0", "h"}).persist_s, 0);
+}
+
+// --persist has OpenSSH's ControlPersist meanings: yes or 0 = until stopped, no = exit as soon as
+// the last client has gone, N = N idle seconds.
+TEST(ParseCommandLine, PersistIsControlPersist) {
+  EXPECT_EQ(Parse({"--persist=0", "h"}).persist_s, kPersistForever);
+  EXPECT_EQ(Parse({"--persist=yes", "h"}).persist_s, kPersistForever);
+  EXPECT_EQ(Parse({"--persist", "no", "h"}).persist_s, kPersistNo);
+  EXPECT_EQ(Parse({"--persist=30", "h"}).persist_s, 30);
+  EXPECT_THAT(CommandUsageText(Command::kDoctor),
+              HasSubstr("  --persist={SECONDS|yes|no}     seconds with nothing open before the master exits; yes or 0: "
+                        "never; no: at once\n"));
+  EXPECT_THAT(CommandUsageText(Command::kMaster), HasSubstr("--persist\ndefaults to yes (never idle out)."));
 }
 
 TEST(ParseCommandLine, BadOurOptions) {
-  EXPECT_EQ(ParseError({"--persist=-1", "h"}), "--persist \"-1\" is not a number of seconds (0 or more)");
-  EXPECT_THAT(ParseError({"--persist=10m", "h"}), HasSubstr("not a number of seconds"));
-  EXPECT_THAT(ParseError({"--persist=99999999999", "h"}), HasSubstr("not a number of seconds"));
+  EXPECT_EQ(ParseError({"--persist=-1", "h"}),
+            "--persist \"-1\" is not a lifetime: expected yes, no or a number of seconds (0 or more)");
+  EXPECT_THAT(ParseError({"--persist=10m", "h"}), HasSubstr("expected yes, no or a number of seconds"));
+  EXPECT_THAT(ParseError({"--persist=forever", "h"}), HasSubstr("expected yes, no or a number of seconds"));
+  EXPECT_THAT(ParseError({"--persist=99999999999", "h"}), HasSubstr("expected yes, no or a number of seconds"));
   EXPECT_THAT(ParseError({("--socket=/" + std::string(200, 's')).c_str(), "h"}),
               HasSubstr("a Unix socket path holds at most 107"));
   // --json belongs to status and ip only.
@@ -446,6 +462,51 @@ TEST(SplitShellWords, Words) {
   EXPECT_THAT(*SplitShellWords("''"), ElementsAre(""));
   EXPECT_THAT(*SplitShellWords(""), IsEmpty());
   EXPECT_FALSE(SplitShellWords("a\\"));
+}
+
+// The line a hint offers to paste keeps what this command line said about how to reach the
+// host, and only what the suggested command takes.
+TEST(CommandLineFor, CarriesTheOptionsThatChangeWhatIsReachedShellQuoted) {
+  Options o = Parse({"--ssh=ssh -p 1", "-4", "--predict=never", "--socket=/tmp/my socket", "-p", "60001:60010",
+                     "--server=/opt/mosh/bin/mosh-server", "--bind-server=any", "--experimental-remote-ip=proxy",
+                     "--remote-ip", "command:curl -sS 'https://ipinfo.io/ip'", "--transport=udp", "--config=/x/c.toml",
+                     "me@bebou"});
+  const std::string doctor = CommandLineFor(Command::kDoctor, o);
+  EXPECT_EQ(doctor,
+            "mconnect doctor --ssh='ssh -p 1' --config=/x/c.toml --socket='/tmp/my socket' "
+            "--server=/opt/mosh/bin/mosh-server --port=60001:60010 --bind-server=any --remote-ip=peer "
+            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' --transport=udp me@bebou");
+  // Pasted into a shell, it parses back to the same settings.
+  auto words = RunCommand({"sh", "-c", "printf '%s\\n' " + doctor});
+  ASSERT_TRUE(words) << words.error().message;
+  std::vector<std::string> argv_words;
+  for (std::size_t at = 0, end; (end = words->out.find('\n', at)) != std::string::npos; at = end + 1) {
+    argv_words.push_back(words->out.substr(at, end - at));
+  }
+  std::vector<const char*> argv;
+  for (const auto& word : argv_words) argv.push_back(word.c_str());
+  auto parsed = ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const Options& again = std::get<Options>(*parsed);
+  EXPECT_EQ(again.command, Command::kDoctor);
+  EXPECT_EQ(again.ssh, o.ssh);
+  EXPECT_EQ(again.socket_path, o.socket_path);
+  EXPECT_EQ(again.config_path, o.config_path);
+  EXPECT_EQ(again.server, o.server);
+  EXPECT_EQ(again.port_range, o.port_range);
+  EXPECT_EQ(again.bind_server, o.bind_server);
+  EXPECT_EQ(again.remote_ip, o.remote_ip);
+  EXPECT_EQ(again.transport, o.transport);
+  EXPECT_EQ(again.destination, "me@bebou");
+
+  // `ip` takes neither --server, -p, --bind-server nor --transport.
+  EXPECT_EQ(CommandLineFor(Command::kIp, o),
+            "mconnect ip --ssh='ssh -p 1' --config=/x/c.toml --socket='/tmp/my socket' --remote-ip=peer "
+            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' me@bebou");
+  // Nothing given, nothing carried; a host named like a subcommand comes after --.
+  EXPECT_EQ(CommandLineFor(Command::kDoctor, Parse({"bebou"})), "mconnect doctor bebou");
+  EXPECT_EQ(CommandLineFor(Command::kConnect, Parse({"--", "status"}), "-vv"), "mconnect -vv -- status");
+  EXPECT_EQ(CommandLineFor(Command::kConnect, Parse({"--transport=ssh", "bebou"})), "mconnect --transport=ssh bebou");
 }
 
 }  // namespace

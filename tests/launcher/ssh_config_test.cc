@@ -401,5 +401,22 @@ TEST(ResolveSshSettings, RefusesHostsThatLookLikeOptions) {
   EXPECT_FALSE(ResolveSshSettings("ssh", ""));
 }
 
+// Two aliases of one user@host:port share a master; what else differs is said, each setting
+// with both values.
+TEST(MasterIdentity, DifferencesNameEachSettingWithBothValues) {
+  auto a = ParseSshG("hostname h\nuser u\nidentityfile /keys/a\nuserknownhostsfile /kh/a\n"
+                     "globalknownhostsfile /dev/null\n", "work");
+  auto b = ParseSshG("hostname h\nuser u\nidentityfile /keys/b\nuserknownhostsfile /kh/a\n"
+                     "globalknownhostsfile /dev/null\nproxycommand nc %h %p\n", "play");
+  ASSERT_TRUE(a && b);
+  auto master = IdentityOf(*a, {"ssh"});
+  auto session = IdentityOf(*b, {"ssh"});
+  ASSERT_TRUE(master && session);
+  EXPECT_EQ(master->known_hosts_files, (std::vector<std::string>{"/kh/a", "/dev/null"}));
+  EXPECT_EQ(IdentityDifferences(*master, *session, "play"),
+            (std::vector<std::string>{"IdentityFile /keys/a (play's: /keys/b)", "proxy none (play's: `nc h 22`)"}));
+  EXPECT_TRUE(IdentityDifferences(*master, *master, "work").empty());
+}
+
 }  // namespace
 }  // namespace mconnect::launcher

@@ -11,12 +11,14 @@
 
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "proto/control.pb.h"
+#include "tests/master/server_processes.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -25,6 +27,7 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 int Lines(const std::string& text) {
   int lines = 0;
@@ -194,7 +197,7 @@ TEST_F(MasterTest, MalformedProfileNamesFileAndLineAndStartsNothing) {
   };
   const std::vector<Case> cases = {
       {"[defaults\npersist = 1\n", "config.toml:1: "},                                   // syntax
-      {"[defaults]\npersist = \"long\"\n", "config.toml:2: persist must be an integer"},  // type
+      {"[defaults]\npersist = \"long\"\n", "config.toml:2: persist \"long\" is neither \"yes\" nor \"no\""},  // type
       {"[defaults]\n\ncolour = 1\n", "config.toml:3: unknown key \"colour\""},            // unknown key
       {"[host.lab]\nmosh-ports = \"70000\"\n", "config.toml:2: mosh-ports \"70000\""},    // bad port
   };
@@ -344,6 +347,154 @@ TEST_F(MasterTest, MissingMoshServerSaysHowToFixIt) {
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_THAT(result->err, HasSubstr("--server"));
   EXPECT_LE(Lines(result->err), 2) << "one line and a hint: " << result->err;
+}
+
+// A `command:` strategy that outlives its timeout is ended on the server (the session's process
+// group, signalled over its channel), not left running once per attempt.
+TEST_F(MasterTest, TimedOutCommandIsEndedOnTheServer) {
+  std::string config = lab_->dir().Sub("config.toml");
+  std::ofstream(config) << "[defaults]\nremote-ip-timeout = 1\n";
+  const std::vector<std::string> sleeper{"sleep", "600"};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto result = Ip({"--config", config, "--remote-ip", "command:sleep 600", "--remote-ip", "peer"});
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_THAT(result.out, HasSubstr("command:sleep 600"));
+    EXPECT_THAT(result.out, HasSubstr("timed out after 1000 ms"));
+  }
+  bool gone = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(100ms)) {
+    if ((gone = !RunsBelow(lab_->sshd().pid(), sleeper))) break;
+  }
+  std::string left;
+  for (const auto& process : DescendantsOf(lab_->sshd().pid())) {
+    if (process.argv == sleeper) left += " " + std::to_string(process.pid);
+  }
+  EXPECT_TRUE(gone) << "`sleep 600` still runs under the lab's sshd, pid(s)" << left;
+  EXPECT_GT(lab_->MasterPid(), 0) << "the master carries on";
+}
+
+// The server has no locale for the client's LANG: the master starts mosh-server again with
+// LANG=C.UTF-8, says so in its log, and with -v the launcher says so too.
+TEST_F(MasterTest, LocaleFallbackOnTheServerIsSaidWithVerbose) {
+  const std::string client = lab_->dir().Sub("client");
+  std::ofstream(client) << "#!/bin/sh\nif [ \"$1\" = -c ]; then echo 256; exit 0; fi\necho \"client for $2 port $3\"\n";
+  ASSERT_EQ(::chmod(client.c_str(), 0755), 0);
+  LabEnv env = lab_->env();
+  env.Set("LANG", "en_US.UTF-8");  // installed nowhere here, the lab's server included
+  auto session = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{lab_->SshOption(), "--transport=udp", "--client=" + client};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("lab");
+    auto result = lab_->RunIn(env, args, 60s);
+    EXPECT_TRUE(result) << result.error().message;
+    return result ? *result : CommandOutput{};
+  };
+  const std::string said =
+      "mconnect: the server has no locale for LANG=en_US.UTF-8; mosh-server runs with LANG=C.UTF-8 instead\n";
+  auto quiet = session({});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_THAT(quiet.out, HasSubstr("client for 127.0.0.1 port 60"));
+  EXPECT_THAT(quiet.err, Not(HasSubstr(said)));
+  auto verbose = session({"-v"});
+  EXPECT_EQ(verbose.exit_code, 0) << verbose.err;
+  EXPECT_THAT(verbose.err, HasSubstr(said));
+  EXPECT_THAT(lab_->MasterLog(), HasSubstr("the server has no locale for LANG=en_US.UTF-8 (mosh-server: "));
+  EXPECT_THAT(lab_->MasterLog(), HasSubstr("); starting it again with LANG=C.UTF-8"));
+}
+
+// A broken profile is the user's file to fix, not a failed connection: exit 1, or 2 when
+// --config names no file (a bad command line); and a running master can still be stopped.
+TEST_F(MasterTest, AProfileErrorIsExit1AndStopStillWorks) {
+  auto first = Ip();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const pid_t master = lab_->MasterPid();
+  ASSERT_GT(master, 0);
+  const std::string profile = lab_->env().config_home + "/mconnect/config.toml";
+  ASSERT_EQ(::mkdir((lab_->env().config_home + "/mconnect").c_str(), 0700), 0);
+  std::ofstream(profile) << "[defaults]\npersist = \"long\"\n";
+  const std::string said = "mconnect: " + profile + ":2: persist \"long\" is neither";
+
+  auto session = lab_->Run({lab_->SshOption(), "lab"});
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->exit_code, 1) << session->err;
+  EXPECT_THAT(session->err, HasSubstr(said));
+  auto ip = Ip();
+  EXPECT_EQ(ip.exit_code, 1) << ip.err;
+  EXPECT_THAT(ip.err, HasSubstr(said));
+  auto named = lab_->Run({lab_->SshOption(), "--config", lab_->dir().Sub("no-such.toml"), "lab"});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->exit_code, 2) << named->err;
+  EXPECT_EQ(named->err, "mconnect: " + lab_->dir().Sub("no-such.toml") +
+                            ": no such file\nmconnect: hint: check the path given to --config (without it, the "
+                            "default profile is read)\n");
+  EXPECT_EQ(lab_->MasterPid(), master);
+
+  auto stop = lab_->Run({"stop", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(stop);
+  EXPECT_EQ(stop->exit_code, 0) << stop->err;
+  EXPECT_TRUE(ProcessGone(master) || lab_->MasterPid() == 0);
+}
+
+// `mconnect ssh-config` where the user's config already gives the host a ControlPath (`none`
+// counts, as in the lab's own `Host lab`, or a `Host *` above): ssh keeps the first value it
+// reads, so lines appended at the end would do nothing. It says where they must go, and there
+// they take effect.
+TEST_F(MasterTest, SshConfigSaysWhereItsLinesTakeEffect) {
+  const std::string config = lab_->sshd().ssh_config();
+  auto printed = lab_->Run({"ssh-config", lab_->SshOption(), "lab"});
+  ASSERT_TRUE(printed);
+  ASSERT_EQ(printed->exit_code, 0) << printed->err;
+  EXPECT_THAT(printed->out, HasSubstr("# Put these lines in " + config +
+                                      " above line 2 (`Host lab`, the first block there that applies to lab):\n"
+                                      "# ssh keeps the first ControlPath it reads, and one read before the end of "
+                                      "the file\n# (`ControlPath none` counts) would win over them. There, plain "
+                                      "`ssh lab` (and scp, rsync, git) then use mconnect's master\n# when one is "
+                                      "running, and connect as usual when none is.\nHost lab\n    ControlPath " +
+                                      lab_->env().runtime_dir + "/mconnect/%r@%h:%p.sock\n    ControlMaster no\n"));
+  const std::string block = printed->out.substr(printed->out.find("Host lab\n"));
+  auto control_path = [&](const std::string& text) {
+    const std::string copy = lab_->dir().Sub("ssh_config_copy");
+    std::ofstream(copy) << text;
+    auto settings = RunCommand({"ssh", "-F", copy, "-G", "lab"});
+    const std::size_t at = settings ? settings->out.find("\ncontrolpath ") : std::string::npos;
+    return at == std::string::npos ? std::string() : settings->out.substr(at + 13, settings->out.find('\n', at + 1) - at - 13);
+  };
+  auto original = ReadFile(config);
+  ASSERT_TRUE(original);
+  EXPECT_EQ(control_path(*original + block), "") << "appended, the lines would do nothing";
+  const std::size_t line2 = original->find('\n') + 1;
+  EXPECT_THAT(control_path(original->substr(0, line2) + block + original->substr(line2)),
+              HasSubstr(lab_->env().runtime_dir + "/mconnect/"))
+      << "above line 2 they take effect";
+
+  // Where appending works, it says to append, to the file the user's ssh reads.
+  const std::string plain = lab_->dir().Sub("plain_config");
+  {
+    std::ofstream out(plain);
+    std::istringstream lines(*original);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("ControlPath") == std::string::npos) out << line << "\n";
+    }
+  }
+  auto appended = lab_->Run({"ssh-config", "--ssh=ssh -F " + plain, "lab"});
+  ASSERT_TRUE(appended);
+  EXPECT_EQ(appended->exit_code, 0) << appended->err;
+  EXPECT_THAT(appended->out, StartsWith("# Add to " + plain + ": plain `ssh lab` (and scp, rsync, git) then use "
+                                        "mconnect's master\n# when one is running, and connect as usual when none "
+                                        "is.\nHost lab\n"));
+
+  // A ControlPath outside any Host block comes first for every host: only editing it helps.
+  const std::string global = lab_->dir().Sub("global_config");
+  std::ofstream(global) << "ControlPath none\n" << *original;
+  auto overridden = lab_->Run({"ssh-config", "--ssh=ssh -F " + global, "lab"});
+  ASSERT_TRUE(overridden);
+  EXPECT_EQ(overridden->exit_code, 1);
+  EXPECT_EQ(overridden->out, "");
+  EXPECT_EQ(overridden->err, "mconnect: " + global + " sets ControlPath for every host above line 3, outside any "
+                             "Host or Match block, and ssh keeps the first value it reads: no lines for lab can "
+                             "change it\nmconnect: hint: edit that ControlPath line, or move it into a `Host *` block at "
+                             "the end of the file\n");
 }
 
 // Raw bytes on the master's socket, as a buggy or hostile client would send them.

@@ -383,5 +383,33 @@ TEST(MoshRemoteIpMode, MapsMoshsNames) {
   EXPECT_FALSE(MoshRemoteIpMode(""));
 }
 
+
+// Without a peer address, `peer` says why in the host's words (the master: its connection is
+// down, or goes through a proxy), and by default only that there is none: never a ProxyJump
+// the configuration may not have.
+TEST(Strategies, PeerSaysWhyThereIsNoPeerAddress) {
+  FakeHost plain;
+  EXPECT_EQ(RunNow(MakeChain({"peer"}), plain).candidates.at(0).error,
+            "peer: the master's connection has no TCP peer address");
+
+  class DownHost : public FakeHost {
+   public:
+    std::string NoPeerAddress() const override { return "the master's connection is down (no answer for 9 s)"; }
+  } down;
+  EXPECT_EQ(RunNow(MakeChain({"peer"}), down).candidates.at(0).error,
+            "peer: the master's connection is down (no answer for 9 s)");
+}
+
+// A command the server never even agreed to run timed out for the connection's sake, and says so.
+TEST(Strategies, AnUnansweredCommandSaysTheServerDidNotAnswer) {
+  FakeHost host;
+  CommandOutcome unanswered{-1, "", "", true, ""};
+  unanswered.unanswered = true;
+  host.replies["silent"] = unanswered;
+  auto result = RunNow(MakeChain({Command("silent")}), host, 1500ms);
+  EXPECT_EQ(result.candidates.at(0).error,
+            "command:silent: timed out after 1500 ms: the server did not even answer the request to run it");
+}
+
 }  // namespace
 }  // namespace mconnect::remoteip

@@ -54,9 +54,16 @@ std::string MconnectLab::ShellCommand(const std::vector<std::string>& args) cons
 }
 
 Result<CommandOutput> MconnectLab::Run(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  return RunIn(env_, args, timeout);
+}
+
+Result<CommandOutput> MconnectLab::RunIn(const LabEnv& env, const std::vector<std::string>& args,
+                                         std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv{std::string(MCONNECT_BIN_DIR) + "/mconnect"};
+  argv.insert(argv.end(), args.begin(), args.end());
   CommandOptions options;
   options.timeout = timeout;
-  return RunCommand(Command(args), options);
+  return RunCommand(env.Command(argv), options);
 }
 
 std::string MconnectLab::SocketPath() const {

@@ -39,6 +39,9 @@ class MconnectLab {
   // Runs mconnect to completion (no terminal).
   Result<CommandOutput> Run(const std::vector<std::string>& args,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  // The same in `env` (the lab's env() with changes: another LANG, no TERM) instead.
+  Result<CommandOutput> RunIn(const LabEnv& env, const std::vector<std::string>& args,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
   // Where the master for the lab's sshd listens.
   std::string SocketPath() const;
