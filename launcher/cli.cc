@@ -469,7 +469,8 @@ mosh's options, with mosh's meanings:
 mconnect's options:
         --remote-ip=STRATEGY how to find the address where the server's mosh port
                              is reachable; repeat for a fallback chain, first
-                             valid answer wins (default: the profile's, else peer):
+                             valid answer wins (default: the profile's, else
+                             peer, dns):
                                command:CMD  run CMD on the server, e.g.
                                             "command:curl -sS https://ipinfo.io/ip"
                                peer         the address the SSH connection reached

@@ -17,6 +17,7 @@
 #include "base/subprocess.h"
 #include "launcher/app.h"
 #include "launcher/cli.h"
+#include "launcher/profile.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -129,6 +130,21 @@ TEST(ManPage, OptionsSectionListsExactlyTheOptionsOfEveryCommand) {
 
 TEST(ManPage, MainHelpListsExactlyTheConnectOptions) {
   EXPECT_EQ(HelpOptions(Help({"--help"})), Set(OptionNames(Command::kConnect)));
+}
+
+// The remote-ip chain used when neither the command line nor the profile names one: the
+// built-in default, said the same way by --help and the page.
+TEST(ManPage, TheDefaultRemoteIpChainIsTheBuiltInOneInHelpAndPage) {
+  std::string chain;
+  for (const auto& strategy : mconnect::launcher::HostProfile{}.remote_ip) chain += (chain.empty() ? "" : ", ") + strategy;
+  const std::string help = std::regex_replace(Help({"--help"}), std::regex(R"(\s+)"), " ");
+  EXPECT_THAT(help, ::testing::HasSubstr("(default: the profile's, else " + chain + "):"));
+  std::string page_chain;
+  for (const auto& strategy : mconnect::launcher::HostProfile{}.remote_ip) {
+    page_chain += (page_chain.empty() ? ".Cm " : " , ") + strategy;
+  }
+  const std::string page = std::regex_replace(Page("mconnect.1"), std::regex(R"(\s+)"), " ");
+  EXPECT_THAT(page, ::testing::HasSubstr("The default is the profile's chain, else " + page_chain + " ."));
 }
 
 TEST(ManPage, EachSubcommandsHelpAndSynopsisListExactlyItsOptions) {
