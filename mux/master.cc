@@ -221,11 +221,11 @@ void Master::PlaceWaiting(Clock::time_point now) {
     task->Abort("gave up waiting for a channel");
     return true;
   });
-  // Tasks queued on a connection the server has just called full would only be refused there
-  // one round trip at a time: they come back to wait here.
+  // Session tasks queued on a connection the server has just called full would only be refused
+  // there one round trip at a time: they come back to wait here.
   for (SshDriver* driver : Drivers()) {
     if (!driver->full() || driver->unopened() == 0) continue;
-    for (auto& task : driver->TakeUnopened(driver->unopened())) overflow_waiting_.push_back(std::move(task));
+    for (auto& task : driver->TakeUnopened(driver->unopened(), true)) overflow_waiting_.push_back(std::move(task));
   }
   if (overflow_waiting_.empty()) return;
   if (link_ != Link::kUp) {
@@ -234,6 +234,18 @@ void Master::PlaceWaiting(Clock::time_point now) {
     overflow_waiting_.clear();
     return;
   }
+  // A forwarded connection's channel (direct-tcpip) is not one MaxSessions counts: it never
+  // waits for a session slot, but goes to the live connection with the fewest opens queued.
+  std::erase_if(overflow_waiting_, [this](std::unique_ptr<ChannelTask>& task) {
+    if (task->UsesSessionChannel()) return false;
+    SshDriver* shortest = &driver_;
+    for (SshDriver* driver : Drivers()) {
+      if (!driver->dead() && driver->unopened() < shortest->unopened()) shortest = driver;
+    }
+    shortest->Start(std::move(task));
+    return true;
+  });
+  if (overflow_waiting_.empty()) return;
   // First to connections with room and a short queue of opens.
   std::size_t placed = 0;
   for (SshDriver* driver : Drivers()) {

@@ -50,6 +50,11 @@ struct MasterConfig {
 
 class Master : public MasterServices {
  public:
+  // All the SSH connections a master keeps to its server (the main one and those it opens past
+  // sshd's MaxSessions). Connections opened at once (each on a thread of its own), and the most a
+  // burst of channel opens may bring about (past sshd's MaxSessions more follow), are below.
+  static constexpr std::size_t kMaxConnections = 32;
+
   Master(MasterConfig config, std::unique_ptr<SshConnection> connection, UniqueFd listen_fd);
   ~Master() override;
 
@@ -68,10 +73,7 @@ class Master : public MasterServices {
  private:
   class IpHost;
   using Clock = std::chrono::steady_clock;
-  // Connections opened at once (each on a thread of its own), all connections to the server,
-  // and the most a burst of channel opens may bring about (past sshd's MaxSessions more follow).
   static constexpr int kParallelOpens = 4;
-  static constexpr std::size_t kMaxConnections = 32;
   static constexpr std::size_t kMaxBurstConnections = 8;
   // Unopened tasks a connection keeps in its own queue; more are spread or wait in the master.
   static constexpr std::size_t kKeepOpens = 2;

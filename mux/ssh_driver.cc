@@ -194,11 +194,11 @@ std::optional<SshDriver::Clock::time_point> SshDriver::oldest_unopened() const {
   return std::nullopt;
 }
 
-std::vector<std::unique_ptr<ChannelTask>> SshDriver::TakeUnopened(std::size_t count) {
+std::vector<std::unique_ptr<ChannelTask>> SshDriver::TakeUnopened(std::size_t count, bool sessions_only) {
   std::vector<std::unique_ptr<ChannelTask>> taken;
   for (auto it = slots_.end(); it != slots_.begin() && taken.size() < count;) {
     --it;
-    if (it->channel || opening_ == &*it) continue;
+    if (it->channel || opening_ == &*it || (sessions_only && !it->task->UsesSessionChannel())) continue;
     taken.push_back(std::move(it->task));
     it = slots_.erase(it);
     --tasks_started_;  // counted again where it runs

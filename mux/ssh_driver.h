@@ -2,7 +2,7 @@
 // channel tasks (mux/channel_task.h) get their channels and are pumped, keepalives go out on a
 // timer, and a spare session channel is kept open ahead of demand.
 //
-// Two libssh2 rules shape this (DESIGN.md, measured on 1.11.1):
+// Two libssh2 rules shape this (measured on libssh2 1.11.1):
 //  - only one channel open may be in flight per session, so opens are queued;
 //  - after a send returned EAGAIN with a partial packet, exactly that call must be repeated
 //    before any other sending call, so whoever got it is the only one pumped until it gets
@@ -79,8 +79,9 @@ class SshDriver {
   // per connection, a round trip each), and since when the oldest has waited.
   std::size_t unopened() const;
   std::optional<Clock::time_point> oldest_unopened() const;
-  // Removes up to `count` of them, the newest first, for another connection to open.
-  std::vector<std::unique_ptr<ChannelTask>> TakeUnopened(std::size_t count);
+  // Removes up to `count` of them, the newest first, for another connection to open; with
+  // `sessions_only`, only those that need a session channel (the ones MaxSessions refuses).
+  std::vector<std::unique_ptr<ChannelTask>> TakeUnopened(std::size_t count, bool sessions_only = false);
   std::uint64_t tasks_started() const { return tasks_started_; }
   const SshConnection& connection() const { return *connection_; }
   SshConnection& connection() { return *connection_; }

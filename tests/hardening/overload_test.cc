@@ -16,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "mux/master.h"
 #include "tests/hardening/hardening.h"
 
 namespace mconnect::testing {
@@ -135,6 +136,58 @@ TEST_F(OverloadTest, AtALowFdLimitClientsWhoCameWhileTheMasterWasBusyAreServedOr
     ::kill(master, SIGCONT);
   });
   ExpectServedOrToldAtLowFds(RunSessions(300, 10), master);
+}
+
+// A forwarded connection is a direct-tcpip channel, which sshd's MaxSessions does not count: it
+// must never wait behind sessions for a session slot. Every slot of every connection the master
+// may open taken (MaxSessions 2, sessions that stay), a burst of further sessions queueing, and
+// meanwhile HTTP requests through -L: each is answered while the sessions still wait.
+TEST_F(OverloadTest, ForwardsAreServedWhileSessionsWaitForASlot) {
+  lab_.reset();
+  auto lab = MconnectLab::Start("MaxSessions 2\n");
+  ASSERT_TRUE(lab) << lab.error().message;
+  lab_ = std::move(*lab);
+  HttpServer http(lab_->dir().Sub("www"));
+  ASSERT_TRUE(http.ready());
+  ASSERT_TRUE(StartMaster(*lab_));
+  const int port = FreeTcpPort();
+  auto forward = RunCommand(
+      Ssh({"-O", "forward", "-L", "127.0.0.1:" + std::to_string(port) + ":127.0.0.1:" + std::to_string(http.port()), "lab"}));
+  ASSERT_TRUE(forward && forward->exit_code == 0) << (forward ? forward->err : forward.error().message);
+
+  // Sessions that stay: more than the master's connections can hold (32 of 2 sessions each).
+  constexpr int kHeld = 2 * static_cast<int>(mux::Master::kMaxConnections);
+  auto sessions = [&](int count, const std::string& name) {
+    const std::string script = "for i in $(seq " + std::to_string(count) + "); do " +
+                               SshLine({"-o", "ProxyCommand=false", "lab", "sleep 600"}) +
+                               " </dev/null >/dev/null 2>>" + ShellQuote(lab_->dir().Sub(name)) + " & done; wait";
+    return std::make_unique<Spawned>(std::vector<std::string>{"sh", "-c", script}, 0, 1, 2);
+  };
+  auto held = sessions(kHeld + 8, "held.err");
+  ASSERT_TRUE(Eventually([&] { auto s = StatusOf(*lab_, 2s); return s && s->channels() >= kHeld; }, Scaled(120s)))
+      << "the sessions did not all get a slot";
+
+  // A burst of sessions that must wait, and requests through the forward among them.
+  auto burst = sessions(200, "burst.err");
+  const std::string outcomes = lab_->dir().Sub("curl");
+  CommandOptions options;
+  options.timeout = Scaled(120s);
+  auto curl = RunCommand(ShellCommand("seq 40 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code} exit=%{exitcode} "
+                                      "%{errormsg}\\n' --max-time " + std::to_string(Scaled(20s).count() / 1000) +
+                                      " http://127.0.0.1:" + std::to_string(port) + "/index.html > " +
+                                      ShellQuote(outcomes)),
+                         options);
+  ASSERT_TRUE(curl) << curl.error().message;
+  const std::string lines = ReadFile(outcomes).value_or("");
+  int answered = 0;
+  for (std::size_t at = 0; (at = lines.find("200 exit=0", at)) != std::string::npos; ++at) ++answered;
+  auto status = StatusOf(*lab_, Scaled(10s));
+  ASSERT_TRUE(status) << status.error().message;
+  std::cout << "[ measured ] " << answered << "/40 requests answered with " << status->channels()
+            << " channels open on " << status->connections() << " connections\n";
+  EXPECT_EQ(answered, 40) << lines;
+  EXPECT_EQ(status->connections(), mux::Master::kMaxConnections) << "not every connection was full";
+  ExpectNoDirectLogin();
 }
 
 }  // namespace
