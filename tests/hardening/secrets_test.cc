@@ -32,6 +32,7 @@
 
 #include "base/unique_fd.h"
 #include "tests/hardening/hardening.h"
+#include "tests/support/require.h"
 
 namespace mconnect::testing {
 namespace {
@@ -135,15 +136,7 @@ Result<MemoryScan> ScanMemory(pid_t pid, std::string_view needle) {
   return scan;
 }
 
-// Reading another process's memory needs root; under CI a test that cannot run fails.
-#define REQUIRE_ROOT()                                                                  \
-  do {                                                                                 \
-    if (::geteuid() != 0) {                                                            \
-      const char* ci = std::getenv("CI");                                              \
-      if (ci != nullptr && std::string_view(ci) == "true") FAIL() << "needs root (CI)"; \
-      GTEST_SKIP() << "needs root to read another process's memory";                 \
-    }                                                                                  \
-  } while (false)
+#define REQUIRE_ROOT() MCONNECT_REQUIRE_ROOT("to read another process's memory")
 
 class SecretsTest : public HardeningTest {
  protected:

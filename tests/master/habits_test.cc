@@ -17,6 +17,7 @@
 
 #include "proto/socket_path.h"
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/require.h"
 
 namespace mconnect::testing {
 namespace {
@@ -188,10 +189,7 @@ TEST_F(HabitsTest, FreshLoginWithAControlPathElsewhereWorksAndLeavesNothingBesid
 // After `su`, XDG_RUNTIME_DIR is still the user's: a run as root must not make a directory of
 // root's in it (the user would be locked out of their own).
 TEST_F(HabitsTest, AfterSuNothingIsMadeInTheUsersRuntimeDirectory) {
-  if (::getuid() != 0) {
-    if (std::getenv("CI") != nullptr) FAIL() << "this test needs root (to act as two users)";
-    GTEST_SKIP() << "needs root";
-  }
+  MCONNECT_REQUIRE_ROOT("to act as two users");
   ASSERT_EQ(::chmod(lab_->dir().path().c_str(), 0711), 0);  // the other user passes through to its own
   const std::string users = lab_->dir().Sub("user-run");
   ASSERT_EQ(::mkdir(users.c_str(), 0700), 0);

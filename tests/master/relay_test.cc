@@ -33,6 +33,7 @@
 #include "remote-ip/mosh_datagram.h"
 #include "remote-ip/udp_probe.h"
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/require.h"
 
 namespace mconnect::testing {
 namespace {
@@ -57,15 +58,7 @@ sockaddr_in Loopback(std::uint16_t port, std::uint32_t address = INADDR_LOOPBACK
 
 // ---- playing mosh-client, and another local user -------------------------------------------
 
-// Acting as another user needs root; under CI a test that cannot run fails instead of skipping.
-#define REQUIRE_ROOT()                                                                  \
-  do {                                                                                 \
-    if (::geteuid() != 0) {                                                            \
-      const char* ci = std::getenv("CI");                                              \
-      if (ci != nullptr && std::string_view(ci) == "true") FAIL() << "needs root (CI)"; \
-      GTEST_SKIP() << "needs root to act as another user";                             \
-    }                                                                                  \
-  } while (false)
+#define REQUIRE_ROOT() MCONNECT_REQUIRE_ROOT("to act as another user")
 
 // A UDP socket of this process on 127.0.0.1, in mosh-client's part.
 struct UdpEnd {

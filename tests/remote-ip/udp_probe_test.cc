@@ -21,6 +21,7 @@
 
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
+#include "tests/support/require.h"
 
 namespace mconnect::remoteip {
 namespace {
@@ -99,7 +100,7 @@ std::uint16_t ClosedUdpPort() {
 #define START_MOSH_SERVER(server)                                   \
   std::string why_##server;                                         \
   auto server = ThrowawayMoshServer::Start(&why_##server);          \
-  if (!server) GTEST_SKIP() << "no mosh-server: " << why_##server
+  MCONNECT_REQUIRE(server, "no mosh-server: " << why_##server)
 
 TEST(UdpProbeTest, RealMoshServerAnswersTheRightKey) {
   START_MOSH_SERVER(server);
