@@ -572,22 +572,6 @@ int RunIp(Options options) {
   return ip->address().empty() ? 1 : 0;
 }
 
-// A JSON string literal of `text` (quotes, backslashes and control characters escaped).
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 int RunStatus(const Options& options) {
   const std::string runtime = proto::DefaultRuntimeDir();
   std::vector<KnownMaster> known = FindMasters(runtime, milliseconds(1000));
@@ -610,14 +594,16 @@ int RunStatus(const Options& options) {
     stale.push_back(socket);
   }
   if (options.json) {
-    std::string masters, silent, sockets;
+    control::StatusListing listing;
     for (const auto& m : known) {
-      std::string& list = m.status ? masters : silent;
-      list += (list.empty() ? "" : ", ") + (m.status ? Json(*m.status) : Json(m.record));
+      if (m.status) {
+        *listing.add_masters() = *m.status;
+      } else {
+        *listing.add_not_answering() = m.record;
+      }
     }
-    for (const auto& socket : stale) sockets += (sockets.empty() ? "" : ", ") + JsonString(socket);
-    std::printf("{\"masters\": [%s], \"not_answering\": [%s], \"stale_sockets\": [%s]}\n", masters.c_str(),
-                silent.c_str(), sockets.c_str());
+    for (const auto& socket : stale) listing.add_stale_sockets(socket);
+    std::printf("%s\n", Json(listing).c_str());
     return 0;
   }
   if (known.empty() && stale.empty()) {

@@ -2,10 +2,15 @@
 // against a real sshd.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -130,6 +135,61 @@ TEST(StatusCommand, TableAndJsonShowBytesAndTheLastRemoteIpAnswer) {
   EXPECT_THAT(json->out, MatchesRegex(".*\"bytes_sent\":\"[1-9][0-9]*\".*"));
   EXPECT_THAT(json->out, MatchesRegex(".*\"bytes_received\":\"[1-9][0-9]*\".*"));
   EXPECT_THAT(json->out, MatchesRegex(".*\"last_ip_age_ms\":\"[0-9]+\".*"));
+}
+
+// A socket directory whose name holds a quote and a backslash (both legal in a path): the
+// JSON is still JSON, and the paths in it are the paths on disk.
+TEST(StatusCommand, JsonStaysJsonWithQuotesAndBackslashesInSocketPaths) {
+  auto lab = MconnectLab::Start();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  const std::string dir = l.dir().Sub("q\"b\\s");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0) << std::strerror(errno);
+  const std::string profile = l.dir().Sub("profile.toml");
+  {
+    std::ofstream out(profile);
+    out << "[defaults]\nsocket-dir = '" << dir << "'\n";
+    ASSERT_TRUE(out.flush());
+  }
+  // A socket nobody listens on any more (its master was killed), with a quote of its own.
+  const std::string stale = dir + "/gone\"one.sock";
+  {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    ASSERT_LT(stale.size(), sizeof(address.sun_path));
+    std::memcpy(address.sun_path, stale.c_str(), stale.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << std::strerror(errno);
+    ::close(fd);
+  }
+  auto ip = l.Run({"ip", "--config", profile, l.SshOption(), "lab"});
+  ASSERT_TRUE(ip);
+  ASSERT_EQ(ip->exit_code, 0) << ip->err;
+
+  auto json = l.Run({"status", "--json", "--config", profile});
+  ASSERT_TRUE(json);
+  ASSERT_EQ(json->exit_code, 0) << json->err;
+  CommandOptions feed;
+  feed.input = json->out;
+  auto tool = RunCommand({"python3", "-m", "json.tool"}, feed);
+  ASSERT_TRUE(tool);
+  EXPECT_EQ(tool->exit_code, 0) << tool->err << "\nin: " << json->out;
+  auto paths = RunCommand({"python3", "-c",
+                           "import json, sys\n"
+                           "listing = json.load(sys.stdin)\n"
+                           "print(listing['stale_sockets'][0])\n"
+                           "print(listing['masters'][0]['socket_path'])\n"},
+                          feed);
+  ASSERT_TRUE(paths);
+  ASSERT_EQ(paths->exit_code, 0) << paths->err << "\nin: " << json->out;
+  const std::string stale_line = stale + "\n";
+  EXPECT_TRUE(paths->out.starts_with(stale_line)) << paths->out;
+  EXPECT_THAT(paths->out.substr(std::min(stale_line.size(), paths->out.size())), ::testing::StartsWith(dir + "/"));
+
+  auto stopped = l.Run({"stop", "--config", profile, l.SshOption(), "lab"});
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(stopped->exit_code, 0) << stopped->err;
 }
 
 TEST(SshConfigCommand, PrintsTheControlPathOfTheMastersSocket) {
