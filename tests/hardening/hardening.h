@@ -1,4 +1,4 @@
-// What the hardening tests (issue 10) share: a lab whose master may run under a wrapper (valgrind),
+// What the hardening tests share: a lab whose master may run under a wrapper (valgrind),
 // the master's resource figures from /proc, a prober that keeps asking the master for its Status
 // while a test attacks it, and a process started with chosen fds and stopped by pid.
 //
