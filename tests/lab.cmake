@@ -2,11 +2,8 @@
 # own tests. Included from tests/CMakeLists.txt, which defines mconnect_test().
 add_library(mconnect_test_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/support/lab.cc)
 target_include_directories(mconnect_test_support PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(mconnect_test_support PUBLIC mconnect_base)
 # The harness finds sshd-lab in the source tree and puts the built executables first in PATH.
-target_compile_definitions(mconnect_test_support PRIVATE
-  MCONNECT_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}"
-  MCONNECT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+target_link_libraries(mconnect_test_support PUBLIC mconnect_base mconnect_test_paths)
 
 # A raw OpenSSH mux client, for tests that send what OpenSSH's own client never would.
 add_library(mconnect_mux_socket_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/support/mux_socket.cc)

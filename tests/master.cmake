@@ -1,9 +1,6 @@
 # The master and launcher against a real sshd (no terminal needed).
 add_library(mconnect_lab_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/support/mconnect_lab.cc)
 target_link_libraries(mconnect_lab_support PUBLIC mconnect_test_support mconnect_proto)
-target_compile_definitions(mconnect_lab_support PRIVATE
-  MCONNECT_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}"
-  MCONNECT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 mconnect_test(master_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/master_test.cc

@@ -28,6 +28,7 @@
 #include "mux/auth.h"
 #include "mux/prompt.h"
 #include "mux/ssh_connection.h"
+#include "tests/support/lab_fixture.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -140,16 +141,11 @@ class PamService {
   std::string attempts_;
 };
 
-class AuthTest : public ::testing::Test {
+class AuthTest : public LabTest {
  protected:
-  void SetUp() override {
-    auto lab = MconnectLab::Start();
-    ASSERT_TRUE(lab) << lab.error().message;
-    lab_ = std::move(*lab);
-  }
   void TearDown() override {
     panes_.clear();  // tmux first: its panes may still run a launcher
-    if (lab_) lab_->Cleanup();
+    LabTest::TearDown();
     if (lab_) lab_->sshd().Stop();  // before its PAM service goes
     pam_.reset();
   }
@@ -270,7 +266,6 @@ class AuthTest : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
-  std::unique_ptr<MconnectLab> lab_;
   std::vector<std::unique_ptr<Tmux>> panes_;
   std::unique_ptr<PamService> pam_;
 };

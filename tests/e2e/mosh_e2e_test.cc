@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/lab_fixture.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -18,20 +19,15 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class MoshE2eTest : public ::testing::Test {
+class MoshE2eTest : public LabTest {
  protected:
-  void SetUp() override {
-    auto lab = MconnectLab::Start();
-    ASSERT_TRUE(lab) << lab.error().message;
-    lab_ = std::move(*lab);
-  }
   void TearDown() override {
     // mosh-client replaced mconnect in the pane; stop it by pid before tmux goes.
     for (auto& tmux : panes_) {
       if (tmux->PanePid() > 0) KillPid(tmux->PanePid());
     }
     panes_.clear();
-    if (lab_) lab_->Cleanup();
+    LabTest::TearDown();
   }
 
   // Starts `mconnect lab` in a fresh tmux server and waits for the remote shell's prompt to
@@ -54,7 +50,6 @@ class MoshE2eTest : public ::testing::Test {
     return text ? *text : text.error().message;
   }
 
-  std::unique_ptr<MconnectLab> lab_;
   std::vector<std::unique_ptr<Tmux>> panes_;
 };
 

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "launcher/cli.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -367,7 +368,7 @@ TEST_F(ProfileTest, EmptyMoshPortsMeansMoshServerDefault) {
 }
 
 TEST_F(ProfileTest, ExampleProfileLoads) {
-  const std::string example = MCONNECT_SOURCE_DIR "/contrib/config.toml.example";
+  const std::string example = std::string(MCONNECT_SOURCE_DIR) + "/contrib/config.toml.example";
   ASSERT_TRUE(std::filesystem::exists(example)) << example;
   auto profile = LoadProfile(example, MissingProfile::kFail);
   ASSERT_TRUE(profile) << profile.error().message;

@@ -16,7 +16,9 @@
 #include <gtest/gtest.h>
 
 #include "proto/socket_path.h"
+#include "tests/support/lab_fixture.h"
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/paths.h"
 #include "tests/support/require.h"
 
 namespace mconnect::testing {
@@ -45,16 +47,11 @@ std::vector<std::string> Entries(const std::string& directory) {
   return names;
 }
 
-class HabitsTest : public ::testing::Test {
+class HabitsTest : public LabTest {
  protected:
-  void SetUp() override {
-    auto lab = MconnectLab::Start();
-    ASSERT_TRUE(lab) << lab.error().message;
-    lab_ = std::move(*lab);
-  }
   void TearDown() override {
     for (pid_t pid : stop_) KillPid(pid);
-    if (lab_) lab_->Cleanup();
+    LabTest::TearDown();
   }
 
   CommandOutput Mconnect(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s) {
@@ -89,7 +86,6 @@ class HabitsTest : public ::testing::Test {
     return static_cast<pid_t>(std::stoi(match[1]));
   }
 
-  std::unique_ptr<MconnectLab> lab_;
   std::vector<pid_t> stop_;
 };
 

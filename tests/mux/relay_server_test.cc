@@ -20,6 +20,7 @@
 #include "base/unique_fd.h"
 #include "mux/udp_relay.h"
 #include "proto/datagram_frame.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::mux {
 namespace {

@@ -20,6 +20,7 @@
 #include "proto/client.h"
 #include "proto/control.pb.h"
 #include "tests/support/lab.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {

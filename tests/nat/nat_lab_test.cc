@@ -23,6 +23,7 @@
 #include "proto/control.pb.h"
 #include "proto/socket_path.h"
 #include "tests/support/lab.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {

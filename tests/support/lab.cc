@@ -28,6 +28,7 @@
 
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "base/subprocess.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {

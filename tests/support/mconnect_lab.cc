@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "proto/socket_path.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {

@@ -18,6 +18,7 @@
 #include "launcher/app.h"
 #include "launcher/cli.h"
 #include "launcher/profile.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::launcher {
 namespace {

@@ -7,7 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/lab_fixture.h"
 #include "tests/support/mconnect_lab.h"
+#include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {
@@ -17,13 +19,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-class TerminalTest : public ::testing::Test {
+class TerminalTest : public LabTest {
  protected:
-  void SetUp() override {
-    auto lab = MconnectLab::Start();
-    ASSERT_TRUE(lab) << lab.error().message;
-    lab_ = std::move(*lab);
-  }
 
   // mconnect ARGS on a pty; what the terminal received (stdout and stderr together).
   std::string OnATerminal(const std::vector<std::string>& args, const LabEnv& env) {
@@ -37,7 +34,6 @@ class TerminalTest : public ::testing::Test {
     return result ? result->out : "";
   }
 
-  std::unique_ptr<MconnectLab> lab_;
 };
 
 TEST_F(TerminalTest, ProgressShowsOnATerminalAndIsErased) {
