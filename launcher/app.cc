@@ -25,6 +25,7 @@
 #include "base/terminal.h"
 #include "base/unique_fd.h"
 #include "launcher/doctor.h"
+#include "launcher/local.h"
 #include "launcher/master_link.h"
 #include "launcher/masters.h"
 #include "launcher/mosh_client.h"
@@ -62,6 +63,14 @@ std::string Json(const google::protobuf::Message& message) {
   return out;
 }
 
+// The ssh command that `ssh -G` runs as: with -4 or -6 for --family=inet or inet6, as mosh.pl
+// passes them to ssh, so that ssh's AddressFamily (which the master connects over) follows.
+std::string SshForSettings(const Options& options) {
+  if (options.family == "inet") return options.ssh + " -4";
+  if (options.family == "inet6") return options.ssh + " -6";
+  return options.ssh;
+}
+
 // Everything the connect, stop and ip commands need before they talk to a master.
 struct Resolved {
   SshSettings ssh;
@@ -78,7 +87,7 @@ Result<Resolved> Resolve(Options& options) {
   }
   HostProfile host = profile->ForHost(SplitDestination(options.destination).host);
   ApplyProfile(options, host);
-  auto ssh = ResolveSshSettings(options.ssh, options.destination);
+  auto ssh = ResolveSshSettings(SshForSettings(options), options.destination);
   if (!ssh) {
     return Fail("{}\nhint: check the host name and what `{} -G {}` prints", ssh.error().message, options.ssh,
                 options.destination);
@@ -111,6 +120,7 @@ control::DiscoverIpRequest IpRequest(const Options& options, const HostProfile& 
   for (const auto& spec : options.remote_ip) request.add_strategies(spec);
   request.set_timeout_ms(static_cast<std::uint32_t>(profile.remote_ip_timeout_s) * 1000);
   request.set_refresh(refresh);
+  request.set_family(options.family);
   return request;
 }
 
@@ -285,7 +295,7 @@ std::expected<Resolved, int> ResolveOrExit(Options& options) {
   }
   HostProfile host = profile->ForHost(SplitDestination(options.destination).host);
   ApplyProfile(options, host);
-  auto ssh = ResolveSshSettings(options.ssh, options.destination);
+  auto ssh = ResolveSshSettings(SshForSettings(options), options.destination);
   if (!ssh) {
     PrintError(ssh.error(), fmt::format("check the host name and what `{} -G {}` prints", options.ssh,
                                         options.destination));
@@ -415,10 +425,7 @@ Result<Route> ChooseRoute(MasterLink& link, const Options& options, const HostPr
 
 int RunConnect(Options options) {
   auto start = Clock::now();
-  if (options.local) {
-    PrintError(Error{"--local is not supported by this version of mconnect"});
-    return 1;
-  }
+  if (options.local) return RunLocal(options);
   term::ProgressLine progress("mconnect: " + options.destination);
   progress.Step("reading ssh settings (ssh -G)");
   auto resolved = ResolveOrExit(options);

@@ -159,17 +159,17 @@ const std::vector<OptionSpec>& OptionTable() {
          o.explicitly_set.port_range = true;
          return {};
        }},
-      {"--family", true, kConnect,
+      {"--family", true, kConnect | kIp,
        [](Options& o, const std::string& v) -> Result<void> {
          o.family = Lower(v);  // mosh.pl lower-cases it too
          return {};
        }},
-      {"-4", false, kConnect,
+      {"-4", false, kConnect | kIp,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet";
          return {};
        }},
-      {"-6", false, kConnect,
+      {"-6", false, kConnect | kIp,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet6";
          return {};
@@ -315,11 +315,7 @@ Result<void> CheckOptions(const Options& o) {
       return Fail("--port \"{}\" is not a port range: {}", o.port_range, ok.error().message);
     }
   }
-  static constexpr std::array<std::string_view, 6> kFamilies{"inet",  "inet6",       "auto",
-                                                             "all",   "prefer-inet", "prefer-inet6"};
-  if (std::ranges::find(kFamilies, o.family) == kFamilies.end()) {
-    return Fail("--family \"{}\" is not inet, inet6, auto, all, prefer-inet or prefer-inet6", o.family);
-  }
+  if (auto family = remoteip::ParseFamily(o.family); !family) return Fail("--{}", family.error().message);
   if (o.bind_server != "ssh" && o.bind_server != "any" && !IsIpLiteral(o.bind_server)) {
     return Fail("--bind-server \"{}\" is not ssh, any or an IP address", o.bind_server);
   }
@@ -536,6 +532,7 @@ std::string CommandLineFor(Options::Command command, const Options& options, std
     for (const std::string& spec : options.remote_ip) add("--remote-ip", spec);
   }
   if (options.explicitly_set.transport) add("--transport", options.transport);
+  if (options.family != "prefer-inet") add("--family", options.family);
   // A host named like a subcommand is a host only after "--" (cli.h).
   static constexpr std::array<std::string_view, 6> kNames{"status", "stop", "ip", "ssh-config", "doctor", "master"};
   const bool ambiguous = command == Command::kConnect && std::ranges::find(kNames, options.destination) != kNames.end();

@@ -156,7 +156,7 @@ Result<std::vector<std::string>> SplitShellWords(std::string_view command);
 // `mconnect COMMAND [flags] [options] [user@]host` for the same destination: a line to paste into
 // a hint. It carries over, shell-quoted, the options of this command line that decide what is
 // reached and how (--ssh, --config, --socket, --mux, --server, -p, --bind-server, --remote-ip,
-// --transport) and that COMMAND takes; --family, -4 and -6 change nothing mconnect does. Values
+// --transport, --family for -4 and -6 too) and that COMMAND takes. Values
 // that came from the profile are left out: COMMAND reads the same profile. `flags` goes in as
 // given, right after COMMAND ("-vv").
 std::string CommandLineFor(Options::Command command, const Options& options, std::string_view flags = {});

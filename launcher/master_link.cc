@@ -35,6 +35,7 @@ std::vector<std::string> MuxArguments(const SshSettings& settings, const Options
   std::vector<std::string> args{MuxExecutable(options), "--user", settings.user, "--host", settings.hostname,
                                 "--port", std::to_string(settings.port), "--socket", socket_path,
                                 "--strict-host-key-checking", HostKeyPolicy(settings, profile), "--progress"};
+  if (settings.address_family != "any") args.insert(args.end(), {"--address-family", settings.address_family});
   if (!settings.host_key_alias.empty()) args.insert(args.end(), {"--host-key-alias", settings.host_key_alias});
   for (const auto& file : settings.user_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
   for (const auto& file : settings.global_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});

@@ -135,6 +135,12 @@ Result<void> Apply(SshSettings& s, const std::string& key, std::string_view valu
     auto port = ParseNumber(value, 1, 65535);
     if (!port) return Fail("ssh -G printed port \"{}\" (expected 1..65535)", Sanitize(value));
     s.port = static_cast<std::uint16_t>(*port);
+  } else if (key == "addressfamily") {
+    std::string lower = Lower(value);
+    if (lower != "any" && lower != "inet" && lower != "inet6") {
+      return Fail("ssh -G printed addressfamily \"{}\" (expected any, inet or inet6)", Sanitize(value));
+    }
+    s.address_family = lower;
   } else if (key == "identityfile") {
     // One file per line, the path may contain spaces.
     if (!value.empty() && Lower(value) != "none") s.identity_files.push_back(ExpandTilde(value));

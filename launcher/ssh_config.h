@@ -17,6 +17,7 @@ struct SshSettings {
   std::string hostname;
   std::string user;
   std::uint16_t port = 22;
+  std::string address_family = "any";  // AddressFamily: any, inet or inet6 (ssh's -4, -6)
   std::vector<std::string> identity_files;  // in ssh's order; "~/" expanded
   bool identities_only = false;
   std::string identity_agent;  // empty: $SSH_AUTH_SOCK; "none": no agent; else a socket path

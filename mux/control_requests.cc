@@ -50,10 +50,15 @@ Result<DiscoverParams> DiscoverFromRequest(const control::DiscoverIpRequest& req
   if (params.strategies.empty()) params.strategies.push_back("peer");
   params.timeout = BoundedTimeout(request.timeout_ms(), kDefaultStrategyTimeout, kMaxStrategyTimeout);
   params.refresh = request.refresh();
+  if (!request.family().empty()) {
+    auto family = remoteip::ParseFamily(request.family());
+    if (!family) return Fail(std::move(family.error()));
+    params.family = *family;
+  }
   return params;
 }
 
-Result<MoshServerParams> MoshServerFromRequest(const control::StartMoshServerRequest& request, bool locale_fallback) {
+Result<mosh::MoshServerParams> MoshServerFromRequest(const control::StartMoshServerRequest& request, bool locale_fallback) {
   if (request.verbose() > kMaxVerbose) {
     return Fail("verbose {} is out of range (mosh-server takes 0 to {} -v)", request.verbose(), kMaxVerbose);
   }
@@ -73,7 +78,7 @@ Result<MoshServerParams> MoshServerFromRequest(const control::StartMoshServerReq
   if (command_bytes > kMaxCommandBytes) {
     return Fail("the command is {} bytes long; at most {} fit one SSH packet", command_bytes, kMaxCommandBytes);
   }
-  MoshServerParams params;
+  mosh::MoshServerParams params;
   if (!request.server().empty()) params.server = request.server();
   if (locale_fallback) {
     params.locale = {"LANG=C.UTF-8"};
@@ -95,7 +100,7 @@ Result<std::string> MoshServerCommandFromRequest(const control::StartMoshServerR
                                                  bool locale_fallback) {
   auto params = MoshServerFromRequest(request, locale_fallback);
   if (!params) return Fail(params.error());
-  auto command = BuildMoshServerCommand(*params);
+  auto command = mosh::BuildMoshServerCommand(*params);
   if (!command) return Fail(command.error());
   if (command->size() > kMaxCommandBytes) {
     return Fail("the mosh-server command line is {} bytes long; at most {} fit one SSH packet", command->size(),

@@ -15,8 +15,9 @@
 
 #include "base/result.h"
 #include "mux/exec_task.h"
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 #include "proto/control.pb.h"
+#include "remote-ip/address.h"
 
 namespace mconnect::mux {
 
@@ -43,11 +44,12 @@ struct DiscoverParams {
   std::vector<std::string> strategies;  // at least one
   std::chrono::milliseconds timeout;    // per strategy
   bool refresh = false;
+  remoteip::Family family = remoteip::Family::kPreferInet;
 };
 Result<DiscoverParams> DiscoverFromRequest(const control::DiscoverIpRequest& request);
 
 // `locale_fallback`: the server lacked the requested locale; ask for C.UTF-8 instead.
-Result<MoshServerParams> MoshServerFromRequest(const control::StartMoshServerRequest& request, bool locale_fallback);
+Result<mosh::MoshServerParams> MoshServerFromRequest(const control::StartMoshServerRequest& request, bool locale_fallback);
 
 // MoshServerFromRequest, then the remote command line (BuildMoshServerCommand), which must fit
 // one SSH packet too: quoting can make it four times as long as its words.

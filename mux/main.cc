@@ -5,6 +5,7 @@
 // connection or authentication failed, with one line on stderr saying why.
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,6 +154,13 @@ int Main(int argc, char** argv) {
   app.add_option("--user", args.connect.user, "remote user")->required();
   app.add_option("--host", args.connect.host, "HostName to connect to")->required();
   app.add_option("--port", args.connect.port, "SSH port")->check(CLI::Range(1, 65535));
+  app.add_option_function<std::string>(
+         "--address-family",
+         [&args](const std::string& family) {
+           args.connect.address_family = family == "inet" ? AF_INET : family == "inet6" ? AF_INET6 : AF_UNSPEC;
+         },
+         "AddressFamily: any (default), inet or inet6")
+      ->check(CLI::IsMember({"any", "inet", "inet6"}));
   app.add_option("--host-key-alias", args.connect.host_key_alias, "HostKeyAlias");
   app.add_option("--known-hosts", args.connect.known_hosts_files, "known_hosts file (repeatable; first gets new keys)");
   app.add_option("--strict-host-key-checking", args.strict, "yes | accept-new | ask | no");

@@ -17,7 +17,7 @@
 #include "mux/control_requests.h"
 #include "mux/fd_budget.h"
 #include "mux/listener.h"
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 
 namespace mconnect::mux {
 namespace {
@@ -441,7 +441,7 @@ void Master::Exec(const control::ExecRequest& request, Reply<control::ExecReply>
 void Master::DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) {
   auto params = DiscoverFromRequest(request);
   if (!params) return reply(std::unexpected(MakeError(params.error().message)));
-  auto chain = remoteip::Chain::Parse(params->strategies, &ip_cache_);
+  auto chain = remoteip::Chain::Parse(params->strategies, &ip_cache_, {}, params->family);
   if (!chain) return reply(std::unexpected(MakeError(chain.error().message)));
   if (params->refresh) {
     for (const auto& spec : chain->Specs()) ip_cache_.Erase(spec);  // canonical, as cached
@@ -501,9 +501,9 @@ void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool 
           fmt::format("mosh-server did not answer within {} s", seconds),
           fmt::format("check that mosh-server runs on the server: ssh {} {} new", name, server))));
     }
-    auto parsed = ParseMoshServerOutput(outcome.exit_status, outcome.out, outcome.err);
+    auto parsed = mosh::ParseMoshServerOutput(outcome.exit_status, outcome.out, outcome.err);
     if (!parsed) {
-      if (parsed.error().kind == MoshServerFailure::kLocale && !locale_fallback) {
+      if (parsed.error().kind == mosh::MoshServerFailure::kLocale && !locale_fallback) {
         std::string requested;
         for (const auto& entry : locale) requested += (requested.empty() ? "" : " ") + entry;
         log::Warn("the server has no locale for {} ({}); starting it again with LANG=C.UTF-8",

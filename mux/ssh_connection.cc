@@ -48,8 +48,9 @@ std::expected<std::unique_ptr<SshConnection>, OpenError> SshConnection::Open(con
   std::string methods = PreferredHostKeyMethods(check);
 
   progress("connecting");
-  auto transport = params.proxy_command.empty() ? Transport::ConnectTcp(params.host, params.port, deadline)
-                                                : Transport::StartProxy(params.proxy_command);
+  auto transport = params.proxy_command.empty()
+                       ? Transport::ConnectTcp(params.host, params.port, params.address_family, deadline)
+                       : Transport::StartProxy(params.proxy_command);
   if (!transport) return failed(OpenFailure::kNetwork, transport.error());
   connection->transport_ = std::move(*transport);
 

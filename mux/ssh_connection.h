@@ -3,6 +3,8 @@
 // deadline; afterwards the session is switched to non-blocking for the master's event loop.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <expected>
 #include <functional>
@@ -23,6 +25,7 @@ struct ConnectParams {
   std::string user;
   std::string host;            // HostName to connect to
   int port = 22;
+  int address_family = AF_UNSPEC;  // AddressFamily: AF_INET or AF_INET6 for one of them only
   std::string host_key_alias;  // HostKeyAlias, if any
   std::vector<std::string> known_hosts_files;
   HostKeyPolicy host_key_policy = HostKeyPolicy::kAsk;

@@ -42,9 +42,9 @@ ssize_t RecvAckingSmall(int socket, void* buffer, std::size_t length, int flags)
   return n;
 }
 
-Result<Transport> Transport::ConnectTcp(const std::string& host, int port, Clock::time_point deadline) {
+Result<Transport> Transport::ConnectTcp(const std::string& host, int port, int family, Clock::time_point deadline) {
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   std::string service = std::to_string(port);

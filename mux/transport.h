@@ -30,7 +30,7 @@ class Transport {
 
   // Tries each resolved address in turn until one connects or the deadline passes; sets
   // TCP_NODELAY. The fd is left blocking, for the handshake.
-  static Result<Transport> ConnectTcp(const std::string& host, int port, Clock::time_point deadline);
+  static Result<Transport> ConnectTcp(const std::string& host, int port, int family, Clock::time_point deadline);
 
   // Runs `exec COMMAND` through /bin/sh with one end of a socketpair as its stdin and stdout
   // and a pipe as its stderr (see TakeErrors). The command keeps the controlling terminal, so

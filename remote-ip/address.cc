@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -184,6 +185,43 @@ std::optional<std::string> SshConnectionServerAddress(std::string_view ssh_conne
   std::string canonical = Canonical(Unmap(*server));
   if (canonical.empty()) return std::nullopt;
   return canonical;
+}
+
+namespace {
+
+constexpr std::array<std::pair<std::string_view, Family>, 6> kFamilies{{
+    {"prefer-inet", Family::kPreferInet},
+    {"prefer-inet6", Family::kPreferInet6},
+    {"inet", Family::kInet},
+    {"inet6", Family::kInet6},
+    {"all", Family::kAll},
+    {"auto", Family::kAuto},
+}};
+
+}  // namespace
+
+Result<Family> ParseFamily(std::string_view name) {
+  for (const auto& [known, family] : kFamilies) {
+    if (name == known) return family;
+  }
+  return Fail("family \"{}\" is not inet, inet6, auto, all, prefer-inet or prefer-inet6", SanitizeForMessage(name, 40));
+}
+
+std::string_view FamilyName(Family family) {
+  for (const auto& [name, known] : kFamilies) {
+    if (family == known) return name;
+  }
+  return "?";
+}
+
+std::string FamilyMismatch(Family family, std::string_view address) {
+  if (family != Family::kInet && family != Family::kInet6) return {};
+  auto literal = ParseLiteral(address);
+  if (!literal) return fmt::format("\"{}\" is not an IP address", SanitizeForMessage(address, 40));
+  const bool v6 = Unmap(*literal).family == AF_INET6;
+  if (v6 == (family == Family::kInet6)) return {};
+  return fmt::format("{} is an {} address; --family={} takes {} only", Canonical(Unmap(*literal)), v6 ? "IPv6" : "IPv4",
+                     FamilyName(family), v6 ? "IPv4" : "IPv6");
 }
 
 }  // namespace mconnect::remoteip

@@ -28,6 +28,23 @@ Result<std::string> ParseAddressOutput(std::string_view output);
 // True when `text` is exactly an IPv4 or IPv6 literal (no whitespace, no zone id, no port).
 bool IsIpLiteral(std::string_view text);
 
+// mosh's --family: the address families the address handed to mosh-client may have. inet
+// and inet6 admit one family only (and make the master connect over it); all, auto and the
+// prefer- ones admit both, and differ only in which of a name's addresses the `dns` strategy
+// takes (mosh.pl's resolvename: prefer- puts that family first, auto refuses a name that has
+// both, all takes the resolver's order).
+enum class Family { kPreferInet, kPreferInet6, kInet, kInet6, kAll, kAuto };
+
+// From mosh's names: inet, inet6, auto, all, prefer-inet, prefer-inet6 (lower case); an error
+// names them.
+Result<Family> ParseFamily(std::string_view name);
+std::string_view FamilyName(Family family);
+
+// Empty when the IP literal `address` may be handed on under `family`; else why not, as a
+// fragment to follow "STRATEGY: " ("127.0.0.1 is an IPv4 address; --family=inet6 takes IPv6
+// only").
+std::string FamilyMismatch(Family family, std::string_view address);
+
 // The server address (third field) of `$SSH_CONNECTION`, "client_ip client_port server_ip
 // server_port", in canonical form; nullopt unless the value has exactly those four fields with
 // IP literals and numeric ports. Surrounding whitespace is ignored.

@@ -5,8 +5,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -116,8 +118,10 @@ class SshConnectionStrategy final : public Strategy {
 
 class DnsStrategy final : public Strategy {
  public:
-  explicit DnsStrategy(Resolver resolver) : resolver_(std::move(resolver)) {}
+  DnsStrategy(Resolver resolver, Family family) : resolver_(std::move(resolver)), family_(family) {}
   std::string Spec() const override { return "dns"; }
+  // The answer depends on the family asked for: only the default's is kept.
+  bool Cacheable() const override { return family_ == Family::kPreferInet || family_ == Family::kAll; }
   void Discover(Host& host, milliseconds, Done done) override {
     std::string name = host.HostName();
     if (name.empty()) return done(Fail("dns: the master has no HostName to resolve"));
@@ -126,6 +130,7 @@ class DnsStrategy final : public Strategy {
     if (!addresses) {
       return done(Fail("dns: cannot resolve {}: {}", SanitizeForMessage(name, 80), addresses.error().message));
     }
+    if (auto chosen = InFamilyOrder(name, *addresses); !chosen) return done(Fail(std::move(chosen.error())));
     std::string first_problem;
     for (const auto& address : *addresses) {
       auto usable = ParseAddressOutput(address);
@@ -137,7 +142,43 @@ class DnsStrategy final : public Strategy {
   }
 
  private:
+  // As mosh.pl's resolvename: inet/inet6 keep that family, prefer- puts it first, auto refuses a
+  // name with both, all keeps the resolver's order.
+  Result<void> InFamilyOrder(const std::string& name, std::vector<std::string>& addresses) const {
+    auto v6 = [](const std::string& address) { return address.find(':') != std::string::npos; };
+    const bool any_v4 = std::ranges::any_of(addresses, [&](const auto& a) { return !v6(a); });
+    const bool any_v6 = std::ranges::any_of(addresses, v6);
+    switch (family_) {
+      case Family::kInet:
+      case Family::kInet6: {
+        const bool want_v6 = family_ == Family::kInet6;
+        std::erase_if(addresses, [&](const auto& a) { return v6(a) != want_v6; });
+        if (addresses.empty() && (any_v4 || any_v6)) {
+          return Fail("dns: {} has no {} address (--family={})", SanitizeForMessage(name, 80), want_v6 ? "IPv6" : "IPv4",
+                      FamilyName(family_));
+        }
+        return {};
+      }
+      case Family::kPreferInet:
+      case Family::kPreferInet6: {
+        const bool first_v6 = family_ == Family::kPreferInet6;
+        std::ranges::stable_partition(addresses, [&](const auto& a) { return v6(a) == first_v6; });
+        return {};
+      }
+      case Family::kAuto:
+        if (any_v4 && any_v6) {
+          return Fail("dns: {} has both IPv4 and IPv6 addresses; --family (or -4, -6) says which to use",
+                      SanitizeForMessage(name, 80));
+        }
+        return {};
+      case Family::kAll:
+        return {};
+    }
+    return {};
+  }
+
   Resolver resolver_;
+  Family family_;
 };
 
 class StaticStrategy final : public Strategy {
@@ -178,17 +219,17 @@ Result<std::vector<std::string>> ResolveHostName(const std::string& host) {
   return addresses;
 }
 
-std::unique_ptr<Strategy> MakeDnsStrategy(Resolver resolver) {
-  return std::make_unique<DnsStrategy>(std::move(resolver));
+std::unique_ptr<Strategy> MakeDnsStrategy(Resolver resolver, Family family) {
+  return std::make_unique<DnsStrategy>(std::move(resolver), family);
 }
 
-Result<std::unique_ptr<Strategy>> ParseStrategy(std::string_view spec) {
+Result<std::unique_ptr<Strategy>> ParseStrategy(std::string_view spec, Family family) {
   std::string_view text = Trim(spec);
   if (text.empty()) return Fail("empty remote-ip strategy");
   if (text.find('\0') != std::string_view::npos) return Fail("remote-ip strategy contains a NUL byte");
   if (text == "peer") return std::make_unique<PeerStrategy>();
   if (text == "ssh-connection") return std::make_unique<SshConnectionStrategy>();
-  if (text == "dns") return MakeDnsStrategy(ResolveHostName);
+  if (text == "dns") return MakeDnsStrategy(ResolveHostName, family);
   if (text == "command" || text.starts_with(kCommandPrefix)) {
     std::string_view command = text.size() > kCommandPrefix.size() ? Trim(text.substr(kCommandPrefix.size())) : "";
     if (command.empty()) {
@@ -232,6 +273,7 @@ struct ChainRun {
   Host* host = nullptr;
   Cache* cache = nullptr;
   Chain::Clock clock;
+  Family family = Family::kAll;
   milliseconds timeout{0};
   Chain::Done done;
   ChainResult result;
@@ -254,13 +296,13 @@ void Record(ChainRun& run, const std::string& spec, bool cacheable, std::chrono:
   if (answer) {
     // Plug-in strategies are held to the same rules as the built-ins.
     auto valid = ParseAddressOutput(*answer);
-    if (valid) {
+    if (valid && run.cache != nullptr && cacheable) run.cache->Put(spec, *valid, now);  // what it says
+    if (std::string mismatch = valid ? FamilyMismatch(run.family, *valid) : ""; !mismatch.empty()) {
+      candidate.error = fmt::format("{}: {}", spec, mismatch);
+    } else if (valid) {
       candidate.address = *valid;
       run.result.address = *valid;
-      if (run.cache != nullptr) {
-        run.cache->Note(spec, *valid, now);
-        if (cacheable) run.cache->Put(spec, *valid, now);
-      }
+      if (run.cache != nullptr) run.cache->Note(spec, *valid, now);
     } else {
       candidate.error = fmt::format("{}: {}", spec, valid.error().message);
     }
@@ -287,7 +329,8 @@ void Advance(const std::shared_ptr<ChainRun>& run) {
     bool cacheable = strategy.Cacheable();
     auto start = run->clock();
     if (run->cache != nullptr && cacheable) {
-      if (auto hit = run->cache->Get(spec, start)) {
+      // An answer of a family not asked for is set aside: the strategy may give another now.
+      if (auto hit = run->cache->Get(spec, start); hit && FamilyMismatch(run->family, hit->address).empty()) {
         run->result.candidates.push_back(Candidate{spec, hit->address, {}, milliseconds{0}, hit->age});
         run->result.address = hit->address;
         ++run->next;
@@ -315,20 +358,21 @@ void Advance(const std::shared_ptr<ChainRun>& run) {
 
 }  // namespace
 
-Chain::Chain(std::vector<std::unique_ptr<Strategy>> strategies, Cache* cache, Clock clock)
+Chain::Chain(std::vector<std::unique_ptr<Strategy>> strategies, Cache* cache, Clock clock, Family family)
     : strategies_(std::make_shared<const Strategies>(std::move(strategies))),
       cache_(cache),
-      clock_(clock ? std::move(clock) : Clock([] { return std::chrono::steady_clock::now(); })) {}
+      clock_(clock ? std::move(clock) : Clock([] { return std::chrono::steady_clock::now(); })),
+      family_(family) {}
 
-Result<Chain> Chain::Parse(const std::vector<std::string>& specs, Cache* cache, Clock clock) {
+Result<Chain> Chain::Parse(const std::vector<std::string>& specs, Cache* cache, Clock clock, Family family) {
   if (specs.empty()) return Fail("no remote-ip strategies given");
   Strategies strategies;
   for (const auto& spec : specs) {
-    auto strategy = ParseStrategy(spec);
+    auto strategy = ParseStrategy(spec, family);
     if (!strategy) return Fail(std::move(strategy.error()));
     strategies.push_back(std::move(*strategy));
   }
-  return Chain(std::move(strategies), cache, std::move(clock));
+  return Chain(std::move(strategies), cache, std::move(clock), family);
 }
 
 void Chain::Run(Host& host, milliseconds per_strategy_timeout, Done done) const {
@@ -337,6 +381,7 @@ void Chain::Run(Host& host, milliseconds per_strategy_timeout, Done done) const 
   run->host = &host;
   run->cache = cache_;
   run->clock = clock_;
+  run->family = family_;
   run->timeout = per_strategy_timeout;
   run->done = std::move(done);
   Advance(run);

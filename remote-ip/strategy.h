@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "remote-ip/address.h"
 #include "remote-ip/cache.h"
 
 namespace mconnect::remoteip {
@@ -75,7 +76,8 @@ class Strategy {
 //   dns                      HostName resolved on this machine (mosh "local")
 //   static:<ip>              that address
 // Surrounding whitespace is ignored. Errors name the spec and say what was expected.
-Result<std::unique_ptr<Strategy>> ParseStrategy(std::string_view spec);
+// `family` shapes the `dns` strategy's choice among a name's addresses (see Family).
+Result<std::unique_ptr<Strategy>> ParseStrategy(std::string_view spec, Family family = Family::kAll);
 
 // The strategy spec equivalent to mosh's `--experimental-remote-ip=MODE`: proxy → "peer",
 // local → "dns", remote → "ssh-connection"; nullopt for anything else.
@@ -88,7 +90,7 @@ using Resolver = std::function<Result<std::vector<std::string>>(const std::strin
 // is usually cached, but a dead resolver stalls the caller for the resolver's own timeout.
 Result<std::vector<std::string>> ResolveHostName(const std::string& host);
 // The `dns` strategy with an injected resolver (ParseStrategy("dns") uses ResolveHostName).
-std::unique_ptr<Strategy> MakeDnsStrategy(Resolver resolver);
+std::unique_ptr<Strategy> MakeDnsStrategy(Resolver resolver, Family family = Family::kAll);
 
 // One strategy's answer within a chain run.
 struct Candidate {
@@ -105,7 +107,8 @@ struct ChainResult {
 };
 
 // Strategies tried in order until one gives a valid address. Failures (HTML, two lines, a
-// hostname, an empty answer, a timeout, a non-zero exit) are recorded and fall through.
+// hostname, an empty answer, a timeout, a non-zero exit, an address of a family `family` does
+// not admit) are recorded and fall through.
 class Chain {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
@@ -113,13 +116,15 @@ class Chain {
 
   // Parses every spec up front; the first bad one is the error. An empty list is an error.
   // `cache` (may be null) must outlive every run; `clock` defaults to steady_clock::now.
-  static Result<Chain> Parse(const std::vector<std::string>& specs, Cache* cache = nullptr, Clock clock = {});
+  static Result<Chain> Parse(const std::vector<std::string>& specs, Cache* cache = nullptr, Clock clock = {},
+                             Family family = Family::kAll);
   // For strategies built elsewhere (plug-ins, tests).
-  explicit Chain(std::vector<std::unique_ptr<Strategy>> strategies, Cache* cache = nullptr, Clock clock = {});
+  explicit Chain(std::vector<std::unique_ptr<Strategy>> strategies, Cache* cache = nullptr, Clock clock = {},
+                 Family family = Family::kAll);
 
   // Runs the chain; `done` is called exactly once, possibly before Run returns. A cached answer
-  // (for a Cacheable strategy, younger than the cache's ttl) is used instead of running that
-  // strategy, with its age; only successes are cached. Strategies that answer synchronously are
+  // (for a Cacheable strategy, younger than the cache's ttl, of a family `family` admits) is
+  // used instead of running that strategy, with its age; only successes are cached. Strategies that answer synchronously are
   // iterated, not recursed into, so a long chain of them uses constant stack. The Chain may be
   // destroyed while a run is in flight; `host` and the cache may not.
   void Run(Host& host, std::chrono::milliseconds per_strategy_timeout, Done done) const;
@@ -131,6 +136,7 @@ class Chain {
   std::shared_ptr<const Strategies> strategies_;
   Cache* cache_ = nullptr;
   Clock clock_;
+  Family family_ = Family::kAll;
 };
 
 }  // namespace mconnect::remoteip

@@ -11,3 +11,10 @@ mconnect_test(proxy_jump_test
   LIBS mconnect_lab_support
   LABELS e2e)
 add_dependencies(proxy_jump_test mconnect mconnect-mux)
+
+# --local: a mosh session on this machine with no SSH and no master.
+mconnect_test(local_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/e2e/local_test.cc
+  LIBS mconnect_lab_support
+  LABELS e2e)
+add_dependencies(local_test mconnect mconnect-mux)

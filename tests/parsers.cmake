@@ -4,7 +4,7 @@ mconnect_test(remoteip_test
   LIBS mconnect_remoteip
   LABELS unit)
 mconnect_test(mosh_server_test
-  SOURCES mux/mosh_server_test.cc mux/cipher_order_test.cc
+  SOURCES mosh/server_test.cc mux/cipher_order_test.cc
   LIBS mconnect_mux
   LABELS unit)
 mconnect_test(ssh_config_test

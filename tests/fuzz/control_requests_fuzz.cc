@@ -33,7 +33,7 @@
 #include "base/unique_fd.h"
 #include "mux/control_requests.h"
 #include "mux/control_server.h"
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 #include "proto/control.pb.h"
 #include "proto/frame.h"
 #include "remote-ip/cache.h"
@@ -131,7 +131,7 @@ class FuzzServices final : public mux::MasterServices {
     for (const auto& spec : params->strategies) FUZZ_CHECK(spec.size() <= kMaxStrategyBytes);
     FUZZ_CHECK(params->timeout > milliseconds(0) && params->timeout <= mux::kMaxStrategyTimeout);
     FUZZ_CHECK(params->refresh == request.refresh());
-    auto chain = remoteip::Chain::Parse(params->strategies, &cache_);
+    auto chain = remoteip::Chain::Parse(params->strategies, &cache_, {}, params->family);
     if (!chain) return Answer(std::move(reply), std::unexpected(MakeError(chain.error().message)));
     const auto specs = chain->Specs();
     FUZZ_CHECK(specs.size() == params->strategies.size());
@@ -166,7 +166,7 @@ class FuzzServices final : public mux::MasterServices {
         continue;
       }
       CheckMoshServerParams(request, *params, locale_fallback);
-      auto command = mux::BuildMoshServerCommand(*params);
+      auto command = mosh::BuildMoshServerCommand(*params);
       if (!command) {
         if (!first_error) first_error = command.error().message;
         continue;
@@ -179,7 +179,7 @@ class FuzzServices final : public mux::MasterServices {
       FUZZ_CHECK(mux::BoundedTimeout(request.timeout_ms(), milliseconds(20000)) <= mux::kMaxExecTimeout);
     }
     if (first_error) return Answer(std::move(reply), std::unexpected(MakeError(*first_error)));
-    auto connect = mux::ParseMoshServerOutput(0, "MOSH CONNECT 60001 4NeCCgvZFe2RnPgrcU1PQw\n",
+    auto connect = mosh::ParseMoshServerOutput(0, "MOSH CONNECT 60001 4NeCCgvZFe2RnPgrcU1PQw\n",
                                               "[mosh-server detached, pid = 4242]\n");
     FUZZ_CHECK(connect.has_value());
     control::StartMoshServerReply out;
@@ -229,7 +229,7 @@ class FuzzServices final : public mux::MasterServices {
     pending_.push_back([reply = std::move(reply), result = std::move(result)]() mutable { reply(std::move(result)); });
   }
 
-  static void CheckMoshServerParams(const control::StartMoshServerRequest& request, const mux::MoshServerParams& params,
+  static void CheckMoshServerParams(const control::StartMoshServerRequest& request, const mosh::MoshServerParams& params,
                                     bool locale_fallback) {
     FUZZ_CHECK(params.verbose >= 0 && static_cast<unsigned>(params.verbose) <= mux::kMaxVerbose);
     FUZZ_CHECK(static_cast<unsigned>(params.verbose) == request.verbose());

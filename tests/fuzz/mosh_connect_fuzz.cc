@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 
-using namespace mconnect::mux;
+using namespace mconnect::mosh;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

@@ -499,10 +499,10 @@ TEST(CommandLineFor, CarriesTheOptionsThatChangeWhatIsReachedShellQuoted) {
   EXPECT_EQ(again.transport, o.transport);
   EXPECT_EQ(again.destination, "me@bebou");
 
-  // `ip` takes neither --server, -p, --bind-server nor --transport.
+  // `ip` takes neither --server, -p, --bind-server nor --transport, but -4 (as --family=inet).
   EXPECT_EQ(CommandLineFor(Command::kIp, o),
             "mconnect ip --ssh='ssh -p 1' --config=/x/c.toml --socket='/tmp/my socket' --remote-ip=peer "
-            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' me@bebou");
+            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' --family=inet me@bebou");
   // Nothing given, nothing carried; a host named like a subcommand comes after --.
   EXPECT_EQ(CommandLineFor(Command::kDoctor, Parse({"bebou"})), "mconnect doctor bebou");
   EXPECT_EQ(CommandLineFor(Command::kConnect, Parse({"--", "status"}), "-vv"), "mconnect -vv -- status");

@@ -166,7 +166,19 @@ TEST(ParseSshG, ReadsCapturedOutput) {
   EXPECT_TRUE(settings->kbd_interactive_authentication);
   EXPECT_TRUE(settings->password_authentication);
   EXPECT_EQ(settings->number_of_password_prompts, 3);
+  EXPECT_EQ(settings->address_family, "any");
   EXPECT_EQ(DestinationName(*settings), "root@example.org:22");
+}
+
+// AddressFamily, which `ssh -4`/`-6` (and so mconnect's -4/-6) set: the master connects over it.
+TEST(ParseSshG, ReadsTheAddressFamily) {
+  for (std::string_view family : {"any", "inet", "inet6"}) {
+    auto settings = ParseSshG("hostname h\nuser u\naddressfamily " + std::string(family) + "\n", "alias");
+    ASSERT_TRUE(settings) << settings.error().message;
+    EXPECT_EQ(settings->address_family, family);
+  }
+  EXPECT_EQ(ErrorOf("hostname h\nuser u\naddressfamily inet4\n"),
+            "ssh -G printed addressfamily \"inet4\" (expected any, inet or inet6)");
 }
 
 TEST(ParseSshG, ReadsTheAuthenticationSettings) {

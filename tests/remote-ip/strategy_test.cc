@@ -1,5 +1,6 @@
 #include "remote-ip/strategy.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -409,6 +410,108 @@ TEST(Strategies, AnUnansweredCommandSaysTheServerDidNotAnswer) {
   auto result = RunNow(MakeChain({Command("silent")}), host, 1500ms);
   EXPECT_EQ(result.candidates.at(0).error,
             "command:silent: timed out after 1500 ms: the server did not even answer the request to run it");
+}
+
+}  // namespace
+}  // namespace mconnect::remoteip
+
+// ---- mosh's --family ------------------------------------------------------------------------
+
+namespace mconnect::remoteip {
+namespace {
+
+TEST(Family, ParsesMoshsNamesAndSaysWhichItKnows) {
+  for (std::string_view name : {"inet", "inet6", "auto", "all", "prefer-inet", "prefer-inet6"}) {
+    auto family = ParseFamily(name);
+    ASSERT_TRUE(family) << name;
+    EXPECT_EQ(FamilyName(*family), name);
+  }
+  for (std::string_view name : {"", "INET", "ipv4", "inet4", "prefer-inet66", "inet\n"}) {
+    auto family = ParseFamily(name);
+    ASSERT_FALSE(family) << name;
+    EXPECT_THAT(family.error().message, ::testing::EndsWith("is not inet, inet6, auto, all, prefer-inet or prefer-inet6"));
+  }
+}
+
+TEST(Family, OnlyInetAndInet6RuleAnAddressOut) {
+  EXPECT_EQ(FamilyMismatch(Family::kInet, "192.0.2.1"), "");
+  EXPECT_EQ(FamilyMismatch(Family::kInet6, "2001:db8::1"), "");
+  EXPECT_EQ(FamilyMismatch(Family::kInet6, "192.0.2.1"), "192.0.2.1 is an IPv4 address; --family=inet6 takes IPv6 only");
+  EXPECT_EQ(FamilyMismatch(Family::kInet, "2001:DB8::1"), "2001:db8::1 is an IPv6 address; --family=inet takes IPv4 only");
+  EXPECT_EQ(FamilyMismatch(Family::kInet, "::ffff:192.0.2.1"), "") << "mapped: an IPv4 address";
+  for (Family any : {Family::kAll, Family::kAuto, Family::kPreferInet, Family::kPreferInet6}) {
+    EXPECT_EQ(FamilyMismatch(any, "192.0.2.1"), "");
+    EXPECT_EQ(FamilyMismatch(any, "2001:db8::1"), "");
+  }
+}
+
+Chain FamilyChain(const std::vector<std::string>& specs, Family family, Cache* cache = nullptr) {
+  auto chain = Chain::Parse(specs, cache, {}, family);
+  EXPECT_TRUE(chain) << chain.error().message;
+  return std::move(*chain);
+}
+
+TEST(Family, AnAnswerOfTheOtherFamilyFallsThroughToTheNextStrategy) {
+  FakeHost host;
+  host.peer = "192.0.2.1";
+  auto chain = FamilyChain({"peer", "static:2001:db8::1"}, Family::kInet6);
+  auto result = RunNow(chain, host);
+  EXPECT_EQ(result.address.value_or(""), "2001:db8::1");
+  ASSERT_EQ(result.candidates.size(), 2u);
+  EXPECT_EQ(result.candidates[0].error, "peer: 192.0.2.1 is an IPv4 address; --family=inet6 takes IPv6 only");
+  EXPECT_EQ(result.candidates[0].address, "");
+
+  auto v4 = RunNow(FamilyChain({"static:2001:db8::1"}, Family::kInet), host);
+  EXPECT_FALSE(v4.address) << "no answer of the family asked for is no answer";
+}
+
+TEST(Family, DnsChoosesAmongTheNamesAddressesAsMoshDoes) {
+  FakeHost host;
+  auto resolver = [](const std::string&) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{"2001:db8::10", "192.0.2.10", "2001:db8::11", "192.0.2.11"};
+  };
+  auto run = [&](Family family) {
+    std::vector<std::unique_ptr<Strategy>> strategies;
+    strategies.push_back(MakeDnsStrategy(resolver, family));
+    Chain chain(std::move(strategies), nullptr, {}, family);
+    return RunNow(chain, host);
+  };
+  EXPECT_EQ(run(Family::kPreferInet).address.value_or(""), "192.0.2.10");
+  EXPECT_EQ(run(Family::kPreferInet6).address.value_or(""), "2001:db8::10");
+  EXPECT_EQ(run(Family::kInet).address.value_or(""), "192.0.2.10");
+  EXPECT_EQ(run(Family::kInet6).address.value_or(""), "2001:db8::10");
+  EXPECT_EQ(run(Family::kAll).address.value_or(""), "2001:db8::10") << "the resolver's order";
+  auto both = run(Family::kAuto);
+  EXPECT_FALSE(both.address);
+  EXPECT_EQ(both.candidates.at(0).error,
+            "dns: server.example has both IPv4 and IPv6 addresses; --family (or -4, -6) says which to use");
+
+  auto only_v4 = [](const std::string&) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{"192.0.2.10"};
+  };
+  std::vector<std::unique_ptr<Strategy>> strategies;
+  strategies.push_back(MakeDnsStrategy(only_v4, Family::kInet6));
+  Chain chain(std::move(strategies), nullptr, {}, Family::kInet6);
+  EXPECT_EQ(RunNow(chain, host).candidates.at(0).error, "dns: server.example has no IPv6 address (--family=inet6)");
+  std::vector<std::unique_ptr<Strategy>> single;
+  single.push_back(MakeDnsStrategy(only_v4, Family::kAuto));
+  EXPECT_EQ(RunNow(Chain(std::move(single), nullptr, {}, Family::kAuto), host).address.value_or(""), "192.0.2.10")
+      << "auto takes a name of one family";
+}
+
+TEST(Family, ACachedAnswerOfTheOtherFamilyIsSetAsideAndTheStrategyAskedAgain) {
+  Cache cache(60s);
+  FakeHost host;
+  host.replies["which"] = Printed("192.0.2.7\n");
+  auto first = RunNow(FamilyChain({"command:which"}, Family::kPreferInet, &cache), host);
+  EXPECT_EQ(first.address.value_or(""), "192.0.2.7");
+  EXPECT_EQ(host.commands.size(), 1u);
+
+  host.replies["which"] = Printed("2001:db8::7\n");
+  auto v6 = RunNow(FamilyChain({"command:which"}, Family::kInet6, &cache), host);
+  EXPECT_EQ(v6.address.value_or(""), "2001:db8::7");
+  EXPECT_EQ(host.commands.size(), 2u) << "the cached IPv4 answer was not used for -6";
+  EXPECT_EQ(v6.candidates.at(0).age, 0ms);
 }
 
 }  // namespace

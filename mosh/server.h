@@ -1,5 +1,5 @@
-// Starting mosh-server over the master: the remote command line, and the reading of what
-// mosh-server printed. Pure: strings in, a command line or a typed result out.
+// Starting mosh-server, on the server over the master or here for --local: its command line,
+// and the reading of what it printed. Pure: strings in, a command line or a typed result out.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 #include "base/result.h"
 
-namespace mconnect::mux {
+namespace mconnect::mosh {
 
 struct MoshServerParams {
   // A command prefix, as mosh's --server=COMMAND: inserted unquoted, so "env X=1 mosh-server"
@@ -59,4 +59,4 @@ struct MoshServerError {
 std::expected<MoshConnect, MoshServerError> ParseMoshServerOutput(int exit_status, std::string_view out,
                                                                   std::string_view err);
 
-}  // namespace mconnect::mux
+}  // namespace mconnect::mosh

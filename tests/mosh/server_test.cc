@@ -1,11 +1,11 @@
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace mconnect::mux {
+namespace mconnect::mosh {
 namespace {
 
 // Captured from mosh 1.4.0 (Debian 12): `mosh-server new -c 256 -s -l LANG=C.UTF-8` run with
@@ -343,4 +343,4 @@ TEST(BuildMoshServerCommand, RejectsNulInCommand) {
 }
 
 }  // namespace
-}  // namespace mconnect::mux
+}  // namespace mconnect::mosh

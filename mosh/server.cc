@@ -1,4 +1,4 @@
-#include "mux/mosh_server.h"
+#include "mosh/server.h"
 
 #include <array>
 #include <cstddef>
@@ -13,7 +13,7 @@
 #include "base/text.h"
 #include "remote-ip/address.h"
 
-namespace mconnect::mux {
+namespace mconnect::mosh {
 namespace {
 
 constexpr std::string_view kConnectPrefix = "MOSH CONNECT ";
@@ -332,4 +332,4 @@ std::expected<MoshConnect, MoshServerError> ParseMoshServerOutput(int exit_statu
   return Failure(MoshServerFailure::kNoConnectLine, std::move(message), kNoConnectHint);
 }
 
-}  // namespace mconnect::mux
+}  // namespace mconnect::mosh
