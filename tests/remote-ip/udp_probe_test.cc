@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -164,6 +165,39 @@ TEST(UdpProbeTest, SilentPeerIsNoAnswer) {
   EXPECT_FALSE(result->answered);
   EXPECT_THAT(result->detail, HasSubstr("no answer"));
   EXPECT_THAT(result->detail, HasSubstr("UDP blocked or filtered?"));
+}
+
+// A probe held up longer than its spacing between datagrams (a loaded machine, a sanitizer, a
+// stopped process) finds its next send already due: it must send and go on, never wait for ever
+// on a silent peer. The probe (600 ms: a datagram every 100 ms) runs in a child that is stopped
+// from 120 ms to 370 ms, so that it wakes with two sends overdue and most of its budget left.
+TEST(UdpProbeTest, AProbeHeldUpPastItsNextSendStillEndsWithinItsBudget) {
+  UniqueFd silent(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(silent.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto result = ProbeMoshServer("127.0.0.1", ntohs(address.sin_port), "AAECAwQFBgcICQoLDA0ODw", 600ms);
+    ::_exit(result && !result->answered ? 0 : 1);
+  }
+  std::this_thread::sleep_for(120ms);
+  ::kill(child, SIGSTOP);
+  std::this_thread::sleep_for(250ms);
+  ::kill(child, SIGCONT);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 100 && (done = ::waitpid(child, &status, WNOHANG)) == 0; ++i) std::this_thread::sleep_for(100ms);
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  ASSERT_EQ(done, child) << "the probe was still waiting 10 s after its 600 ms budget";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 TEST(UdpProbeTest, BadArgumentsAreErrors) {
