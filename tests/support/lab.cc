@@ -280,16 +280,29 @@ bool WaitForTcp(int port, std::chrono::milliseconds timeout) {
 HttpServer::HttpServer(const std::string& root) : port_(FreeTcpPort()) {
   std::filesystem::create_directories(root);
   std::ofstream(root + "/index.html") << "mconnect-forward-ok\n";
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    ::setpgid(0, 0);
-    int null = ::open("/dev/null", O_WRONLY);
-    if (null >= 0) ::dup2(null, 2);  // one line per request otherwise
-    ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
-             std::to_string(port_).c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
+  // python3 starts in well under a second on an idle machine, in many on one busy with a
+  // sanitizer build; and the free port may be taken by another test before python binds it,
+  // when python exits at once: then again on another port.
+  for (int attempt = 0; attempt < 3 && !ready_; ++attempt) {
+    if (attempt > 0) port_ = FreeTcpPort();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) ::dup2(null, 2);  // one line per request otherwise
+      ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
+               std::to_string(port_).c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (pid_ < 0) return;
+    bool exited = false;
+    ready_ = PollUntil(std::chrono::seconds(30), [&] {
+      exited = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
+      return exited || WaitForTcp(port_, std::chrono::milliseconds(0));
+    }) && !exited;
+    if (!exited) break;  // running but silent for 30 s: the destructor stops it
+    pid_ = -1;
   }
-  ready_ = pid_ > 0 && WaitForTcp(port_, std::chrono::seconds(10));
 }
 
 HttpServer::~HttpServer() { KillPid(pid_); }
