@@ -32,8 +32,8 @@
 #include "launcher/profile.h"
 #include "launcher/ssh_config.h"
 #include "launcher/transport.h"
+#include "mosh/udp_probe.h"
 #include "proto/socket_path.h"
-#include "remote-ip/udp_probe.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -187,7 +187,7 @@ Result<control::StartMoshServerReply> StartThrowawayServer(MasterLink& link, con
 
 struct AddressProbe {
   std::string address;
-  Result<remoteip::ProbeResult> result;
+  Result<mosh::ProbeResult> result;
 };
 struct ProbeReport {
   control::StartMoshServerReply server;  // the throwaway one
@@ -203,8 +203,8 @@ Result<ProbeReport> ProbeAddresses(MasterLink& link, const Options& options, con
   if (!server) return Fail(server.error());
   ProbeReport report{*server, {}};
   for (const auto& address : addresses) {
-    auto result = remoteip::ProbeMoshServer(address, static_cast<std::uint16_t>(server->port()), server->key(),
-                                            milliseconds(2000));
+    auto result =
+        mosh::ProbeMoshServer(address, static_cast<std::uint16_t>(server->port()), server->key(), milliseconds(2000));
     bool answered = result && result->answered;
     report.probes.push_back({address, std::move(result)});
     if (answered && !all) break;
@@ -218,7 +218,7 @@ Result<ProbeReport> ProbeAddresses(MasterLink& link, const Options& options, con
 // (the relay ends with it).
 struct RelayProbe {
   std::string relay;  // "perl" or "mconnect"
-  remoteip::ProbeResult result;
+  mosh::ProbeResult result;
 };
 Result<RelayProbe> ProbeThroughRelay(MasterLink& link, const Options& options) {
   auto server = StartThrowawayServer(link, options, "127.0.0.1");
@@ -233,8 +233,8 @@ Result<RelayProbe> ProbeThroughRelay(MasterLink& link, const Options& options) {
     KillServer(link, server->server_pid());
     return Fail(started.error());
   }
-  auto result = remoteip::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(started->local_port()),
-                                          server->key(), milliseconds(5000));
+  auto result = mosh::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(started->local_port()), server->key(),
+                                      milliseconds(5000));
   KillServer(link, server->server_pid());
   if (!result) return Fail(result.error());
   return RelayProbe{started->relay(), *result};

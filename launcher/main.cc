@@ -7,11 +7,11 @@
 #include "base/log.h"
 #include "launcher/app.h"
 #include "launcher/cli.h"
-#include "launcher/relay.h"
+#include "mosh/relay_server.h"
 
 namespace {
 
-// `mconnect relay PORT PID` runs on the server, started by a master over SSH (launcher/relay.h);
+// `mconnect relay PORT PID` runs on the server, started by a master over SSH (mosh/relay_server.h);
 // `mconnect relay --check` tells that master this mconnect has it. Not a user's command, so it
 // stays out of the mosh-style command line.
 int RelayMain(int argc, char** argv) {
@@ -24,7 +24,7 @@ int RelayMain(int argc, char** argv) {
     std::fprintf(stderr, "usage: mconnect relay PORT PID (run by mconnect's master over SSH)\n");
     return 2;
   }
-  return mconnect::launcher::RunRelay(static_cast<int>(port), static_cast<std::uint32_t>(pid));
+  return mconnect::mosh::RunRelay(static_cast<int>(port), static_cast<std::uint32_t>(pid));
 }
 
 }  // namespace

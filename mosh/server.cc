@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "base/ip_literal.h"
 #include "base/subprocess.h"
 #include "base/text.h"
-#include "remote-ip/address.h"
 
 namespace mconnect::mosh {
 namespace {
@@ -235,7 +235,7 @@ Result<std::string> BuildMoshServerCommand(const MoshServerParams& params) {
     words.push_back("-s");
   } else if (EqualsIgnoringCase(params.bind, "any")) {
     // mosh-server listens on every address.
-  } else if (remoteip::IsIpLiteral(params.bind)) {
+  } else if (IsIpLiteral(params.bind)) {
     words.push_back("-i");
     words.push_back(params.bind);
   } else {

@@ -16,8 +16,9 @@
 #include "base/subprocess.h"
 #include "base/text.h"
 #include "base/udp_socket_owner.h"
+#include "mosh/datagram_frame.h"
+#include "mosh/perl_relay.h"
 #include "mux/channel_end.h"
-#include "proto/datagram_frame.h"
 
 namespace mconnect::mux {
 namespace {
@@ -38,44 +39,6 @@ constexpr auto kRefusedHold = std::chrono::seconds(1);
 constexpr int kLookupsPerSecond = 32;
 // Refusals go to the log at most this often, with a count of those in between.
 constexpr auto kRefusalReportInterval = std::chrono::seconds(10);
-
-// The server side in perl: exchanges framed datagrams on stdin/stdout with one UDP socket
-// connected to mosh-server, and leaves when mosh-server's pid is gone (checked every 5 s), saying
-// so: a channel closed for any other reason (a lost connection, a killed relay) is restarted.
-// A zombie counts as gone: an init that reaps late (a container whose PID 1 is a shell) would
-// otherwise keep the relay, and its channel, for as long as the master lives.
-constexpr const char* kPerlRelay = R"PERL(use strict; use warnings; use Socket;
-my ($port, $pid) = @ARGV;
-socket(my $u, PF_INET, SOCK_DGRAM, 0) or die "mconnect-relay: socket: $!\n";
-connect($u, pack_sockaddr_in($port, inet_aton("127.0.0.1"))) or die "mconnect-relay: connect: $!\n";
-binmode STDIN; binmode STDOUT; $| = 1;
-print STDERR "mconnect-relay: perl\n";
-sub gone { my ($p) = @_; return 1 unless kill(0, $p);
-  open(my $f, "<", "/proc/$p/stat") or return 0; my $s = <$f> // ""; return $s =~ /\)\s+Z\s/ ? 1 : 0; }
-my ($in, $rin, $check) = ("", "", 0);
-vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($u), 1) = 1;
-while (1) {
-  my $n = select(my $rout = $rin, undef, undef, 5);
-  if ($pid && time >= $check) {
-    $check = time + 5;
-    if (gone($pid)) { print STDERR "mconnect-relay: done\n"; exit 0; }
-  }
-  next if $n <= 0;
-  if (vec($rout, fileno($u), 1) && defined(recv($u, my $d, 65535, 0))) {
-    defined(syswrite(STDOUT, pack("n", length $d) . $d)) or exit 0;
-  }
-  if (vec($rout, fileno(STDIN), 1)) {
-    my $r = sysread(STDIN, $in, 65536, length $in);
-    exit 0 unless $r;
-    while (length($in) >= 2) {
-      my $len = unpack("n", $in);
-      last if length($in) < 2 + $len;
-      send($u, substr($in, 2, $len), 0);
-      substr($in, 0, 2 + $len, "");
-    }
-  }
-}
-)PERL";
 
 bool SameEndpoint(const sockaddr_in& a, const sockaddr_in& b) {
   return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
@@ -190,7 +153,7 @@ void SenderGate::NoteRefusal(const sockaddr_in& source, const std::string& why, 
 std::string RelayCommand(int port, std::uint32_t server_pid, std::string_view only) {
   std::string args = std::to_string(port) + " " + std::to_string(server_pid);
   std::string mconnect = "exec mconnect relay " + args;
-  std::string perl = "exec perl -e " + ShellQuote(kPerlRelay) + " " + args;
+  std::string perl = "exec perl -e " + ShellQuote(mosh::kPerlRelay) + " " + args;
   if (only == "mconnect") return mconnect;
   if (only == "perl") return perl;
   return "if command -v mconnect >/dev/null 2>&1 && mconnect relay --check >/dev/null 2>&1; then " + mconnect +
@@ -312,7 +275,7 @@ ChannelTask::Step RelayTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* cha
       ssize_t n = libssh2_channel_read(channel, buffer, sizeof buffer);
       if (n > 0) {
         from_server_.append(buffer, static_cast<std::size_t>(n));
-        std::size_t used = proto::TakeDatagramFrames(
+        std::size_t used = mosh::TakeDatagramFrames(
             from_server_, [this](std::string_view datagram) { state_->SendToClient(datagram); });
         from_server_.erase(0, used);
         progress = true;
@@ -407,7 +370,7 @@ bool UdpRelay::carrying() const { return state_->task_running && !state_->kind.e
 RelayStats UdpRelay::stats() const { return state_->stats; }
 
 void UdpRelay::OnReadable() {
-  char buffer[proto::kMaxRelayedDatagram];
+  char buffer[mosh::kMaxRelayedDatagram];
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage from{};
     socklen_t from_length = sizeof from;
@@ -422,7 +385,7 @@ void UdpRelay::OnReadable() {
       ++state_->stats.dropped;
       continue;
     }
-    proto::AppendDatagramFrame(state_->to_server, std::string_view(buffer, static_cast<std::size_t>(n)));
+    mosh::AppendDatagramFrame(state_->to_server, std::string_view(buffer, static_cast<std::size_t>(n)));
     ++state_->stats.to_server;
   }
 }

@@ -1,6 +1,6 @@
 // The `ssh` transport for mosh: when no UDP path reaches the server, mosh-client talks to a UDP
 // socket on this machine's loopback, and the master carries each datagram, length-framed
-// (proto/datagram_frame.h), over an SSH channel to a small relay on the server, which exchanges
+// (mosh/datagram_frame.h), over an SSH channel to a small relay on the server, which exchanges
 // them with mosh-server on the server's loopback.
 //
 // Datagrams are never merged or split. Under backpressure they are dropped, never queued without

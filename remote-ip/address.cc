@@ -12,11 +12,11 @@
 
 #include <fmt/format.h>
 
+#include "base/ip_literal.h"
+
 namespace mconnect::remoteip {
 namespace {
 
-// Longest text inet_pton could accept: a full IPv6 address with an embedded dotted quad.
-constexpr std::size_t kMaxLiteralLength = INET6_ADDRSTRLEN;
 // How much of a remote command's output an error message may quote.
 constexpr std::size_t kMaxQuoted = 40;
 
@@ -42,49 +42,27 @@ std::vector<std::string_view> Split(std::string_view text, bool (*separator)(cha
   return parts;
 }
 
-struct Literal {
-  int family = AF_UNSPEC;
-  std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 uses the first 4
-};
-
-std::optional<Literal> ParseLiteral(std::string_view text) {
-  if (text.empty() || text.size() > kMaxLiteralLength) return std::nullopt;
-  // inet_pton reads a C string: an embedded NUL would silently cut the text short.
-  if (text.find('\0') != std::string_view::npos) return std::nullopt;
-  std::string terminated(text);
-  Literal literal;
-  if (::inet_pton(AF_INET, terminated.c_str(), literal.bytes.data()) == 1) {
-    literal.family = AF_INET;
-    return literal;
-  }
-  if (::inet_pton(AF_INET6, terminated.c_str(), literal.bytes.data()) == 1) {
-    literal.family = AF_INET6;
-    return literal;
-  }
-  return std::nullopt;
-}
-
 // ::ffff:a.b.c.d is an IPv4 address seen through a dual-stack socket; mosh-client wants the
 // IPv4 form, and the IPv4 rules below must apply to it.
-Literal Unmap(const Literal& literal) {
+IpLiteral Unmap(const IpLiteral& literal) {
   static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (literal.family != AF_INET6 || std::memcmp(literal.bytes.data(), kMappedPrefix.data(), 12) != 0) {
     return literal;
   }
-  Literal v4;
+  IpLiteral v4;
   v4.family = AF_INET;
   std::memcpy(v4.bytes.data(), literal.bytes.data() + 12, 4);
   return v4;
 }
 
-std::string Canonical(const Literal& literal) {
+std::string Canonical(const IpLiteral& literal) {
   char buffer[INET6_ADDRSTRLEN] = {};
   if (::inet_ntop(literal.family, literal.bytes.data(), buffer, sizeof buffer) == nullptr) return {};
   return buffer;
 }
 
 // Why this parsed literal cannot be the destination of mosh's UDP, or empty if it can.
-std::string Unusable(const Literal& literal) {
+std::string Unusable(const IpLiteral& literal) {
   const auto& b = literal.bytes;
   if (literal.family == AF_INET) {
     if (b[0] == 0) {
@@ -155,32 +133,30 @@ Result<std::string> ParseAddressOutput(std::string_view output) {
   }
 
   if (auto percent = text.find('%'); percent != std::string_view::npos) {
-    auto before = ParseLiteral(text.substr(0, percent));
+    auto before = ParseIpLiteral(text.substr(0, percent));
     if (before && before->family == AF_INET6) {
       return Fail("\"{}\" has an IPv6 zone id, meaningful only on the server", Sanitize(text));
     }
     return Fail("printed \"{}\", not an IP address", Sanitize(text));
   }
 
-  auto literal = ParseLiteral(text);
+  auto literal = ParseIpLiteral(text);
   if (!literal) {
     if (LooksLikeHostname(text)) return Fail("printed a hostname, not an IP literal: \"{}\"", Sanitize(text));
     return Fail("printed \"{}\", not an IP address", Sanitize(text));
   }
-  Literal usable = Unmap(*literal);
+  IpLiteral usable = Unmap(*literal);
   if (auto why = Unusable(usable); !why.empty()) return Fail("{}", why);
   std::string canonical = Canonical(usable);
   if (canonical.empty()) return Fail("printed \"{}\", which cannot be formatted as an address", Sanitize(text));
   return canonical;
 }
 
-bool IsIpLiteral(std::string_view text) { return ParseLiteral(text).has_value(); }
-
 std::optional<std::string> SshConnectionServerAddress(std::string_view ssh_connection_value) {
   auto fields = Split(Trim(ssh_connection_value), [](char c) { return IsSpace(c); });
   if (fields.size() != 4) return std::nullopt;
-  if (!ParseLiteral(fields[0]) || !IsDigits(fields[1]) || !IsDigits(fields[3])) return std::nullopt;
-  auto server = ParseLiteral(fields[2]);
+  if (!ParseIpLiteral(fields[0]) || !IsDigits(fields[1]) || !IsDigits(fields[3])) return std::nullopt;
+  auto server = ParseIpLiteral(fields[2]);
   if (!server) return std::nullopt;
   std::string canonical = Canonical(Unmap(*server));
   if (canonical.empty()) return std::nullopt;
@@ -216,7 +192,7 @@ std::string_view FamilyName(Family family) {
 
 std::string FamilyMismatch(Family family, std::string_view address) {
   if (family != Family::kInet && family != Family::kInet6) return {};
-  auto literal = ParseLiteral(address);
+  auto literal = ParseIpLiteral(address);
   if (!literal) return fmt::format("\"{}\" is not an IP address", SanitizeForMessage(address, 40));
   const bool v6 = Unmap(*literal).family == AF_INET6;
   if (v6 == (family == Family::kInet6)) return {};

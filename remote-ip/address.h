@@ -24,10 +24,6 @@ namespace mconnect::remoteip {
 // right when client and server share a host (tests, --local).
 Result<std::string> ParseAddressOutput(std::string_view output);
 
-
-// True when `text` is exactly an IPv4 or IPv6 literal (no whitespace, no zone id, no port).
-bool IsIpLiteral(std::string_view text);
-
 // mosh's --family: the address families the address handed to mosh-client may have. inet
 // and inet6 admit one family only (and make the master connect over it); all, auto and the
 // prefer- ones admit both, and differ only in which of a name's addresses the `dns` strategy

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ip_literal.h"
 #include "remote-ip/address.h"
 
 namespace mconnect::remoteip {

@@ -37,16 +37,9 @@ add_dependencies(reconnect_test mconnect mconnect-mux)
 # mosh's datagrams over the master (the `ssh` transport).
 mconnect_test(relay_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/master/relay_test.cc
-  LIBS mconnect_lab_support mconnect_remoteip
+  LIBS mconnect_lab_support mconnect_mosh
   LABELS integration)
 add_dependencies(relay_test mconnect mconnect-mux)
-
-# The relay's server side (perl and `mconnect relay`), with pipes and a UDP echo server.
-mconnect_test(relay_server_test
-  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/relay_server_test.cc
-  LIBS mconnect_mux
-  LABELS integration)
-add_dependencies(relay_server_test mconnect)
 
 # Beside OpenSSH and a user's habits: OpenSSH's own master at the same ControlPath, the runtime
 # directory, a stopped master, the names status and stop take.

@@ -6,13 +6,13 @@
 #include <string>
 #include <string_view>
 
-#include "proto/datagram_frame.h"
+#include "mosh/datagram_frame.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   std::string again;
-  std::size_t consumed = mconnect::proto::TakeDatagramFrames(input, [&again](std::string_view datagram) {
-    if (!mconnect::proto::AppendDatagramFrame(again, datagram)) std::abort();
+  std::size_t consumed = mconnect::mosh::TakeDatagramFrames(input, [&again](std::string_view datagram) {
+    if (!mconnect::mosh::AppendDatagramFrame(again, datagram)) std::abort();
   });
   if (consumed > size || again != input.substr(0, consumed)) std::abort();
   if (size - consumed >= 2) {

@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "base/ip_literal.h"
 #include "remote-ip/address.h"
 
+using mconnect::IsIpLiteral;
 using namespace mconnect::remoteip;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

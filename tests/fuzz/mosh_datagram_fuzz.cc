@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <span>
 
-#include "remote-ip/mosh_datagram.h"
+#include "mosh/datagram.h"
 
-using namespace mconnect::remoteip;
+using namespace mconnect::mosh;
 
 namespace {
 

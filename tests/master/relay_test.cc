@@ -29,9 +29,9 @@
 
 #include "base/udp_socket_owner.h"
 #include "base/unique_fd.h"
+#include "mosh/datagram.h"
+#include "mosh/udp_probe.h"
 #include "proto/control.pb.h"
-#include "remote-ip/mosh_datagram.h"
-#include "remote-ip/udp_probe.h"
 #include "tests/support/mconnect_lab.h"
 #include "tests/support/require.h"
 
@@ -83,12 +83,12 @@ UdpEnd BindLoopbackUdp() {
 std::uint16_t Timestamp16() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
   auto ts = static_cast<std::uint16_t>(static_cast<std::uint64_t>(ms) & 0xFFFF);
-  return ts == remoteip::kMoshNoTimestamp ? 0 : ts;
+  return ts == mosh::kMoshNoTimestamp ? 0 : ts;
 }
 
 // What the UDP probe sends ("I have your state 0"), authentic under the session key.
-bool SendHello(const UdpEnd& from, std::uint16_t relay_port, const remoteip::MoshKey& key, std::uint64_t seq) {
-  auto datagram = remoteip::EncodeClientPacket(key, seq, Timestamp16(), remoteip::MoshInstruction{});
+bool SendHello(const UdpEnd& from, std::uint16_t relay_port, const mosh::MoshKey& key, std::uint64_t seq) {
+  auto datagram = mosh::EncodeClientPacket(key, seq, Timestamp16(), mosh::MoshInstruction{});
   if (!datagram) return false;
   sockaddr_in relay = Loopback(relay_port);
   return ::sendto(from.fd.get(), datagram->data(), datagram->size(), 0, reinterpret_cast<sockaddr*>(&relay),
@@ -97,14 +97,14 @@ bool SendHello(const UdpEnd& from, std::uint16_t relay_port, const remoteip::Mos
 
 // Authentic datagrams from mosh-server that reach `end` before `deadline`; returns once there
 // are `enough`.
-int ReceiveFromServer(const UdpEnd& end, const remoteip::MoshKey& key, Clock::time_point deadline,
+int ReceiveFromServer(const UdpEnd& end, const mosh::MoshKey& key, Clock::time_point deadline,
                       int enough = INT_MAX) {
   int received = 0;
-  std::array<std::uint8_t, remoteip::kMoshMaxDatagram + 1> buffer;
+  std::array<std::uint8_t, mosh::kMoshMaxDatagram + 1> buffer;
   while (received < enough) {
     ssize_t n = ::recv(end.fd.get(), buffer.data(), buffer.size(), 0);
     if (n >= 0) {
-      if (remoteip::DecodeServerPacket(key, std::span(buffer.data(), static_cast<std::size_t>(n)))) ++received;
+      if (mosh::DecodeServerPacket(key, std::span(buffer.data(), static_cast<std::size_t>(n)))) ++received;
       continue;
     }
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
@@ -292,7 +292,7 @@ TEST_F(RelayTest, MoshServerAnswersThroughThePerlRelay) {
   EXPECT_EQ(relay->relay(), "perl");
   ASSERT_GT(relay->local_port(), 0u);
 
-  auto probe = remoteip::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(relay->local_port()), server.key(), 3s);
+  auto probe = mosh::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(relay->local_port()), server.key(), 3s);
   ASSERT_TRUE(probe) << probe.error().message;
   EXPECT_TRUE(probe->answered) << probe->detail;
   EXPECT_EQ(Status().relays(), 1u);
@@ -305,7 +305,7 @@ TEST_F(RelayTest, RelayCarriesOnAfterTheMasterReconnects) {
   auto relay = StartRelay(server, "perl");
   ASSERT_TRUE(relay) << relay.error().message;
   auto port = static_cast<std::uint16_t>(relay->local_port());
-  ASSERT_TRUE(remoteip::ProbeMoshServer("127.0.0.1", port, server.key(), 3s)->answered);
+  ASSERT_TRUE(mosh::ProbeMoshServer("127.0.0.1", port, server.key(), 3s)->answered);
 
   lab_->sshd().Stop();  // mosh-server has detached from sshd: it stays
   for (auto deadline = Clock::now() + 10s; Clock::now() < deadline && Status().link() != "reconnecting";) {
@@ -313,14 +313,14 @@ TEST_F(RelayTest, RelayCarriesOnAfterTheMasterReconnects) {
   }
   ASSERT_EQ(Status().link(), "reconnecting");
   EXPECT_FALSE(ProcessGone(server_pid_)) << "mosh-server went with sshd";
-  auto lost = remoteip::ProbeMoshServer("127.0.0.1", port, server.key(), 500ms);
+  auto lost = mosh::ProbeMoshServer("127.0.0.1", port, server.key(), 500ms);
   ASSERT_TRUE(lost);
   EXPECT_FALSE(lost->answered) << "no channel, no answer: " << lost->detail;
 
   ASSERT_TRUE(lab_->sshd().Restart());
   bool answered = false;
   for (auto deadline = Clock::now() + 30s; !answered && Clock::now() < deadline;) {
-    auto probe = remoteip::ProbeMoshServer("127.0.0.1", port, server.key(), 1s);
+    auto probe = mosh::ProbeMoshServer("127.0.0.1", port, server.key(), 1s);
     answered = probe && probe->answered;
   }
   EXPECT_TRUE(answered) << "the relay did not come back after the reconnect";
@@ -350,7 +350,7 @@ TEST_F(RelayTest, RelayEndsWithMoshServer) {
 TEST_F(RelayTest, AnotherUsersSocketDoesNotTakeTheReturnPath) {
   REQUIRE_ROOT();
   auto server = StartLoopbackMoshServer();
-  auto key = remoteip::DecodeMoshKey(server.key());
+  auto key = mosh::DecodeMoshKey(server.key());
   ASSERT_TRUE(key) << key.error().message;
   auto relay = StartRelay(server, "perl");
   ASSERT_TRUE(relay) << relay.error().message;
@@ -389,7 +389,7 @@ TEST_F(RelayTest, AnotherUsersSocketDoesNotTakeTheReturnPath) {
 // same user is followed, and mosh-server's datagrams go there from then on.
 TEST_F(RelayTest, SameUsersNewSourcePortBecomesTheReturnPath) {
   auto server = StartLoopbackMoshServer();
-  auto key = remoteip::DecodeMoshKey(server.key());
+  auto key = mosh::DecodeMoshKey(server.key());
   ASSERT_TRUE(key) << key.error().message;
   auto relay = StartRelay(server, "perl");
   ASSERT_TRUE(relay) << relay.error().message;

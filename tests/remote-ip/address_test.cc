@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "base/ip_literal.h"
+
 namespace mconnect::remoteip {
 namespace {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace mconnect::proto {
+namespace mconnect::mosh {
 
 // The largest datagram a frame can carry (the uint16 length). mosh sends about 1300 bytes.
 inline constexpr std::size_t kMaxRelayedDatagram = 0xFFFF;
@@ -21,4 +21,4 @@ bool AppendDatagramFrame(std::string& out, std::string_view datagram);
 // datagram is a valid frame (and passed on as such).
 std::size_t TakeDatagramFrames(std::string_view buffer, const std::function<void(std::string_view)>& each);
 
-}  // namespace mconnect::proto
+}  // namespace mconnect::mosh

@@ -1,6 +1,6 @@
-#include "proto/datagram_frame.h"
+#include "mosh/datagram_frame.h"
 
-namespace mconnect::proto {
+namespace mconnect::mosh {
 
 bool AppendDatagramFrame(std::string& out, std::string_view datagram) {
   if (datagram.size() > kMaxRelayedDatagram) return false;
@@ -22,4 +22,4 @@ std::size_t TakeDatagramFrames(std::string_view buffer, const std::function<void
   return at;
 }
 
-}  // namespace mconnect::proto
+}  // namespace mconnect::mosh

@@ -1,4 +1,4 @@
-#include "launcher/relay.h"
+#include "mosh/relay_server.h"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,9 +14,9 @@
 
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
-#include "proto/datagram_frame.h"
+#include "mosh/datagram_frame.h"
 
-namespace mconnect::launcher {
+namespace mconnect::mosh {
 namespace {
 
 // Writes all of `data` to a blocking fd; false when the reader has gone.
@@ -59,7 +59,7 @@ int RunRelay(int port, std::uint32_t server_pid) {
   constexpr auto kCheckEvery = std::chrono::seconds(5);
   auto next_check = std::chrono::steady_clock::now() + kCheckEvery;
   std::string in;
-  char buffer[proto::kMaxRelayedDatagram + 2];
+  char buffer[kMaxRelayedDatagram + 2];
   while (true) {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_check) {
@@ -79,7 +79,7 @@ int RunRelay(int port, std::uint32_t server_pid) {
         ssize_t n = ::recv(udp.get(), buffer, sizeof buffer, 0);
         if (n < 0) break;  // drained, or an ICMP error from a send (mosh-server not there yet)
         std::string frame;
-        proto::AppendDatagramFrame(frame, std::string_view(buffer, static_cast<std::size_t>(n)));
+        AppendDatagramFrame(frame, std::string_view(buffer, static_cast<std::size_t>(n)));
         if (!WriteAll(STDOUT_FILENO, frame)) return 0;
       }
     }
@@ -88,7 +88,7 @@ int RunRelay(int port, std::uint32_t server_pid) {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return 0;
       in.append(buffer, static_cast<std::size_t>(n));
-      std::size_t used = proto::TakeDatagramFrames(in, [&udp](std::string_view datagram) {
+      std::size_t used = TakeDatagramFrames(in, [&udp](std::string_view datagram) {
         (void)::send(udp.get(), datagram.data(), datagram.size(), 0);  // lost like any datagram
       });
       in.erase(0, used);
@@ -96,4 +96,4 @@ int RunRelay(int port, std::uint32_t server_pid) {
   }
 }
 
-}  // namespace mconnect::launcher
+}  // namespace mconnect::mosh

@@ -1,7 +1,7 @@
 // The UDP probe against the real thing: a throwaway `mosh-server new` on loopback must answer a
 // probe that holds its key, stay silent for any other key, and a closed port must read as
 // closed (or silent) within the budget.
-#include "remote-ip/udp_probe.h"
+#include "mosh/udp_probe.h"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,7 +24,7 @@
 #include "base/unique_fd.h"
 #include "tests/support/require.h"
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 namespace {
 
 using namespace std::chrono_literals;
@@ -209,4 +209,4 @@ TEST(UdpProbeTest, BadArgumentsAreErrors) {
 }
 
 }  // namespace
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

@@ -1,7 +1,7 @@
 // mosh's datagram codec: key decoding, the wire layout, round trips, and rejection of every
 // tampered, truncated or oversized datagram. That it matches the real mosh-server is shown by
-// tests/remote-ip/udp_probe_test.cc.
-#include "remote-ip/mosh_datagram.h"
+// tests/mosh/udp_probe_test.cc.
+#include "mosh/datagram.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 namespace {
 
 using ::testing::HasSubstr;
@@ -232,4 +232,4 @@ TEST(MoshDatagramTest, DecompressionIsStrictAndCapped) {
 }
 
 }  // namespace
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

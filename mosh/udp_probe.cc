@@ -1,4 +1,4 @@
-#include "remote-ip/udp_probe.h"
+#include "mosh/udp_probe.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,9 +18,9 @@
 #include <openssl/crypto.h>
 
 #include "base/unique_fd.h"
-#include "remote-ip/mosh_datagram.h"
+#include "mosh/datagram.h"
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -174,4 +174,4 @@ Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t po
   return Unanswered(fmt::format("no answer from {} within {} ms (UDP blocked or filtered?)", where, budget.count()));
 }
 
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

@@ -14,7 +14,7 @@
 //     peer's last timestamp advanced by how long it was held, which is how mosh measures RTT.
 //   fragment:   instruction id u64 | fragment number u16 (bit 15: final) | contents
 //   contents of all fragments of one id, concatenated: zlib (RFC 1950) of a serialized
-//     TransportBuffers.Instruction (proto/transportinstruction.proto).
+//     TransportBuffers.Instruction (mosh/transportinstruction.proto).
 //
 // Every datagram a peer sends is authenticated by the tag; anything that fails it is dropped
 // silently by mosh, and is an error value here.
@@ -31,7 +31,7 @@
 
 #include "base/result.h"
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 
 using MoshKey = std::array<std::uint8_t, 16>;
 
@@ -115,4 +115,4 @@ Result<DecodedPacket> DecodePacket(const MoshKey& key, std::span<const std::uint
 // back (or replayed) is rejected, as mosh-client does.
 Result<DecodedPacket> DecodeServerPacket(const MoshKey& key, std::span<const std::uint8_t> datagram);
 
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

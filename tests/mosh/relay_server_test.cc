@@ -18,11 +18,11 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
+#include "mosh/datagram_frame.h"
 #include "mux/udp_relay.h"
-#include "proto/datagram_frame.h"
 #include "tests/support/paths.h"
 
-namespace mconnect::mux {
+namespace mconnect::mosh {
 namespace {
 
 using namespace std::chrono_literals;
@@ -80,7 +80,7 @@ class RelayServerTest : public ::testing::TestWithParam<std::string> {
 
   // Starts the relay with pipes for its stdin, stdout and stderr.
   void StartRelay() {
-    std::string command = RelayCommand(echo_port_, static_cast<std::uint32_t>(watched_), GetParam());
+    std::string command = mux::RelayCommand(echo_port_, static_cast<std::uint32_t>(watched_), GetParam());
     int in[2], out[2], err[2];
     ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
     ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
@@ -134,13 +134,13 @@ TEST_P(RelayServerTest, DatagramsGoThroughWholeAndTheRelayEndsWithItsServer) {
   // Three datagrams in one write, of different sizes, the last one as big as mosh's MTU.
   std::vector<std::string> sent = {"a", std::string(300, 'b'), std::string(1400, 'c')};
   std::string wire;
-  for (const auto& datagram : sent) proto::AppendDatagramFrame(wire, datagram);
+  for (const auto& datagram : sent) mosh::AppendDatagramFrame(wire, datagram);
   ASSERT_EQ(::write(to_relay_.get(), wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
   std::vector<std::string> back;
   std::string buffered;
   for (auto deadline = Clock::now() + 10s; back.size() < sent.size() && Clock::now() < deadline;) {
     buffered += ReadUntil(from_relay_.get(), [](const std::string& s) { return !s.empty(); }, 1s);
-    buffered.erase(0, proto::TakeDatagramFrames(buffered, [&back](std::string_view d) { back.emplace_back(d); }));
+    buffered.erase(0, mosh::TakeDatagramFrames(buffered, [&back](std::string_view d) { back.emplace_back(d); }));
   }
   EXPECT_EQ(back, sent) << "each datagram back whole, none merged or split";
 
@@ -188,4 +188,4 @@ TEST_P(RelayServerTest, EofOnTheChannelEndsItQuietly) {
 INSTANTIATE_TEST_SUITE_P(BothKinds, RelayServerTest, ::testing::Values("perl", "mconnect"));
 
 }  // namespace
-}  // namespace mconnect::mux
+}  // namespace mconnect::mosh

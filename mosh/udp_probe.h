@@ -1,5 +1,5 @@
 // Does a mosh-server really answer on this address:port? The probe speaks mosh's own datagram
-// protocol (remote-ip/mosh_datagram.h) with the session key of `MOSH CONNECT <port> <key>`:
+// protocol (mosh/datagram.h) with the session key of `MOSH CONNECT <port> <key>`:
 // only a server that holds the key can produce a reply that authenticates, so an answer proves
 // the whole UDP path (address, NAT forwarding, firewalls both ways) and the server behind it.
 //
@@ -22,7 +22,7 @@
 
 #include "base/result.h"
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 
 struct ProbeResult {
   bool answered = false;
@@ -46,4 +46,4 @@ struct ProbeResult {
 Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t port, std::string_view key,
                                     std::chrono::milliseconds budget);
 
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

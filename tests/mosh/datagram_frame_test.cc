@@ -1,11 +1,11 @@
-#include "proto/datagram_frame.h"
+#include "mosh/datagram_frame.h"
 
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-namespace mconnect::proto {
+namespace mconnect::mosh {
 namespace {
 
 std::vector<std::string> Take(std::string_view buffer, std::size_t* consumed = nullptr) {
@@ -57,4 +57,4 @@ TEST(DatagramFrame, LargestFitsAndLargerIsRefused) {
 }
 
 }  // namespace
-}  // namespace mconnect::proto
+}  // namespace mconnect::mosh

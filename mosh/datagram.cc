@@ -1,4 +1,4 @@
-#include "remote-ip/mosh_datagram.h"
+#include "mosh/datagram.h"
 
 #include <memory>
 #include <utility>
@@ -8,9 +8,9 @@
 #include <zlib.h>
 
 #include "base/wire.h"
-#include "proto/transportinstruction.pb.h"
+#include "mosh/transportinstruction.pb.h"
 
-namespace mconnect::remoteip {
+namespace mconnect::mosh {
 namespace {
 
 constexpr std::uint64_t kDirectionBit = std::uint64_t{1} << 63;
@@ -292,4 +292,4 @@ Result<DecodedPacket> DecodeServerPacket(const MoshKey& key, std::span<const std
   return packet;
 }
 
-}  // namespace mconnect::remoteip
+}  // namespace mconnect::mosh

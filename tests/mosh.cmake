@@ -1,0 +1,30 @@
+# mosh's own protocol and programs (mosh/). Included from tests/CMakeLists.txt, which defines
+# mconnect_test().
+
+# mosh's datagram codec (unit) and the UDP probe against a real, throwaway mosh-server on
+# loopback (needs /usr/bin/mosh-server; the probe tests skip without it).
+mconnect_test(mosh_probe_test
+  SOURCES mosh/datagram_test.cc mosh/udp_probe_test.cc
+  LIBS mconnect_mosh
+  LABELS integration)
+
+# The length framing of mosh's datagrams over an SSH channel (the `ssh` transport).
+mconnect_test(mosh_datagram_frame_test
+  SOURCES mosh/datagram_frame_test.cc
+  LIBS mconnect_mosh
+  LABELS unit)
+
+# The relay's server side (perl and `mconnect relay`), with pipes and a UDP echo server, started
+# by the master's own command line (RelayCommand, mux/udp_relay.h).
+mconnect_test(relay_server_test
+  SOURCES mosh/relay_server_test.cc
+  LIBS mconnect_mux
+  LABELS integration)
+add_dependencies(relay_server_test mconnect)
+
+# mosh/relay.pl compiles. Without perl this fails rather than skips: the perl relay is what a
+# server without mconnect runs, so a machine that cannot check it cannot vouch for it.
+add_test(NAME PerlRelay.Compiles
+  COMMAND sh -c "command -v perl >/dev/null || { echo 'perl is missing' >&2; exit 1; }; exec perl -c \"$1\""
+          sh ${PROJECT_SOURCE_DIR}/mosh/relay.pl)
+set_tests_properties(PerlRelay.Compiles PROPERTIES LABELS unit TIMEOUT 60)
