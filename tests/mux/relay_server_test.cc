@@ -18,7 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
-#include "mux/udp_relay.h"
+#include "mux/mosh_over_ssh/mosh_over_ssh.h"
 #include "proto/datagram_frame.h"
 #include "tests/support/paths.h"
 
