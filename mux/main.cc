@@ -23,11 +23,11 @@
 #include "base/log.h"
 #include "base/terminal.h"
 #include "base/unique_fd.h"
-#include "mux/fd_budget.h"
+#include "mux/fd_budget/fd_budget.h"
 #include "mux/listener.h"
 #include "mux/master.h"
-#include "mux/prompt.h"
-#include "mux/ssh_connection.h"
+#include "mux/ssh/connection.h"
+#include "mux/ssh/prompt.h"
 #include "proto/master_record.h"
 #include "proto/socket_path.h"
 
@@ -273,7 +273,7 @@ int Main(int argc, char** argv) {
   if (progress_line) progress_line->Clear();
   if (connection) {
     // What the proxy said while we were in the foreground (ssh -W's warnings) is the user's.
-    for (const auto& line : (*connection)->transport().TakeErrors()) std::fprintf(stderr, "%s\n", line.c_str());
+    for (const auto& line : (*connection)->stream().TakeErrors()) std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (!connection) {
     std::fprintf(stderr, "mconnect: %s\n", connection.error().message.c_str());

@@ -14,10 +14,10 @@
 #include "base/log.h"
 #include "base/poll.h"
 #include "base/text.h"
-#include "mux/control_requests.h"
-#include "mux/fd_budget.h"
-#include "mux/listener.h"
 #include "mosh/server.h"
+#include "mux/control/requests.h"
+#include "mux/fd_budget/fd_budget.h"
+#include "mux/listener.h"
 
 namespace mconnect::mux {
 namespace {
@@ -71,7 +71,7 @@ class Master::IpHost : public remoteip::Host {
   std::string HostName() const override { return host_name_; }
 
   // A command that timed out may still run on the server: its process group is ended there,
-  // on a channel of its own (mux/exec_task.h).
+  // on a channel of its own (mux/ssh/exec_task.h).
   static void EndTimedOut(SshDriver& driver, const ExecOutcome& outcome) {
     if (!outcome.timed_out || outcome.process_group <= 0) return;
     const std::int64_t group = outcome.process_group;
@@ -396,7 +396,7 @@ control::StatusReply Master::Status() {
   reply.set_relays(static_cast<std::uint32_t>(relays_.size()));
   std::uint64_t dropped = relay_dropped_;
   for (const auto& relay : relays_) {
-    const RelayStats stats = relay->stats();
+    const MoshOverSshStats stats = relay->stats();
     dropped += stats.dropped;
     control::RelaySession& session = *reply.add_relay_sessions();
     session.set_local_port(static_cast<std::uint32_t>(relay->local_port()));
@@ -480,7 +480,7 @@ void Master::RunMoshServer(const control::StartMoshServerRequest& request, bool 
   const auto limit = BoundedTimeout(request.timeout_ms(), std::chrono::milliseconds(20000));
   ExecSpec spec{*command, limit, 16 * 1024};
   // Its output holds the session key: every copy made below until the reply is sent (the parsed
-  // key, the reply message, its frame) is cleared as it is freed (mux/exec_task.h).
+  // key, the reply message, its frame) is cleared as it is freed (mux/ssh/exec_task.h).
   spec.secret_output = true;
   std::vector<std::string> locale = locale_fallback ? std::vector<std::string>{"LANG=C.UTF-8"}
                                                     : std::vector<std::string>(request.locale().begin(), request.locale().end());
@@ -536,7 +536,7 @@ void Master::StartRelay(const control::StartRelayRequest& request, Reply<control
   auto params = RelayFromRequest(request);
   if (!params) return reply(std::unexpected(MakeError(params.error().message)));
   if (link_ != Link::kUp) return reply(std::unexpected(MakeError("the master's connection is down: " + link_detail_)));
-  auto relay = UdpRelay::Open(params->port, params->server_pid, params->relay);
+  auto relay = MoshOverSsh::Open(params->port, params->server_pid, params->relay);
   if (!relay) return reply(std::unexpected(MakeError(relay.error().message)));
   int local_port = (*relay)->local_port();
   (*relay)->set_reason(params->reason);
@@ -561,7 +561,7 @@ void Master::UpdateRelays(Clock::time_point now) {
     if (link_ != Link::kUp) break;
     if (auto task = relay->TaskToStart(now)) driver_.Start(std::move(task));
   }
-  std::erase_if(relays_, [this](const std::unique_ptr<UdpRelay>& relay) {
+  std::erase_if(relays_, [this](const std::unique_ptr<MoshOverSsh>& relay) {
     if (!relay->finished()) return false;
     auto stats = relay->stats();
     relay_dropped_ += stats.dropped;
@@ -722,7 +722,7 @@ void Master::OnReconnectOutcome(Clock::time_point now) {
 }
 
 void Master::LogProxyErrors() {
-  for (const auto& line : driver_.connection().transport().TakeErrors()) log::Warn("proxy: {}", line);
+  for (const auto& line : driver_.connection().stream().TakeErrors()) log::Warn("proxy: {}", line);
 }
 
 int Master::Run() {
@@ -832,7 +832,7 @@ int Master::Run() {
     fds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
     fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
     fds.push_back({reconnector_.fd(), static_cast<short>(reconnector_.running() ? POLLIN : 0), 0});
-    fds.push_back({driver_.connection().transport().errors_fd(), POLLIN, 0});
+    fds.push_back({driver_.connection().stream().errors_fd(), POLLIN, 0});
     const std::size_t first_opener = fds.size();
     for (const auto& opener : openers_) {
       fds.push_back({opener->fd(), static_cast<short>(opener->running() ? POLLIN : 0), 0});

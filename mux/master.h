@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "base/unique_fd.h"
-#include "mux/control_server.h"
-#include "mux/forwards.h"
-#include "mux/openssh_mux_server.h"
+#include "mux/control/server.h"
+#include "mux/forward/forwards.h"
+#include "mux/mosh_over_ssh/mosh_over_ssh.h"
+#include "mux/openssh/server.h"
 #include "mux/reconnector.h"
-#include "mux/udp_relay.h"
-#include "mux/ssh_driver.h"
+#include "mux/ssh/driver.h"
 #include "remote-ip/cache.h"
 #include "remote-ip/strategy.h"
 
@@ -136,7 +136,7 @@ class Master : public MasterServices {
   Clock::time_point next_attempt_;
   Clock::time_point last_attempt_end_;
   std::uint64_t reconnects_ = 0;
-  std::vector<std::unique_ptr<UdpRelay>> relays_;
+  std::vector<std::unique_ptr<MoshOverSsh>> relays_;
   std::uint64_t relay_dropped_ = 0;  // by relays that have finished
   ControlServer server_;
   Forwards forwards_;

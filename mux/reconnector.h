@@ -16,7 +16,7 @@
 #include <memory>
 #include <optional>
 
-#include "mux/ssh_connection.h"
+#include "mux/ssh/connection.h"
 
 namespace mconnect::mux {
 

@@ -19,12 +19,12 @@ add_dependencies(openssh_mux_test mconnect mconnect-mux)
 
 mconnect_test(tty_modes_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/tty_modes_test.cc
-  LIBS mconnect_mux
+  LIBS mconnect_mux_openssh
   LABELS unit)
 
 mconnect_test(escape_filter_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/escape_filter_test.cc
-  LIBS mconnect_mux
+  LIBS mconnect_mux_openssh
   LABELS unit)
 
 # The master across its server going away and coming back.

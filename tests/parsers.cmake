@@ -5,7 +5,7 @@ mconnect_test(remoteip_test
   LABELS unit)
 mconnect_test(mosh_server_test
   SOURCES mosh/server_test.cc mux/cipher_order_test.cc
-  LIBS mconnect_mux
+  LIBS mconnect_mosh mconnect_mux_ssh
   LABELS unit)
 mconnect_test(ssh_config_test
   SOURCES launcher/ssh_config_test.cc

@@ -2,5 +2,5 @@
 # curl 7.88).
 mconnect_test(socks_codec_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/mux/socks_codec_test.cc
-  LIBS mconnect_mux
+  LIBS mconnect_mux_forward
   LABELS unit)

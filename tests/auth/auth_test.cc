@@ -25,9 +25,9 @@
 #include <gtest/gtest.h>
 
 #include "base/subprocess.h"
-#include "mux/auth.h"
-#include "mux/prompt.h"
-#include "mux/ssh_connection.h"
+#include "mux/ssh/auth.h"
+#include "mux/ssh/connection.h"
+#include "mux/ssh/prompt.h"
 #include "tests/support/lab_fixture.h"
 #include "tests/support/mconnect_lab.h"
 

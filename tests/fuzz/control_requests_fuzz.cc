@@ -1,5 +1,5 @@
 // A control client's byte stream, fed to a real ControlServer over a socketpair and answered by
-// services that run the master's own validators (mux/control_requests.h) and then reply with
+// services that run the master's own validators (mux/control/requests.h) and then reply with
 // fakes instead of touching a connection. Beyond "no crash":
 //   * what each validator accepts is inside the bounds it promises (timeouts, output sizes, -v
 //     count, strategy count, pid range, the mosh-server command line's length);
@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "base/unique_fd.h"
-#include "mux/control_requests.h"
-#include "mux/control_server.h"
 #include "mosh/server.h"
+#include "mux/control/requests.h"
+#include "mux/control/server.h"
 #include "proto/control.pb.h"
 #include "proto/frame.h"
 #include "remote-ip/cache.h"
@@ -45,7 +45,7 @@ namespace {
 using namespace mconnect;
 using std::chrono::milliseconds;
 
-// The validators' caps that control_requests.h does not export (see control_requests.cc).
+// The validators' caps that mux/control/requests.h does not export (see requests.cc).
 constexpr std::size_t kMaxStrategyBytes = 4096;
 constexpr std::size_t kMaxLocaleEntries = 32;
 constexpr std::size_t kMaxLocaleBytes = 256;

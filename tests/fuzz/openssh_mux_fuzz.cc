@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "mux/openssh_mux_codec.h"
+#include "mux/openssh/codec.h"
 
 using namespace mconnect::mux::openssh;
 

@@ -49,12 +49,12 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "mux/channel_task.h"
-#include "mux/lent_fd.h"
-#include "mux/openssh_mux_codec.h"
-#include "mux/openssh_mux_server.h"
-#include "mux/openssh_requests.h"
-#include "mux/relay.h"
+#include "mux/openssh/codec.h"
+#include "mux/openssh/lent_fd.h"
+#include "mux/openssh/requests.h"
+#include "mux/openssh/server.h"
+#include "mux/ssh/channel_pump.h"
+#include "mux/ssh/channel_task.h"
 #include "tests/fuzz/harness.h"
 
 namespace {
@@ -85,14 +85,14 @@ struct Options {
   std::string_view typed;  // into each lent stdin
 };
 
-// The pipes a relay task shares with the server: the stub channel side plays the task's part
-// through them. RelayTask keeps them protected; a pointer to member named through a derived
+// The pipes a channel pump shares with the server: the stub channel side plays the task's part
+// through them. ChannelPump keeps them protected; a pointer to member named through a derived
 // class reads them without changing the production class for a test.
-struct PipesOf : mux::RelayTask {
+struct PipesOf : mux::ChannelPump {
   static std::shared_ptr<mux::ChannelPipes> Get(mux::ChannelTask& task) {
-    auto* relay = dynamic_cast<mux::RelayTask*>(&task);
-    FUZZ_CHECK(relay != nullptr);
-    return relay->*(&PipesOf::pipes_);
+    auto* pump = dynamic_cast<mux::ChannelPump*>(&task);
+    FUZZ_CHECK(pump != nullptr);
+    return pump->*(&PipesOf::pipes_);
   }
 };
 

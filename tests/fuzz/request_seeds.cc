@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "mux/control_requests.h"
-#include "mux/openssh_mux_codec.h"
-#include "mux/openssh_requests.h"
+#include "mux/control/requests.h"
+#include "mux/openssh/codec.h"
+#include "mux/openssh/requests.h"
 #include "proto/control.pb.h"
 #include "proto/frame.h"
 

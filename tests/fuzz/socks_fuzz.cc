@@ -17,7 +17,7 @@
 #include <variant>
 #include <vector>
 
-#include "mux/socks_codec.h"
+#include "mux/forward/socks_codec.h"
 
 using namespace mconnect::mux::socks;
 

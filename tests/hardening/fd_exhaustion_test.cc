@@ -22,7 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
-#include "mux/fd_budget.h"
+#include "mux/fd_budget/fd_budget.h"
 #include "proto/client.h"
 #include "tests/hardening/hardening.h"
 

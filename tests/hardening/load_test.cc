@@ -27,7 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
-#include "mux/openssh_mux_codec.h"
+#include "mux/openssh/codec.h"
 #include "proto/client.h"
 #include "proto/frame.h"
 #include "tests/hardening/hardening.h"

@@ -33,7 +33,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
-#include "mux/openssh_mux_codec.h"
+#include "mux/openssh/codec.h"
 #include "proto/client.h"
 #include "proto/control.pb.h"
 #include "tests/support/mconnect_lab.h"

@@ -19,7 +19,7 @@
 
 #include "base/unique_fd.h"
 #include "mosh/datagram_frame.h"
-#include "mux/udp_relay.h"
+#include "mux/mosh_over_ssh/mosh_over_ssh.h"
 #include "tests/support/paths.h"
 
 namespace mconnect::mosh {

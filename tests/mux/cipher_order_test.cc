@@ -1,4 +1,4 @@
-#include "mux/cipher_order.h"
+#include "mux/ssh/cipher_order.h"
 
 #include <gtest/gtest.h>
 

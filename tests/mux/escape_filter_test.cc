@@ -1,4 +1,4 @@
-#include "mux/escape_filter.h"
+#include "mux/openssh/escape_filter.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "mux/openssh_mux_codec.h"
+#include "mux/openssh/codec.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "mux/socks_codec.h"
+#include "mux/forward/socks_codec.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "mux/tty_modes.h"
+#include "mux/openssh/tty_modes.h"
 
 #include <gtest/gtest.h>
 

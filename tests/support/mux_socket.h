@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
-#include "mux/openssh_mux_codec.h"
+#include "mux/openssh/codec.h"
 #include "proto/client.h"
 
 namespace mconnect::testing {

@@ -1,0 +1,355 @@
+#include "mux/forward/forwards.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "base/log.h"
+#include "mux/fd_budget/fd_budget.h"
+
+namespace mconnect::mux {
+namespace {
+
+// OpenSSH's default: forwards listen on loopback unless the spec names an address ("*": all).
+std::string BindAddress(const std::string& listen_host) {
+  if (listen_host.empty() || listen_host == "localhost") return "127.0.0.1";
+  if (listen_host == "*") return "0.0.0.0";
+  return listen_host;
+}
+
+Result<UniqueFd> ListenTcp(const std::string& host, std::uint32_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return Fail("cannot resolve listen address {}: {}", host, ::gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  std::string error = "no address";
+  for (addrinfo* ai = addresses.get(); ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    if (!fd) continue;
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) return fd;
+    error = std::strerror(errno);
+  }
+  return Fail("cannot listen on {}:{}: {}", host, port, error);
+}
+
+bool SameListen(const openssh::ForwardSpec& a, const openssh::ForwardSpec& b) {
+  return a.type == b.type && BindAddress(a.listen_host) == BindAddress(b.listen_host) &&
+         a.listen_port == b.listen_port;
+}
+
+}  // namespace
+
+void Forwards::Open(const openssh::ForwardSpec& spec, Opened done) {
+  if (spec.type == openssh::kMuxFwdRemote) return OpenRemote(spec, std::move(done));
+  auto opened = OpenLocal(spec);
+  if (!opened) return done(Fail(opened.error()));
+  done(std::uint32_t{0});
+}
+
+void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
+  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
+    return done(Fail("forwarding Unix sockets is not supported by mconnect yet"));
+  }
+  // As ssh does: no address means the server's loopback, "*" every address.
+  std::string host = spec.listen_host.empty() ? "localhost" : spec.listen_host == "*" ? "" : spec.listen_host;
+  auto shared = std::make_shared<RemoteListenJob::Shared>();
+  remote_listeners_.push_back({spec, shared});
+  auto* listener = &remote_listeners_.back();
+  driver_.StartJob(std::make_unique<RemoteListenJob>(
+      host, static_cast<int>(spec.listen_port), shared,
+      [this, listener, done = std::move(done)](Result<int> bound) {
+        if (!bound) {
+          remote_listeners_.remove_if([listener](const RemoteListener& l) { return &l == listener; });
+          return done(Fail(bound.error()));
+        }
+        listener->spec.listen_port = static_cast<std::uint32_t>(*bound);
+        log::Info("forward -R listening on the server at {}:{} -> {}:{}", listener->spec.listen_host, *bound,
+                  listener->spec.connect_host, listener->spec.connect_port);
+        done(static_cast<std::uint32_t>(*bound));
+      },
+      [this, listener](LIBSSH2_CHANNEL* channel) { AcceptRemote(listener->spec, channel); }));
+}
+
+void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
+  Connection& connection = NewConnection();
+  connection.pipes = std::make_shared<ChannelPipes>();
+  driver_.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
+  if (FdBudget::Room() == 0) {
+    log::Warn("-R: out of file descriptors; refusing a connection to {}:{}", spec.connect_host, spec.connect_port);
+    return Finish(connection);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(spec.connect_port);
+  if (::getaddrinfo(spec.connect_host.c_str(), service.c_str(), &hints, &found) != 0 || found == nullptr) {
+    log::Info("-R: cannot resolve {}", spec.connect_host);
+    return Finish(connection);
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  UniqueFd socket(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket || (::connect(socket.get(), found->ai_addr, found->ai_addrlen) != 0 && errno != EINPROGRESS)) {
+    log::Info("-R: cannot connect to {}:{}: {}", spec.connect_host, spec.connect_port, std::strerror(errno));
+    return Finish(connection);
+  }
+  connection.socket = std::move(socket);
+  connection.connecting = true;
+}
+
+Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
+  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
+    return Fail("forwarding Unix sockets is not supported by mconnect yet");
+  }
+  for (const auto& listener : listeners_) {
+    if (SameListen(listener.spec, spec)) return {};  // OpenSSH answers OK to a repeat too
+  }
+  auto fd = ListenTcp(BindAddress(spec.listen_host), spec.listen_port);
+  if (!fd) return Fail(fd.error());
+  log::Info("forward {} listening on {}:{}{}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
+            BindAddress(spec.listen_host), spec.listen_port,
+            spec.type == openssh::kMuxFwdDynamic ? "" : fmt::format(" -> {}:{}", spec.connect_host, spec.connect_port));
+  listeners_.push_back({next_id_++, spec, std::move(*fd)});
+  return {};
+}
+
+Result<void> Forwards::Close(const openssh::ForwardSpec& spec) {
+  if (spec.type == openssh::kMuxFwdRemote) {
+    for (auto it = remote_listeners_.begin(); it != remote_listeners_.end(); ++it) {
+      if (it->spec.listen_port == spec.listen_port && it->spec.listen_host == spec.listen_host) {
+        it->shared->cancel = true;
+        remote_listeners_.erase(it);
+        return {};
+      }
+    }
+    return Fail("no such forward");
+  }
+  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+    if (SameListen(it->spec, spec)) {
+      listeners_.erase(it);
+      return {};
+    }
+  }
+  return Fail("no such forward");
+}
+
+Forwards::Connection& Forwards::NewConnection() {
+  Connection& connection = connections_.emplace_back();
+  connection.id = next_id_++;
+  return connection;
+}
+
+void Forwards::AddPollFds(std::vector<pollfd>& fds) {
+  polled_listeners_.clear();
+  polled_connections_.clear();
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& listener : listeners_) {
+    fds.push_back({listener.fd.get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN), 0});
+    polled_listeners_.push_back(listener.id);
+  }
+  for (const auto& connection : connections_) {
+    polled_connections_.push_back(connection.id);
+    if (connection.connecting) {
+      fds.push_back({connection.socket.get(), POLLOUT, 0});
+      fds.push_back({-1, 0, 0});
+      fds.push_back({-1, 0, 0});
+      continue;
+    }
+    if (!connection.pipes) {
+      fds.push_back({connection.socket.get(), POLLIN, 0});  // SOCKS negotiation
+      fds.push_back({-1, 0, 0});
+      fds.push_back({-1, 0, 0});
+      continue;
+    }
+    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
+    AddLocalPollFds(ends, *connection.pipes, fds);
+  }
+}
+
+void Forwards::HandleEvents(const pollfd* fds, std::size_t count) {
+  if (count != polled_listeners_.size() + 3 * polled_connections_.size()) return;  // not our layout
+  // Both lists only lose members or gain them at the end, and ids grow along them: walk each
+  // beside the ids that were polled.
+  auto listener = listeners_.begin();
+  for (std::size_t i = 0; i < polled_listeners_.size(); ++i) {
+    while (listener != listeners_.end() && listener->id < polled_listeners_[i]) ++listener;
+    if (listener == listeners_.end()) break;
+    if (listener->id == polled_listeners_[i] && (fds[i].revents & POLLIN)) Accept(*listener);
+  }
+  const pollfd* connection_fds = fds + polled_listeners_.size();
+  auto connection = connections_.begin();
+  for (std::size_t i = 0; i < polled_connections_.size(); ++i) {
+    while (connection != connections_.end() && connection->id < polled_connections_[i]) ++connection;
+    if (connection == connections_.end()) break;
+    if (connection->id == polled_connections_[i]) HandleConnection(*connection, connection_fds + 3 * i);
+  }
+  Update();
+}
+
+void Forwards::HandleConnection(Connection& connection, const pollfd* mine) {
+  if (connection.done) return;
+  if (connection.connecting) {
+    if (mine[0].revents == 0) return;
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) {
+      log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
+      Finish(connection);
+    }
+    connection.connecting = false;
+    return;
+  }
+  if (!connection.pipes) {
+    if (mine[0].revents) Negotiate(connection);
+    return;
+  }
+  LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
+  if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
+}
+
+std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() const {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& listener : listeners_) {
+    if (listener.paused_until > now && (!next || listener.paused_until < *next)) next = listener.paused_until;
+  }
+  return next;
+}
+
+void Forwards::Accept(Listener& listener) {
+  std::size_t room = FdBudget::Room();
+  for (int i = 0; i < 16; ++i) {
+    if (room == 0) {
+      log::Warn("forward on port {}: out of file descriptors; connections wait", listener.spec.listen_port);
+      listener.paused_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      return;
+    }
+    --room;
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    UniqueFd socket(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length,
+                              SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!socket) return;
+    Connection& connection = NewConnection();
+    connection.socket = std::move(socket);
+    connection.dynamic = listener.spec.type == openssh::kMuxFwdDynamic;
+    if (!connection.dynamic) {
+      StartChannel(connection, listener.spec.connect_host, static_cast<int>(listener.spec.connect_port));
+    }
+  }
+}
+
+void Forwards::Negotiate(Connection& connection) {
+  std::uint8_t buffer[1024];
+  ssize_t n = ::read(connection.socket.get(), buffer, sizeof buffer);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    return Finish(connection);
+  }
+  connection.negotiation.insert(connection.negotiation.end(), buffer, buffer + n);
+  while (!connection.pipes && !connection.done) {
+    auto step = socks::ParseSocks(connection.negotiation, connection.stage);
+    if (!step) {
+      log::Info("SOCKS client refused: {}", socks::SocksErrorName(step.error().kind));
+      if (!step.error().reply.empty()) {
+        (void)::send(connection.socket.get(), step.error().reply.data(), step.error().reply.size(), MSG_NOSIGNAL);
+      }
+      return Finish(connection);
+    }
+    if (std::holds_alternative<socks::NeedMore>(*step)) return;
+    if (auto* reply = std::get_if<socks::ReplyAndContinue>(&*step)) {
+      (void)::send(connection.socket.get(), reply->reply.data(), reply->reply.size(), MSG_NOSIGNAL);
+      connection.negotiation.erase(connection.negotiation.begin(),
+                                   connection.negotiation.begin() + static_cast<std::ptrdiff_t>(reply->consumed));
+      connection.stage = reply->next;
+      continue;
+    }
+    const auto& request = std::get<socks::Request>(*step);
+    connection.version = request.version;
+    std::string early(connection.negotiation.begin() + static_cast<std::ptrdiff_t>(request.consumed),
+                      connection.negotiation.end());
+    connection.negotiation.clear();
+    StartChannel(connection, request.host, request.port);
+    connection.pipes->to_remote.append(early);  // application data sent before our reply
+  }
+}
+
+void Forwards::StartChannel(Connection& connection, const std::string& host, int port) {
+  connection.pipes = std::make_shared<ChannelPipes>();
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  char address[INET6_ADDRSTRLEN] = "127.0.0.1";
+  int origin_port = 0;
+  if (::getpeername(connection.socket.get(), reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+    if (peer.ss_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&peer);
+      ::inet_ntop(AF_INET, &in->sin_addr, address, sizeof address);
+      origin_port = ntohs(in->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&peer);
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, address, sizeof address);
+      origin_port = ntohs(in6->sin6_port);
+    }
+  }
+  log::Debug("forwarded connection from {}:{} to {}:{}", address, origin_port, host, port);
+  driver_.Start(std::make_unique<ForwardTask>(host, port, address, origin_port, connection.pipes));
+}
+
+void Forwards::Update() {
+  for (auto& connection : connections_) {
+    if (connection.done || !connection.pipes) continue;
+    ChannelPipes& pipes = *connection.pipes;
+    bool socks_pending = connection.dynamic && !connection.replied;
+    if (socks_pending && (pipes.opened || !pipes.failure.empty())) {
+      bool granted = pipes.opened;
+      auto reply = *connection.version == socks::Version::kSocks5
+                       ? socks::Socks5Reply(granted ? socks::kSocks5Succeeded : socks::kSocks5ConnectionRefused)
+                       : socks::Socks4Reply(granted);
+      pipes.stdout_data.prepend(std::string_view(reinterpret_cast<const char*>(reply.data()), reply.size()));
+      connection.replied = true;
+      if (!granted) {
+        (void)::send(connection.socket.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+        Finish(connection);
+        continue;
+      }
+    }
+    if (pipes.remote_eof && pipes.stdout_data.empty() && !connection.output_shut) {
+      // The far end closed first (an HTTP/1.0 server): pass its EOF on, and keep reading what the
+      // local client still sends until it closes too.
+      ::shutdown(connection.socket.get(), SHUT_WR);
+      connection.output_shut = true;
+    }
+    if (!pipes.failure.empty() && !pipes.opened) {
+      log::Info("forwarded connection refused by the server: {}", pipes.failure);
+      Finish(connection);
+    } else if (pipes.finished && pipes.stdout_data.empty()) {
+      Finish(connection);
+    } else if (pipes.client_gone && pipes.finished) {
+      Finish(connection);
+    }
+  }
+  connections_.remove_if([](const Connection& connection) { return connection.done; });
+}
+
+void Forwards::Finish(Connection& connection) {
+  if (connection.pipes && !connection.pipes->finished) connection.pipes->client_gone = true;
+  connection.socket.Reset();
+  connection.done = true;
+}
+
+}  // namespace mconnect::mux

@@ -1,0 +1,50 @@
+#include "mux/openssh/requests.h"
+
+#include <fmt/format.h>
+
+namespace mconnect::mux {
+
+bool SessionEnvAllowed(std::string_view entry) {
+  std::size_t equals = entry.find('=');
+  if (equals == std::string_view::npos || equals == 0 || entry.size() > kMaxRequestBytes) return false;
+  std::string_view name = entry.substr(0, equals);
+  return name == "LANG" || name == "LANGUAGE" || name.starts_with("LC_") || name == "COLORTERM" ||
+         name == "TERM_PROGRAM" || name == "TZ";
+}
+
+std::expected<SessionRequest, std::string> SessionFromRequest(const openssh::NewSession& request) {
+  if (request.command.size() > kMaxRequestBytes) {
+    return std::unexpected(fmt::format("the {} is {} bytes long: too long for one SSH packet (at most {} bytes)",
+                                       request.subsystem ? "subsystem name" : "command", request.command.size(),
+                                       kMaxRequestBytes));
+  }
+  SessionRequest session;
+  // libssh2 caps the terminal name and modes at 256 bytes: a longer name could never get a pty.
+  session.term = request.term.substr(0, 64);
+  session.command = request.command;
+  session.subsystem = request.subsystem;
+  session.want_tty = request.want_tty;
+  for (const auto& entry : request.env) {
+    if (session.env.size() == kMaxSessionEnv) break;
+    if (SessionEnvAllowed(entry)) session.env.push_back(entry);
+  }
+  return session;
+}
+
+std::optional<std::string> InvalidStdioForward(const openssh::NewStdioForward& request) {
+  if (request.port == openssh::kPortStreamLocal || request.port == 0 || request.port > 65535) {
+    return "-W needs a host and a TCP port";
+  }
+  if (request.host.empty() || request.host.size() > kMaxHostBytes) return "-W needs a host name of 1 to 1024 bytes";
+  return std::nullopt;
+}
+
+std::optional<std::string> InvalidForward(const openssh::ForwardSpec& spec) {
+  if (auto reason = openssh::InvalidForwardReason(spec)) return std::string(*reason);
+  if (spec.listen_host.size() > kMaxHostBytes || spec.connect_host.size() > kMaxHostBytes) {
+    return fmt::format("a forward's host or path is longer than {} bytes", kMaxHostBytes);
+  }
+  return std::nullopt;
+}
+
+}  // namespace mconnect::mux

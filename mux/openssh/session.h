@@ -1,0 +1,108 @@
+// One OpenSSH mux session (`ssh -S SOCKET host [command]`), channel side: env, pty and the
+// shell/exec/subsystem request, then the channel pump (mux/ssh/channel_pump.h) with window changes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "mux/ssh/channel_pump.h"
+
+namespace mconnect::mux {
+
+struct SessionRequest {
+  std::string term;
+  std::string command;     // empty: the login shell
+  bool subsystem = false;  // command names a subsystem (sftp)
+  bool want_tty = false;
+  std::string tty_modes;   // EncodeTtyModes of the client's terminal
+  int columns = 80;
+  int rows = 24;
+  int width_px = 0;
+  int height_px = 0;
+  std::vector<std::string> env;  // NAME=VALUE, already filtered
+};
+
+class OpenSshSessionTask : public ChannelPump {
+ public:
+  OpenSshSessionTask(SessionRequest request, std::shared_ptr<ChannelPipes> pipes)
+      : ChannelPump(std::move(pipes)), request_(std::move(request)) {}
+
+ protected:
+  Step Setup(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
+  Step BeforePump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
+
+ private:
+  enum class Phase { kEnv, kPty, kStart };
+
+  SessionRequest request_;
+  Phase phase_ = Phase::kEnv;
+  std::size_t env_index_ = 0;
+  bool resizing_ = false;
+};
+
+// A direct-tcpip channel to host:port (ssh -W, -L, -D): no setup, just the pump.
+class ForwardTask : public ChannelPump {
+ public:
+  ForwardTask(std::string host, int port, std::string origin_host, int origin_port,
+              std::shared_ptr<ChannelPipes> pipes)
+      : ChannelPump(std::move(pipes)),
+        host_(std::move(host)),
+        port_(port),
+        origin_host_(std::move(origin_host)),
+        origin_port_(origin_port) {}
+
+  LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session, std::uint32_t) override {
+    return libssh2_channel_direct_tcpip_ex(session, host_.c_str(), port_, origin_host_.c_str(), origin_port_);
+  }
+  bool UsesSessionChannel() const override { return false; }
+
+ protected:
+  Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
+
+ private:
+  std::string host_;
+  int port_;
+  std::string origin_host_;
+  int origin_port_;
+};
+
+// A channel the server opened for a remote forward (-R): already open, nothing to set up.
+class AcceptedForwardTask : public ChannelPump {
+ public:
+  using ChannelPump::ChannelPump;
+
+ protected:
+  Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
+};
+
+// The server's listener for a remote forward (tcpip-forward), and the channels it accepts.
+class RemoteListenJob : public SessionJob {
+ public:
+  struct Shared {
+    bool cancel = false;  // -O cancel: stop listening
+    bool ended = false;   // the job is gone (cancelled, refused, or the connection died)
+  };
+  using Ready = std::function<void(Result<int>)>;  // the port the server bound, or why not
+  using Accepted = std::function<void(LIBSSH2_CHANNEL*)>;
+
+  RemoteListenJob(std::string host, int port, std::shared_ptr<Shared> shared, Ready ready, Accepted accepted)
+      : host_(std::move(host)), port_(port), shared_(std::move(shared)), ready_(std::move(ready)),
+        accepted_(std::move(accepted)) {}
+  ~RemoteListenJob() override { shared_->ended = true; }
+
+  ChannelTask::Step Pump(LIBSSH2_SESSION* session) override;
+  void Abort(const std::string& why) override;
+
+ private:
+  std::string host_;
+  int port_;
+  std::shared_ptr<Shared> shared_;
+  Ready ready_;
+  Accepted accepted_;
+  LIBSSH2_LISTENER* listener_ = nullptr;
+};
+
+}  // namespace mconnect::mux
