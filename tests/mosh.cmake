@@ -18,7 +18,7 @@ mconnect_test(mosh_datagram_frame_test
 # by the master's own command line (RelayCommand, mux/udp_relay.h).
 mconnect_test(relay_server_test
   SOURCES mosh/relay_server_test.cc
-  LIBS mconnect_mux_mosh_over_ssh
+  LIBS mconnect_mux_mosh_over_ssh mconnect_mosh
   LABELS integration)
 add_dependencies(relay_server_test mconnect)
 
