@@ -1,6 +1,6 @@
 # The server side of the `ssh` transport in perl, for a server that has perl (essential on Debian
 # and Ubuntu) but no mconnect; `mconnect relay` (mosh/relay_server.h) is its twin and behaves the
-# same. The master runs it as `perl -e TEXT PORT PID` (RelayCommand, mux/udp_relay.h). It
+# same. The master runs it as `perl -e TEXT PORT PID` (RelayCommand, mux/mosh_over_ssh/mosh_over_ssh.h). It
 # exchanges framed datagrams (mosh/datagram_frame.h: a uint16 big-endian length, then the
 # datagram) on stdin/stdout with one UDP socket connected to mosh-server's PORT on 127.0.0.1, and
 # leaves when mosh-server's PID is gone (checked every 5 s), saying so: a channel closed for any

@@ -2,7 +2,7 @@
 # mconnect_test().
 
 # mosh's datagram codec (unit) and the UDP probe against a real, throwaway mosh-server on
-# loopback (needs /usr/bin/mosh-server; the probe tests skip without it).
+# loopback (needs /usr/bin/mosh-server: without it the probe tests fail under CI=true, skip elsewhere).
 mconnect_test(mosh_probe_test
   SOURCES mosh/datagram_test.cc mosh/udp_probe_test.cc
   LIBS mconnect_mosh
@@ -15,7 +15,7 @@ mconnect_test(mosh_datagram_frame_test
   LABELS unit)
 
 # The relay's server side (perl and `mconnect relay`), with pipes and a UDP echo server, started
-# by the master's own command line (RelayCommand, mux/udp_relay.h).
+# by the master's own command line (RelayCommand, mux/mosh_over_ssh/mosh_over_ssh.h).
 mconnect_test(relay_server_test
   SOURCES mosh/relay_server_test.cc
   LIBS mconnect_mux_mosh_over_ssh mconnect_mosh
