@@ -128,8 +128,10 @@ Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t po
     if (now >= deadline) break;
     Clock::time_point wake = sent < kProbeDatagrams ? std::min(deadline, start + sent * spacing) : deadline;
     pollfd poll_fd{socket.get(), POLLIN, 0};
-    // At most a second per wait, so that no budget can overflow poll's int.
-    const auto wait = std::min(std::chrono::ceil<milliseconds>(wake - now), milliseconds{1000});
+    // At most a second per wait, so that no budget can overflow poll's int; never negative, which
+    // poll reads as "forever": a loop turn late by more than `spacing` (a loaded machine) leaves
+    // the next datagram's time already past.
+    const auto wait = std::clamp(std::chrono::ceil<milliseconds>(wake - now), milliseconds{0}, milliseconds{1000});
     int ready = ::poll(&poll_fd, 1, static_cast<int>(wait.count()));
     if (ready < 0 && errno != EINTR) return Fail("mosh probe: poll: {}", std::strerror(errno));
     if (ready <= 0) continue;
