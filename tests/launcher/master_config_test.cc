@@ -322,6 +322,22 @@ TEST(MasterConfig, WhatIsNoMasterConfigIsRefused) {
   EXPECT_FALSE(huge);
 }
 
+// Found by tests/fuzz/master_config_fuzz.cc: a host that is not UTF-8 was taken in text format
+// and refused serialized. ssh takes such names and file names; so does the master, both ways.
+TEST(MasterConfig, NamesThatAreNotUtf8PassBothWays) {
+  Config config = Minimal();
+  config.set_host("h\xd8");
+  config.set_user("\xe9lodie");
+  config.add_identity_files("/home/\xe9lodie/.ssh/id_ed25519");
+  auto serialized = ThroughFile(config);
+  ASSERT_TRUE(serialized) << serialized.error().message;
+  auto text = proto::ParseMasterConfigText("user: \"\\351lodie\" host: \"h\xd8\" socket_path: \"/tmp/s.sock\" "
+                                           "identity_files: \"/home/\\351lodie/.ssh/id_ed25519\"");
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_TRUE(Same(*serialized, *text)) << serialized->ShortDebugString() << " vs " << text->ShortDebugString();
+  EXPECT_EQ(text->host(), "h\xd8");
+}
+
 // ---- the master itself: it refuses before it does anything, with that one line, exit 255.
 
 struct Ran {
