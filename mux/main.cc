@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <ctime>
 #include <expected>
@@ -140,7 +141,7 @@ std::expected<Args, int> ReadArgs(int argc, char** argv) {
   }
   Args args = ArgsFrom(*config);
   args.foreground = args.foreground || foreground;
-  args.verbosity += verbosity;
+  args.verbosity = verbosity > INT_MAX - args.verbosity ? INT_MAX : args.verbosity + verbosity;
   return args;
 }
 
