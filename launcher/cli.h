@@ -77,7 +77,7 @@ struct Options {
   bool stop_all = false;          // stop --all: every master
   bool force = false;             // stop --force: end its sessions and forwards without asking
   // `mconnect master`: a master that must be started becomes this process and stays in the
-  // foreground (mconnect-mux --foreground) instead of detaching.
+  // foreground (MasterConfig.foreground) instead of detaching.
   bool foreground_master = false;
   bool timings = false;           // --timings: print how long each step took
   // --probe-udp: before connecting, ask every remote-ip strategy and use the first address at
@@ -105,7 +105,7 @@ struct Options {
 // The master's lifetime once nothing is open, with OpenSSH's ControlPersist meanings: `yes` or 0
 // stays until stopped, `no` exits as soon as the last client has gone, N > 0 exits after N idle
 // seconds. Options::persist_s and HostProfile::persist_s hold it as an int, and the launcher hands
-// that int to the master as `mconnect-mux --persist N`.
+// that int to the master as MasterConfig.persist_s.
 inline constexpr int kPersistForever = 0;  // yes
 inline constexpr int kPersistNo = -1;      // no
 // "yes", "no" or a number of seconds (0 or more) -> the int above. The error is a short reason.

@@ -1,5 +1,6 @@
 #include "launcher/master_link.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "proto/master_config.h"
 #include "proto/master_record.h"
 #include "proto/socket_path.h"
 #include "proto/socket_probe.h"
@@ -30,56 +32,56 @@ std::string HostKeyPolicy(const SshSettings& settings, const HostProfile& profil
   return policy;
 }
 
-std::vector<std::string> MuxArguments(const SshSettings& settings, const Options& options, const HostProfile& profile,
-                                      const std::string& socket_path) {
-  std::vector<std::string> args{MuxExecutable(options), "--user", settings.user, "--host", settings.hostname,
-                                "--port", std::to_string(settings.port), "--socket", socket_path,
-                                "--strict-host-key-checking", HostKeyPolicy(settings, profile), "--progress"};
-  if (settings.address_family != "any") args.insert(args.end(), {"--address-family", settings.address_family});
-  if (!settings.host_key_alias.empty()) args.insert(args.end(), {"--host-key-alias", settings.host_key_alias});
-  for (const auto& file : settings.user_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
-  for (const auto& file : settings.global_known_hosts_files) args.insert(args.end(), {"--known-hosts", file});
-  for (const auto& file : settings.identity_files) args.insert(args.end(), {"--identity", file});
-  if (settings.identities_only) args.push_back("--identities-only");
-  if (!settings.ciphers.empty()) args.insert(args.end(), {"--ciphers", settings.ciphers});
-  if (!settings.identity_agent.empty()) args.insert(args.end(), {"--identity-agent", settings.identity_agent});
-  if (!settings.preferred_authentications.empty()) {
-    args.insert(args.end(), {"--preferred-authentications", settings.preferred_authentications});
+Result<control::MasterConfig::HostKeyChecking> HostKeyCheckingOf(std::string_view policy) {
+  using Config = control::MasterConfig;
+  if (policy == "yes") return Config::HOST_KEY_CHECKING_YES;
+  if (policy == "accept-new") return Config::HOST_KEY_CHECKING_ACCEPT_NEW;
+  if (policy == "ask") return Config::HOST_KEY_CHECKING_ASK;
+  if (policy == "no") return Config::HOST_KEY_CHECKING_NO;
+  return Fail("unknown host-key policy \"{}\" (yes, accept-new, ask or no)", policy);
+}
+
+Result<control::MasterConfig::AddressFamily> AddressFamilyOf(std::string_view family) {
+  using Config = control::MasterConfig;
+  if (family == "any") return Config::ADDRESS_FAMILY_ANY;
+  if (family == "inet") return Config::ADDRESS_FAMILY_INET;
+  if (family == "inet6") return Config::ADDRESS_FAMILY_INET6;
+  return Fail("unknown AddressFamily \"{}\" (any, inet or inet6)", family);
+}
+
+// "publickey,password" -> its names (empty ones dropped, as the master always did).
+void AddMethods(std::string_view list, control::MasterConfig& config) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    if (const std::string_view name = list.substr(0, comma); !name.empty()) {
+      config.add_preferred_authentications(std::string(name));
+    }
+    list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
   }
-  if (!settings.pubkey_authentication) args.push_back("--no-pubkey-authentication");
-  if (!settings.kbd_interactive_authentication) args.push_back("--no-kbd-interactive-authentication");
-  if (!settings.password_authentication) args.push_back("--no-password-authentication");
-  args.insert(args.end(), {"--number-of-password-prompts", std::to_string(settings.number_of_password_prompts)});
-  if (settings.batch_mode) args.push_back("--batch-mode");
-  if (settings.connect_timeout_s > 0) {
-    args.insert(args.end(), {"--connect-timeout", std::to_string(settings.connect_timeout_s)});
-  }
-  int keepalive = settings.server_alive_interval_s > 0 ? settings.server_alive_interval_s : profile.keepalive_s;
-  args.insert(args.end(), {"--keepalive", std::to_string(keepalive > 0 ? keepalive : 3600)});
-  args.insert(args.end(), {"--keepalive-count", std::to_string(std::max(0, settings.server_alive_count_max))});
-  args.insert(args.end(), {"--persist", std::to_string(options.persist_s.value_or(profile.persist_s))});
-  args.insert(args.end(), {"--remote-ip-ttl", std::to_string(profile.remote_ip_cache_ttl_s)});
-  if (!settings.host_alias.empty()) args.insert(args.end(), {"--alias", settings.host_alias});
-  for (int i = 0; i < options.verbosity; ++i) args.push_back("-v");
-  if (options.foreground_master) args.push_back("--foreground");
-  return args;
 }
 
 // Runs the master in the foreground on our terminal (it may ask about the host key) until it
-// has published its socket and detached, or failed; returns its exit status.
-Result<int> RunMux(const std::vector<std::string>& args) {
-  log::Debug("starting {}", fmt::join(args, " "));
-  auto exec = [&args] {
-    std::vector<char*> argv;
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
+// has published its socket and detached, or failed; returns its exit status. The master gets
+// its whole config as one MasterConfig on an inherited fd (`--config-fd=N`, a sealed memfd; why
+// that channel: proto/master_config.h), and its stdin, stdout and stderr stay ours: the
+// terminal it authenticates on, where it says what failed.
+Result<int> RunMux(const std::string& program, const control::MasterConfig& config) {
+  auto file = proto::MasterConfigFile(config);
+  if (!file) return Fail(file.error());
+  const int config_fd = file->get();
+  const std::string config_flag = fmt::format("--config-fd={}", config_fd);
+  // In text format: saved to a file, `mconnect-mux --config=FILE` runs the same master by hand.
+  log::Debug("starting {} {}: {}", program, config_flag, config.ShortDebugString());
+  auto exec = [&program, &config_flag, config_fd] {
+    ::fcntl(config_fd, F_SETFD, 0);  // the one fd the master inherits besides stdio
+    char* argv[] = {const_cast<char*>(program.c_str()), const_cast<char*>(config_flag.c_str()), nullptr};
+    ::execvp(argv[0], argv);
   };
   // `mconnect master`: this process becomes the master, so that whoever started it (systemd)
   // watches the master itself and gets its exit status.
-  if (std::ranges::find(args, "--foreground") != args.end()) {
+  if (config.foreground()) {
     exec();
-    return Fail("cannot run {}: {}", args[0], std::strerror(errno));
+    return Fail("cannot run {}: {}", program, std::strerror(errno));
   }
   // As system(3) does: while the master owns the terminal a Ctrl-C is its to handle (it puts
   // the terminal modes back before it goes), so we wait for it instead of dying first and
@@ -95,7 +97,7 @@ Result<int> RunMux(const std::vector<std::string>& args) {
     ::sigaction(SIGINT, &saved_int, nullptr);
     ::sigaction(SIGQUIT, &saved_quit, nullptr);
     exec();
-    std::fprintf(stderr, "mconnect: cannot run %s: %s\n", args[0].c_str(), std::strerror(errno));
+    std::fprintf(stderr, "mconnect: cannot run %s: %s\n", program.c_str(), std::strerror(errno));
     ::_exit(127);
   }
   int status = 0;
@@ -163,6 +165,51 @@ std::string MuxExecutable(const Options& options) {
     if (::access(sibling.c_str(), X_OK) == 0) return sibling;
   }
   return "mconnect-mux";
+}
+
+Result<control::MasterConfig> MasterConfigFor(const SshSettings& settings, const Options& options,
+                                              const HostProfile& profile, const std::string& socket_path,
+                                              const std::string& proxy_command, bool chosen_socket) {
+  auto strict = HostKeyCheckingOf(HostKeyPolicy(settings, profile));
+  if (!strict) return Fail(strict.error());
+  auto family = AddressFamilyOf(settings.address_family);
+  if (!family) return Fail(family.error());
+  control::MasterConfig config;
+  config.set_user(settings.user);
+  config.set_host(settings.hostname);
+  config.set_port(settings.port);
+  config.set_address_family(*family);
+  config.set_alias(settings.host_alias);
+  config.set_proxy_command(proxy_command);
+  config.set_host_key_alias(settings.host_key_alias);
+  for (const auto& file : settings.user_known_hosts_files) config.add_known_hosts_files(file);
+  for (const auto& file : settings.global_known_hosts_files) config.add_known_hosts_files(file);
+  config.set_strict_host_key_checking(*strict);
+  for (const auto& file : settings.identity_files) config.add_identity_files(file);
+  config.set_identities_only(settings.identities_only);
+  config.set_identity_agent(settings.identity_agent);
+  config.set_ciphers(settings.ciphers);
+  AddMethods(settings.preferred_authentications, config);
+  config.set_pubkey_authentication(settings.pubkey_authentication);
+  config.set_kbd_interactive_authentication(settings.kbd_interactive_authentication);
+  config.set_password_authentication(settings.password_authentication);
+  config.set_number_of_password_prompts(static_cast<std::uint32_t>(std::max(0, settings.number_of_password_prompts)));
+  config.set_batch_mode(settings.batch_mode);
+  if (settings.connect_timeout_s > 0) {  // else (ConnectTimeout none) the master's own limit
+    config.set_connect_timeout_s(static_cast<std::uint32_t>(settings.connect_timeout_s));
+  }
+  // ServerAliveInterval, else the profile's keepalive; with neither, one an hour.
+  const int keepalive = settings.server_alive_interval_s > 0 ? settings.server_alive_interval_s : profile.keepalive_s;
+  config.set_keepalive_s(static_cast<std::uint32_t>(keepalive > 0 ? keepalive : 3600));
+  config.set_keepalive_count(static_cast<std::uint32_t>(std::max(0, settings.server_alive_count_max)));
+  config.set_persist_s(options.persist_s.value_or(profile.persist_s));
+  config.set_remote_ip_ttl_s(static_cast<std::uint32_t>(std::max(0, profile.remote_ip_cache_ttl_s)));
+  config.set_socket_path(socket_path);
+  config.set_chosen_socket(chosen_socket);
+  config.set_foreground(options.foreground_master);
+  config.set_progress(true);
+  config.set_verbosity(static_cast<std::uint32_t>(std::max(0, options.verbosity)));
+  return config;
 }
 
 namespace {
@@ -249,10 +296,9 @@ Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Optio
   if (!chosen_socket) {
     if (auto made = proto::EnsurePrivateDirectory(directory); !made) return Fail(made.error());
   }
-  auto arguments = MuxArguments(settings, options, profile, socket_path);
-  if (!proxy->empty()) arguments.insert(arguments.end(), {"--proxy-command", *proxy});
-  if (chosen_socket) arguments.push_back("--chosen-socket");
-  auto status = RunMux(arguments);
+  auto config = MasterConfigFor(settings, options, profile, socket_path, *proxy, chosen_socket);
+  if (!config) return Fail(config.error());
+  auto status = RunMux(MuxExecutable(options), *config);
   if (!status) return Fail(status.error());
   if (*status != 0) return Fail(Error{""});  // the master said why on our terminal
   auto started = proto::ControlClient::Connect(socket_path, kConnectTimeout);

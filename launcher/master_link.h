@@ -11,6 +11,7 @@
 #include "launcher/profile.h"
 #include "launcher/ssh_config.h"
 #include "proto/client.h"
+#include "proto/master_config.pb.h"
 
 namespace mconnect::launcher {
 
@@ -28,6 +29,14 @@ Result<std::string> SocketPathFor(const SshSettings& settings, const Options& op
 
 // The mconnect-mux executable: --mux, else next to this program, else on PATH.
 std::string MuxExecutable(const Options& options);
+
+// What a master started for these settings is told (proto/master_config.proto), from `ssh -G`,
+// the command line and the profile: `proxy_command` as ProxyCommandFor made it, `chosen_socket`
+// when the socket is the user's choice (--socket, ControlPath). Fails only on a setting the
+// message has no value for (a StrictHostKeyChecking or AddressFamily ssh does not print).
+Result<control::MasterConfig> MasterConfigFor(const SshSettings& settings, const Options& options,
+                                              const HostProfile& profile, const std::string& socket_path,
+                                              const std::string& proxy_command, bool chosen_socket);
 
 // With options.foreground_master (`mconnect master`), a master that has to be started replaces
 // this process (exec) and stays in the foreground; only a running master is ever returned.

@@ -1,8 +1,10 @@
-// mconnect-mux: the master for one destination. Started by the launcher (`mconnect`) with the
-// settings `ssh -G` resolved; authenticates in the foreground on the user's terminal, then
-// publishes its socket and detaches, like OpenSSH's ControlPersist. Exit status 0 means a
-// master (this one, or one that was already starting) is serving the socket; 255 means the
-// connection or authentication failed, with one line on stderr saying why.
+// mconnect-mux: the master for one destination. Started by the launcher (`mconnect`) with its
+// settings in one MasterConfig (proto/master_config.proto) on an inherited fd, `--config-fd=N`;
+// by hand, `--config=FILE` reads the same message in text format. Authenticates in the
+// foreground on the user's terminal, then publishes its socket and detaches, like OpenSSH's
+// ControlPersist. Exit status 0 means a master (this one, or one that was already starting) is
+// serving the socket; 255 means the config was refused or the connection or authentication
+// failed, with one line on stderr saying why.
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
@@ -10,9 +12,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
-#include <limits>
+#include <climits>
 #include <cstdio>
+#include <ctime>
+#include <expected>
 #include <optional>
 #include <string>
 #include <thread>
@@ -28,6 +31,7 @@
 #include "mux/master.h"
 #include "mux/ssh/connection.h"
 #include "mux/ssh/prompt.h"
+#include "proto/master_config.h"
 #include "proto/master_record.h"
 #include "proto/socket_path.h"
 
@@ -35,13 +39,12 @@ namespace {
 
 using namespace mconnect;
 
+// The master's settings: the checked MasterConfig in the master's own structs.
 struct Args {
   mux::ConnectParams connect;
-  std::string strict = "ask";
-  int connect_timeout_s = 15;
   int keepalive_s = 30;
   int keepalive_count = 3;
-  bool no_reconnect = false;
+  bool reconnect = true;
   int reconnect_wait_s = 30;
   int persist_s = 600;
   int remote_ip_ttl_s = 300;
@@ -53,6 +56,94 @@ struct Args {
   std::string alias;
   int verbosity = 0;
 };
+
+// `config` has passed proto::CheckMasterConfig: every value is within its bounds and every
+// optional field is set.
+Args ArgsFrom(const control::MasterConfig& config) {
+  using Config = control::MasterConfig;
+  Args args;
+  mux::ConnectParams& connect = args.connect;
+  connect.user = config.user();
+  connect.host = config.host();
+  connect.port = static_cast<int>(config.port());
+  connect.address_family = config.address_family() == Config::ADDRESS_FAMILY_INET    ? AF_INET
+                           : config.address_family() == Config::ADDRESS_FAMILY_INET6 ? AF_INET6
+                                                                                     : AF_UNSPEC;
+  connect.host_key_alias = config.host_key_alias();
+  connect.known_hosts_files.assign(config.known_hosts_files().begin(), config.known_hosts_files().end());
+  switch (config.strict_host_key_checking()) {
+    case Config::HOST_KEY_CHECKING_YES: connect.host_key_policy = mux::HostKeyPolicy::kStrict; break;
+    case Config::HOST_KEY_CHECKING_ACCEPT_NEW:
+    case Config::HOST_KEY_CHECKING_NO: connect.host_key_policy = mux::HostKeyPolicy::kAcceptNew; break;
+    default: connect.host_key_policy = mux::HostKeyPolicy::kAsk; break;
+  }
+  connect.identity_files.assign(config.identity_files().begin(), config.identity_files().end());
+  connect.identities_only = config.identities_only();
+  connect.identity_agent = config.identity_agent();
+  connect.ciphers = config.ciphers();
+  connect.auth.preferred.assign(config.preferred_authentications().begin(), config.preferred_authentications().end());
+  connect.auth.pubkey = config.pubkey_authentication();
+  connect.auth.kbd_interactive = config.kbd_interactive_authentication();
+  connect.auth.password = config.password_authentication();
+  connect.auth.password_prompts = static_cast<int>(config.number_of_password_prompts());
+  connect.auth.batch_mode = config.batch_mode();
+  connect.timeout = std::chrono::seconds(config.connect_timeout_s());
+  connect.proxy_command = config.proxy_command();
+  args.keepalive_s = static_cast<int>(config.keepalive_s());
+  args.keepalive_count = static_cast<int>(config.keepalive_count());
+  args.reconnect = config.reconnect();
+  args.reconnect_wait_s = static_cast<int>(config.reconnect_wait_s());
+  args.persist_s = config.persist_s();
+  args.remote_ip_ttl_s = static_cast<int>(config.remote_ip_ttl_s());
+  args.socket_path = config.socket_path();
+  args.log_path = config.log_path();
+  args.foreground = config.foreground();
+  args.progress = config.progress();
+  args.chosen_socket = config.chosen_socket();
+  args.alias = config.alias();
+  args.verbosity = static_cast<int>(config.verbosity());
+  return args;
+}
+
+// The command line, then the MasterConfig it names, read and checked; the error is the exit
+// status (after --help, or with the reason said on stderr). The config fd is closed here, before
+// main closes every other inherited fd: a master keeps nothing of the launcher's.
+std::expected<Args, int> ReadArgs(int argc, char** argv) {
+  int config_fd = -1;
+  std::string config_file;
+  bool foreground = false;
+  int verbosity = 0;
+  CLI::App app{
+      "mconnect-mux: the persistent SSH master behind mconnect, which starts it with its settings in one "
+      "MasterConfig (proto/master_config.proto; see mconnect-mux(1))"};
+  auto* from_fd = app.add_option("--config-fd", config_fd, "read the serialized MasterConfig from this fd (mconnect)")
+                      ->check(CLI::NonNegativeNumber);
+  auto* from_file = app.add_option("--config", config_file, "read the MasterConfig from FILE, in protobuf text format");
+  from_fd->excludes(from_file);
+  // For a person running a master by hand (the launcher sets both in the MasterConfig).
+  app.add_flag("--foreground", foreground, "do not detach, whatever the config says; the log stays on stderr");
+  app.add_flag("-v", verbosity, "more log detail than the config asks for (repeatable)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return std::unexpected(app.exit(e));
+  }
+  const bool from_fd_given = from_fd->count() > 0;
+  if (!from_fd_given && config_file.empty()) {
+    std::fprintf(stderr, "mconnect-mux: no settings: --config-fd=N (as mconnect starts it) or --config=FILE\n");
+    return std::unexpected(255);
+  }
+  auto config = from_fd_given ? proto::ReadMasterConfig(config_fd) : proto::ReadMasterConfigText(config_file);
+  if (from_fd_given && config_fd > STDERR_FILENO) ::close(config_fd);
+  if (!config) {
+    std::fprintf(stderr, "mconnect-mux: %s\n", config.error().message.c_str());
+    return std::unexpected(255);
+  }
+  Args args = ArgsFrom(*config);
+  args.foreground = args.foreground || foreground;
+  args.verbosity = verbosity > INT_MAX - args.verbosity ? INT_MAX : args.verbosity + verbosity;
+  return args;
+}
 
 std::string Directory(const std::string& path) {
   auto slash = path.rfind('/');
@@ -145,82 +236,47 @@ bool Detach(const std::string& log_path, int verbosity) {
   return true;
 }
 
+// What `mconnect status` and `stop` find in the runtime directory (proto/master_record.h).
+control::MasterRecord RecordOf(const Args& args, const std::string& socket, const std::string& destination) {
+  control::MasterRecord record;
+  record.set_socket_path(socket);
+  record.set_destination(destination);
+  record.set_alias(args.alias);
+  for (const auto& file : args.connect.identity_files) record.add_identity_files(file);
+  for (const auto& file : args.connect.known_hosts_files) record.add_known_hosts_files(file);
+  record.set_proxy_command(args.connect.proxy_command);
+  record.set_started_unix(static_cast<std::uint64_t>(std::time(nullptr)));
+  return record;
+}
+
+mux::MasterConfig MasterConfigOf(const Args& args, const std::string& socket, const std::string& destination) {
+  mux::MasterConfig config;
+  config.destination = destination;
+  config.user = args.connect.user;
+  config.host = args.connect.host;
+  config.port = args.connect.port;
+  config.socket_path = socket;
+  config.alias = args.alias;
+  config.persist = std::chrono::seconds(args.persist_s);
+  config.keepalive = std::chrono::seconds(args.keepalive_s);
+  config.keepalive_count_max = args.keepalive_count;
+  config.reconnect = args.reconnect;
+  config.reconnect_wait = std::chrono::seconds(args.reconnect_wait_s);
+  config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
+  config.connect = args.connect;
+  return config;
+}
+
 int Main(int argc, char** argv) {
+  auto read = ReadArgs(argc, argv);
   // The master outlives whoever started it: keep none of its descriptors (a pipe it holds
   // open would make a caller wait for EOF for as long as the master lives).
   ::closefrom(STDERR_FILENO + 1);
-  Args args;
-  CLI::App app{"mconnect-mux: the persistent SSH master behind mconnect (started by mconnect)"};
-  app.add_option("--user", args.connect.user, "remote user")->required();
-  app.add_option("--host", args.connect.host, "HostName to connect to")->required();
-  app.add_option("--port", args.connect.port, "SSH port")->check(CLI::Range(1, 65535));
-  app.add_option_function<std::string>(
-         "--address-family",
-         [&args](const std::string& family) {
-           args.connect.address_family = family == "inet" ? AF_INET : family == "inet6" ? AF_INET6 : AF_UNSPEC;
-         },
-         "AddressFamily: any (default), inet or inet6")
-      ->check(CLI::IsMember({"any", "inet", "inet6"}));
-  app.add_option("--host-key-alias", args.connect.host_key_alias, "HostKeyAlias");
-  app.add_option("--known-hosts", args.connect.known_hosts_files, "known_hosts file (repeatable; first gets new keys)");
-  app.add_option("--strict-host-key-checking", args.strict, "yes | accept-new | ask | no");
-  app.add_option("--identity", args.connect.identity_files, "IdentityFile (repeatable)");
-  app.add_flag("--identities-only", args.connect.identities_only, "IdentitiesOnly");
-  app.add_option("--identity-agent", args.connect.identity_agent, "agent socket, or none");
-  app.add_option("--ciphers", args.connect.ciphers, "Ciphers, as ssh -G prints them (comma-separated)");
-  app.add_option_function<std::string>(
-      "--preferred-authentications",
-      [&args](const std::string& list) { args.connect.auth.preferred = mux::SplitMethods(list); },
-      "PreferredAuthentications (default publickey,keyboard-interactive,password)");
-  app.add_flag("--pubkey-authentication,!--no-pubkey-authentication", args.connect.auth.pubkey,
-               "PubkeyAuthentication (default on)");
-  app.add_flag("--kbd-interactive-authentication,!--no-kbd-interactive-authentication",
-               args.connect.auth.kbd_interactive, "KbdInteractiveAuthentication (default on)");
-  app.add_flag("--password-authentication,!--no-password-authentication", args.connect.auth.password,
-               "PasswordAuthentication (default on)");
-  app.add_option("--number-of-password-prompts", args.connect.auth.password_prompts,
-                 "NumberOfPasswordPrompts: questions per key passphrase or password method (default 3)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_flag("--batch-mode", args.connect.auth.batch_mode, "BatchMode: never ask for a passphrase or password");
-  app.add_option("--connect-timeout", args.connect_timeout_s, "seconds for TCP + handshake + auth");
-  app.add_option("--keepalive", args.keepalive_s, "seconds between keepalives")->check(CLI::Range(1, 86400));
-  app.add_option("--keepalive-count", args.keepalive_count,
-                 "unanswered keepalives before the connection counts as lost (ServerAliveCountMax; 0: never)")
-      ->check(CLI::Range(0, 1000));
-  app.add_option("--proxy-command", args.connect.proxy_command,
-                 "run this through /bin/sh and speak SSH over its stdin/stdout instead of TCP");
-  app.add_flag("--no-reconnect", args.no_reconnect, "exit when the connection is lost, as OpenSSH's master does");
-  app.add_option("--reconnect-wait", args.reconnect_wait_s,
-                 "seconds a request waits for a lost connection to come back")
-      ->check(CLI::Range(0, 3600));
-  app.add_option("--persist", args.persist_s,
-                 "idle seconds before exiting; 0: never (ControlPersist yes), -1: as soon as the last client has "
-                 "gone (ControlPersist no)")
-      ->check(CLI::Range(-1, std::numeric_limits<int>::max()));
-  app.add_option("--remote-ip-ttl", args.remote_ip_ttl_s, "seconds a remote-ip answer is cached");
-  app.add_option("--socket", args.socket_path, "socket to serve")->required();
-  app.add_option("--log", args.log_path, "log file once detached (default: NAME.log in mconnect's runtime directory)");
-  app.add_flag("--foreground", args.foreground, "do not detach (for debugging)");
-  app.add_flag("--progress", args.progress, "show progress on stderr");
-  app.add_flag("--chosen-socket", args.chosen_socket,
-               "the socket path is the user's (ControlPath, --socket), not in mconnect's own directory");
-  app.add_option("--alias", args.alias, "the host name as the user typed it (for status and stop)");
-  app.add_flag("-v", args.verbosity, "more detail (repeatable)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (!read) return read.error();
+  Args& args = *read;
   log::ToStderr("mconnect-mux", args.verbosity);
   ::umask(077);  // the log, the lock and the socket are the user's alone
 
-  auto policy = mux::ParseHostKeyPolicy(args.strict);
-  if (!policy) {
-    std::fprintf(stderr, "mconnect: %s\n", policy.error().message.c_str());
-    return 255;
-  }
-  args.connect.host_key_policy = *policy;
-  args.connect.timeout = std::chrono::seconds(std::max(1, args.connect_timeout_s));
   proto::MasterPaths paths = proto::PathsForSocket(args.socket_path);
   if (!args.log_path.empty()) paths.log = args.log_path;
 
@@ -251,15 +307,7 @@ int Main(int argc, char** argv) {
     return 255;
   }
   if (lock->first == mux::LockState::kBusy) return 255;
-  control::MasterRecord record;
-  record.set_socket_path(paths.socket);
-  record.set_destination(destination);
-  record.set_alias(args.alias);
-  for (const auto& file : args.connect.identity_files) record.add_identity_files(file);
-  for (const auto& file : args.connect.known_hosts_files) record.add_known_hosts_files(file);
-  record.set_proxy_command(args.connect.proxy_command);
-  record.set_started_unix(static_cast<std::uint64_t>(std::time(nullptr)));
-  Presence presence(paths, std::move(lock->second), std::move(record));
+  Presence presence(paths, std::move(lock->second), RecordOf(args, paths.socket, destination));
   presence.Set("connecting");
   mux::SetAskingHook([&presence](bool asking) { presence.Set(asking ? "asking" : "connecting"); });
   // The launcher's progress line, continued (shown only on a terminal, erased when done).
@@ -290,22 +338,8 @@ int Main(int argc, char** argv) {
   }
   mux::SetAskingHook(nullptr);  // nobody to ask from here on (reconnects ask nothing)
   presence.Set("serving");
-  mux::MasterConfig config;
-  config.destination = destination;
-  config.user = args.connect.user;
-  config.host = args.connect.host;
-  config.port = args.connect.port;
-  config.socket_path = paths.socket;
-  config.alias = args.alias;
-  config.persist = std::chrono::seconds(args.persist_s);
-  config.keepalive = std::chrono::seconds(args.keepalive_s);
-  config.keepalive_count_max = args.keepalive_count;
-  config.reconnect = !args.no_reconnect;
-  config.reconnect_wait = std::chrono::seconds(args.reconnect_wait_s);
-  config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
-  config.connect = args.connect;
   log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
-  mux::Master master(std::move(config), std::move(*connection), std::move(*listener));
+  mux::Master master(MasterConfigOf(args, paths.socket, destination), std::move(*connection), std::move(*listener));
   return master.Run();  // then `presence` removes the record and the lock file
 }
 
