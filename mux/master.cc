@@ -725,7 +725,11 @@ void Master::LogProxyErrors() {
   for (const auto& line : driver_.connection().stream().TakeErrors()) log::Warn("proxy: {}", line);
 }
 
-int Master::Run() {
+namespace {
+
+// Blocks the signals the master handles, so that they arrive only inside ppoll; returns the mask
+// ppoll runs with.
+sigset_t InstallSignals() {
   sigset_t blocked, during_poll;
   sigemptyset(&blocked);
   for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGWINCH}) {
@@ -736,11 +740,119 @@ int Master::Run() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   ::sigprocmask(SIG_BLOCK, &blocked, &during_poll);
-  sigdelset(&during_poll, SIGTERM);
-  sigdelset(&during_poll, SIGINT);
-  sigdelset(&during_poll, SIGHUP);
-  sigdelset(&during_poll, SIGWINCH);
+  for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGWINCH}) sigdelset(&during_poll, signal);
+  return during_poll;
+}
 
+using TimePoint = std::chrono::steady_clock::time_point;
+
+void Earliest(std::optional<TimePoint>& deadline, std::optional<TimePoint> candidate) {
+  if (candidate) deadline = deadline ? std::min(*deadline, *candidate) : *candidate;
+}
+
+}  // namespace
+
+bool Master::Idle() const {
+  // A relayed mosh session keeps the master even while its channel is being replaced.
+  return server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0 &&
+         extra_.empty() && relays_.empty() && overflow_waiting_.empty();
+}
+
+std::optional<Master::Clock::time_point> Master::NextWake(Clock::time_point now, bool accepting) {
+  std::optional<Clock::time_point> deadline;
+  for (SshDriver* driver : Drivers()) Earliest(deadline, driver->NextDeadline());
+  // Opens that queue up are spread over more connections once they have waited a moment.
+  for (SshDriver* driver : Drivers()) {
+    // (Once past, BalanceOpens has had its look: the opens' own replies wake the loop.)
+    if (auto oldest = driver->oldest_unopened(); oldest && *oldest + std::chrono::milliseconds(21) > now) {
+      Earliest(deadline, *oldest + std::chrono::milliseconds(21));
+    }
+  }
+  // Overflow connections are checked for idleness, relays for a channel to restart, tasks
+  // waiting for room for a connection to open (or their client gone), each second.
+  if (!extra_.empty() || !relays_.empty() || !overflow_waiting_.empty()) Earliest(deadline, now + std::chrono::seconds(1));
+  for (auto handshake : {server_.NextDeadline(), openssh_.NextDeadline(), forwards_.NextDeadline()}) {
+    Earliest(deadline, handshake);
+  }
+  Earliest(deadline, ScheduleReconnect(now));
+  if (listen_fd_) Earliest(deadline, next_socket_check_);
+  if (listen_fd_ && !accepting) Earliest(deadline, accept_paused_until_);
+  return deadline;
+}
+
+Master::PollLayout Master::BuildPollSet(std::vector<pollfd>& fds, bool accepting) {
+  PollLayout layout;
+  fds.clear();
+  fds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
+  fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
+  fds.push_back({reconnector_.fd(), static_cast<short>(reconnector_.running() ? POLLIN : 0), 0});
+  fds.push_back({driver_.connection().stream().errors_fd(), POLLIN, 0});
+  layout.first_opener = fds.size();
+  for (const auto& opener : openers_) {
+    fds.push_back({opener->fd(), static_cast<short>(opener->running() ? POLLIN : 0), 0});
+  }
+  for (auto& extra : extra_) fds.push_back({extra->fd(), extra->PollEvents(), 0});
+  layout.first_client = fds.size();
+  server_.AddPollFds(fds);
+  layout.openssh_begin = fds.size();
+  openssh_.AddPollFds(fds);
+  layout.forwards_begin = fds.size();
+  forwards_.AddPollFds(fds);
+  layout.relays_begin = fds.size();
+  for (const auto& relay : relays_) fds.push_back({relay->fd(), POLLIN, 0});
+  return layout;
+}
+
+void Master::Dispatch(std::vector<pollfd>& fds, const PollLayout& layout, int ready, bool accepting) {
+  if (ready > 0 && (fds[kReconnectorEntry].revents & POLLIN)) OnReconnectOutcome(Clock::now());
+  if (ready > 0 && fds[kProxyErrorsEntry].revents != 0) LogProxyErrors();
+  for (std::size_t i = 0; ready > 0 && i < openers_.size(); ++i) {
+    if (fds[layout.first_opener + i].revents & POLLIN) OnOverflowOpened(*openers_[i]);
+  }
+  PumpDrivers();
+  openssh_.Update();
+  forwards_.Update();
+  if (ready > 0) {
+    server_.HandleEvents(fds.data() + layout.first_client, layout.openssh_begin - layout.first_client);
+    openssh_.HandleEvents(fds.data() + layout.openssh_begin, layout.forwards_begin - layout.openssh_begin);
+    forwards_.HandleEvents(fds.data() + layout.forwards_begin, layout.relays_begin - layout.forwards_begin);
+    // StartRelay during this round may have added relays: only those polled are read.
+    for (std::size_t i = layout.relays_begin; i < fds.size() && i - layout.relays_begin < relays_.size(); ++i) {
+      if (fds[i].revents != 0) relays_[i - layout.relays_begin]->OnReadable();
+    }
+  }
+  // After HandleEvents: the control server's poll entries line up with its clients only until
+  // one is removed.
+  server_.ExpireHandshakes();
+  openssh_.ExpireDeadlines();
+  server_.ProcessBacklogs();
+  PumpDrivers();  // start what the requests just queued, send what clients just wrote
+  BalanceOpens(Clock::now());
+  PlaceWaiting(Clock::now());
+  openssh_.Update();
+  forwards_.Update();
+  if (ready > 0 && accepting && listen_fd_ && (fds[kListenEntry].revents & POLLIN)) AcceptClients();
+}
+
+// Why the loop ends, when it does: nullopt while it goes on.
+std::optional<int> Master::ExitReason(Clock::time_point now) {
+  if (g_signal != 0) {
+    log::Info("signal {}: exiting", static_cast<int>(g_signal));
+    return 0;
+  }
+  if (stopping_) {
+    log::Info("stop requested: exiting");
+    return 0;
+  }
+  if (driver_.dead() && link_ == Link::kUp) {
+    OnConnectionLost(now);
+    if (!config_.reconnect) return 255;
+  }
+  return std::nullopt;
+}
+
+int Master::Run() {
+  const sigset_t during_poll = InstallSignals();
   log::Info("master for {} serving {} (persist {} s)", config_.destination, config_.socket_path,
             config_.persist.count());
   int exit_status = 0;
@@ -749,27 +861,14 @@ int Master::Run() {
   bool served = false;  // a client has come (and maybe gone)
   std::vector<pollfd> fds;
   while (true) {
-    if (g_signal != 0) {
-      log::Info("signal {}: exiting", static_cast<int>(g_signal));
-      break;
-    }
-    if (stopping_) {
-      log::Info("stop requested: exiting");
-      break;
-    }
     auto now = Clock::now();
-    if (driver_.dead() && link_ == Link::kUp) {
-      OnConnectionLost(now);
-      if (!config_.reconnect) {
-        exit_status = 255;
-        break;
-      }
+    if (auto reason = ExitReason(now)) {
+      exit_status = *reason;
+      break;
     }
     UpdateRelays(now);
     CheckSocket(now);
-    // A relayed mosh session keeps the master even while its channel is being replaced.
-    bool idle = server_.client_count() == 0 && openssh_.client_count() == 0 && driver_.busy_channels() == 0 &&
-                extra_.empty() && relays_.empty() && overflow_waiting_.empty();
+    const bool idle = Idle();
     if (!listen_fd_ && idle) {
       log::Info("stopped listening and the last client is done: exiting");
       break;
@@ -788,32 +887,8 @@ int Master::Run() {
       ::malloc_trim(0);
       trimmed = true;
     }
-    std::optional<Clock::time_point> deadline;
-    for (SshDriver* driver : Drivers()) {
-      if (auto next = driver->NextDeadline()) deadline = deadline ? std::min(*deadline, *next) : *next;
-    }
-    // Opens that queue up are spread over more connections once they have waited a moment.
-    for (SshDriver* driver : Drivers()) {
-      // (Once past, BalanceOpens has had its look: the opens' own replies wake the loop.)
-      if (auto oldest = driver->oldest_unopened(); oldest && *oldest + std::chrono::milliseconds(21) > now) {
-        auto due = *oldest + std::chrono::milliseconds(21);
-        deadline = deadline ? std::min(*deadline, due) : due;
-      }
-    }
-    // Overflow connections are checked for idleness, relays for a channel to restart, tasks
-    // waiting for room for a connection to open (or their client gone), each second.
-    if (!extra_.empty() || !relays_.empty() || !overflow_waiting_.empty()) {
-      deadline = deadline ? std::min(*deadline, now + std::chrono::seconds(1)) : now + std::chrono::seconds(1);
-    }
-    for (auto handshake : {server_.NextDeadline(), openssh_.NextDeadline(), forwards_.NextDeadline()}) {
-      if (handshake) deadline = deadline ? std::min(*deadline, *handshake) : *handshake;
-    }
-    if (auto attempt = ScheduleReconnect(now)) deadline = deadline ? std::min(*deadline, *attempt) : *attempt;
-    if (listen_fd_) deadline = deadline ? std::min(*deadline, next_socket_check_) : next_socket_check_;
     const bool accepting = listen_fd_ && now >= accept_paused_until_;
-    if (listen_fd_ && !accepting) {
-      deadline = deadline ? std::min(*deadline, accept_paused_until_) : accept_paused_until_;
-    }
+    std::optional<Clock::time_point> deadline = NextWake(now, accepting);
     if (config_.persist.count() != 0) {
       // persist < 0 (ControlPersist no): leave as soon as the last client has gone. Until a first
       // one came, wait for the launcher that started this master: it connects once we detached.
@@ -825,27 +900,10 @@ int Master::Run() {
         log::Info("idle for {} s: exiting", linger.count());
         break;
       }
-      deadline = deadline ? std::min(*deadline, idle_end) : idle_end;
+      Earliest(deadline, idle_end);
     }
 
-    fds.clear();
-    fds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
-    fds.push_back({driver_.fd(), driver_.PollEvents(), 0});
-    fds.push_back({reconnector_.fd(), static_cast<short>(reconnector_.running() ? POLLIN : 0), 0});
-    fds.push_back({driver_.connection().stream().errors_fd(), POLLIN, 0});
-    const std::size_t first_opener = fds.size();
-    for (const auto& opener : openers_) {
-      fds.push_back({opener->fd(), static_cast<short>(opener->running() ? POLLIN : 0), 0});
-    }
-    for (auto& extra : extra_) fds.push_back({extra->fd(), extra->PollEvents(), 0});
-    const std::size_t first_client = fds.size();
-    server_.AddPollFds(fds);
-    const std::size_t control_count = fds.size() - first_client;
-    openssh_.AddPollFds(fds);
-    const std::size_t openssh_end = fds.size();
-    forwards_.AddPollFds(fds);
-    const std::size_t forwards_end = fds.size();
-    for (const auto& relay : relays_) fds.push_back({relay->fd(), POLLIN, 0});
+    const PollLayout layout = BuildPollSet(fds, accepting);
     timespec timeout{};
     timespec* timeout_ptr = nullptr;
     if (deadline) {
@@ -861,34 +919,7 @@ int Master::Run() {
       exit_status = 1;
       break;
     }
-    if (ready > 0 && (fds[2].revents & POLLIN)) OnReconnectOutcome(Clock::now());
-    if (ready > 0 && fds[3].revents != 0) LogProxyErrors();
-    for (std::size_t i = 0; ready > 0 && i < openers_.size(); ++i) {
-      if (fds[first_opener + i].revents & POLLIN) OnOverflowOpened(*openers_[i]);
-    }
-    PumpDrivers();
-    openssh_.Update();
-    forwards_.Update();
-    if (ready > 0) {
-      server_.HandleEvents(fds.data() + first_client, control_count);
-      openssh_.HandleEvents(fds.data() + first_client + control_count, openssh_end - first_client - control_count);
-      forwards_.HandleEvents(fds.data() + openssh_end, forwards_end - openssh_end);
-      // StartRelay during this round may have added relays: only those polled are read.
-      for (std::size_t i = forwards_end; i < fds.size() && i - forwards_end < relays_.size(); ++i) {
-        if (fds[i].revents != 0) relays_[i - forwards_end]->OnReadable();
-      }
-    }
-    // After HandleEvents: the control server's poll entries line up with its clients only until
-    // one is removed.
-    server_.ExpireHandshakes();
-    openssh_.ExpireDeadlines();
-    server_.ProcessBacklogs();
-    PumpDrivers();  // start what the requests just queued, send what clients just wrote
-    BalanceOpens(Clock::now());
-    PlaceWaiting(Clock::now());
-    openssh_.Update();
-    forwards_.Update();
-    if (ready > 0 && accepting && listen_fd_ && (fds[0].revents & POLLIN)) AcceptClients();
+    Dispatch(fds, layout, ready, accepting);
   }
   server_.FlushAll();
   RemoveSocket();

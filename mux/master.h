@@ -4,6 +4,7 @@
 // connection lost).
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -109,6 +110,23 @@ class Master : public MasterServices {
   void OnReconnectOutcome(Clock::time_point now);
   // Whatever a proxy command wrote to its stderr goes to the log.
   void LogProxyErrors();
+
+  // The loop's steps (Run). The poll set's fixed entries come first, then one range per part.
+  static constexpr std::size_t kListenEntry = 0;
+  static constexpr std::size_t kReconnectorEntry = 2;
+  static constexpr std::size_t kProxyErrorsEntry = 3;
+  struct PollLayout {
+    std::size_t first_opener = 0;
+    std::size_t first_client = 0;  // the control server's clients
+    std::size_t openssh_begin = 0;
+    std::size_t forwards_begin = 0;
+    std::size_t relays_begin = 0;
+  };
+  bool Idle() const;
+  std::optional<int> ExitReason(Clock::time_point now);
+  std::optional<Clock::time_point> NextWake(Clock::time_point now, bool accepting);
+  PollLayout BuildPollSet(std::vector<pollfd>& fds, bool accepting);
+  void Dispatch(std::vector<pollfd>& fds, const PollLayout& layout, int ready, bool accepting);
   // Starts relay channels that need one (while the link is up) and drops finished relays.
   void UpdateRelays(Clock::time_point now);
   // ssh -O stop: no new clients; exit once the current ones are done.
