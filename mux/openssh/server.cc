@@ -201,6 +201,11 @@ void OpenSshMuxServer::ReadControl(Client& client) {
     }
     return Close(client, "sent a malformed " + ossh::DescribeDecodeError(message.error()));
   }
+  HandleMessage(client, *message);
+}
+
+// One decoded request, in the phase the client is in.
+void OpenSshMuxServer::HandleMessage(Client& client, ossh::ClientMessage& message) {
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -236,28 +241,34 @@ void OpenSshMuxServer::ReadControl(Client& client) {
           client.fds_wanted = 2;  // stdin, stdout
           client.phase = Client::Phase::kReceivingFds;
           TakeFds(client);
-        } else if constexpr (std::is_same_v<T, ossh::OpenForward> || std::is_same_v<T, ossh::CloseForward>) {
-          constexpr bool kOpen = std::is_same_v<T, ossh::OpenForward>;
-          if (auto reason = InvalidForward(m.forward)) return Send(client, ossh::EncodeFailure(m.request_id, *reason));
-          if (!client.refusal.empty()) return Send(client, ossh::EncodeFailure(m.request_id, client.refusal));
-          if constexpr (kOpen) {
-            bool allocate = m.forward.type == ossh::kMuxFwdRemote && m.forward.listen_port == 0;
-            hooks_.open_forward(m.forward, [this, id = client.id, request_id = m.request_id,
-                                            allocate](Result<std::uint32_t> port) {
-              auto it = clients_.find(id);
-              if (it == clients_.end()) return;
-              if (!port) return Send(*it->second, ossh::EncodeFailure(request_id, port.error().message));
-              Send(*it->second, allocate ? ossh::EncodeRemotePort(request_id, *port) : ossh::EncodeOk(request_id));
-            });
-          } else {
-            auto done = hooks_.close_forward(m.forward);
-            Send(client, done ? ossh::EncodeOk(m.request_id) : ossh::EncodeFailure(m.request_id, done.error().message));
-          }
+        } else if constexpr (std::is_same_v<T, ossh::OpenForward>) {
+          OpenForward(client, m);
+        } else if constexpr (std::is_same_v<T, ossh::CloseForward>) {
+          CloseForward(client, m);
         } else {
           Send(client, ossh::EncodeFailure(m.request_id, "request not supported by mconnect"));
         }
       },
-      *message);
+      message);
+}
+
+void OpenSshMuxServer::OpenForward(Client& client, const ossh::OpenForward& m) {
+  if (auto reason = InvalidForward(m.forward)) return Send(client, ossh::EncodeFailure(m.request_id, *reason));
+  if (!client.refusal.empty()) return Send(client, ossh::EncodeFailure(m.request_id, client.refusal));
+  bool allocate = m.forward.type == ossh::kMuxFwdRemote && m.forward.listen_port == 0;
+  hooks_.open_forward(m.forward, [this, id = client.id, request_id = m.request_id, allocate](Result<std::uint32_t> port) {
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return;
+    if (!port) return Send(*it->second, ossh::EncodeFailure(request_id, port.error().message));
+    Send(*it->second, allocate ? ossh::EncodeRemotePort(request_id, *port) : ossh::EncodeOk(request_id));
+  });
+}
+
+void OpenSshMuxServer::CloseForward(Client& client, const ossh::CloseForward& m) {
+  if (auto reason = InvalidForward(m.forward)) return Send(client, ossh::EncodeFailure(m.request_id, *reason));
+  if (!client.refusal.empty()) return Send(client, ossh::EncodeFailure(m.request_id, client.refusal));
+  auto done = hooks_.close_forward(m.forward);
+  Send(client, done ? ossh::EncodeOk(m.request_id) : ossh::EncodeFailure(m.request_id, done.error().message));
 }
 
 void OpenSshMuxServer::TakeFds(Client& client) {

@@ -73,6 +73,9 @@ class OpenSshMuxServer {
   struct Client;
 
   void ReadControl(Client& client);
+  void HandleMessage(Client& client, openssh::ClientMessage& message);
+  void OpenForward(Client& client, const openssh::OpenForward& m);
+  void CloseForward(Client& client, const openssh::CloseForward& m);
   void Dispatch(Client& client, std::uint32_t type, const std::vector<std::uint8_t>& frame);
   void TakeFds(Client& client);
   // Answers NEW_SESSION with a session that ends at once (255), its reason on the client's stderr.
