@@ -375,13 +375,15 @@ Result<void> CheckJumpHop(std::string_view hop, const std::vector<std::string>& 
   const int rc = ::getaddrinfo(hostname.c_str(), nullptr, &hints, &found);
   if (found != nullptr) ::freeaddrinfo(found);
   if (rc != 0) {
-    return Fail("ProxyJump {}: cannot resolve {}: {}\nhint: {}; {}'s own settings send it through itself, so ssh "
-                "would only say \"jumphost loop via {}\"",
-                name, Sanitize(hostname), ::gai_strerror(rc), where, name, name);
+    return Fail(Error{fmt::format("ProxyJump {}: cannot resolve {}: {}", name, Sanitize(hostname), ::gai_strerror(rc)),
+                      fmt::format("{}; {}'s own settings send it through itself, so ssh would only say \"jumphost "
+                                  "loop via {}\"",
+                                  where, name, name)});
   }
-  return Fail("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")\nhint: add "
-              "`ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
-              name, name, name, name, Sanitize(HopHost(hop)));
+  return Fail(Error{fmt::format("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")",
+                                name, name, name, name),
+                    fmt::format("add `ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
+                                Sanitize(HopHost(hop)))});
 }
 
 }  // namespace
