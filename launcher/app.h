@@ -9,12 +9,12 @@ namespace mconnect::launcher {
 
 inline constexpr int kExitConnectionFailed = 255;
 
-int RunConnect(Options options);        // commands/connect.cc
-int RunStatus(const Options& options);  // commands/status.cc
-int RunStop(const Options& options);    // commands/stop.cc
-int RunIp(Options options);             // commands/ip.cc
+int RunConnect(Options options);           // commands/connect.cc
+int RunStatus(const Options& options);     // commands/status.cc
+int RunStop(const Options& options);       // commands/stop.cc
+int RunIp(Options options);                // commands/ip.cc
 int RunSshConfig(const Options& options);  // commands/ssh_config.cc
-int RunDoctor(Options options);         // commands/doctor.cc
-int RunMaster(Options options);         // commands/master.cc
+int RunDoctor(Options options);            // commands/doctor.cc
+int RunMaster(Options options);            // commands/master.cc
 
 }  // namespace mconnect::launcher

@@ -45,7 +45,8 @@ Result<std::string> FindClient(const std::string& client) {
       "--client=/full/path/to/mosh-client (or client = \"...\" in the profile)";
   if (client.find('/') != std::string::npos) {
     if (int error = NotRunnable(client); error != 0) {
-      return Fail(Error{fmt::format("cannot run mosh-client {}: {}", client, std::strerror(error)), std::string(kHint)});
+      return Fail(
+          Error{fmt::format("cannot run mosh-client {}: {}", client, std::strerror(error)), std::string(kHint)});
     }
     return client;
   }
@@ -88,8 +89,9 @@ Result<void> CheckClientLocale() {
     return Fail(Error{fmt::format("mosh-client needs a UTF-8 locale, and {} is not installed here", setting),
                       std::string(kLocaleHint)});
   }
-  return Fail(Error{fmt::format("mosh-client needs a UTF-8 locale, and {} gives the character set {}", setting, charset),
-                    std::string(kLocaleHint)});
+  return Fail(
+      Error{fmt::format("mosh-client needs a UTF-8 locale, and {} gives the character set {}", setting, charset),
+            std::string(kLocaleHint)});
 }
 
 Result<void> CheckClientTerminal(const std::string& host) {

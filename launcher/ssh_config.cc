@@ -154,16 +154,17 @@ Result<void> SetStrictHostKeyChecking(SshSettings& s, std::string_view, std::str
   } else if (lower == "ask" || lower == "accept-new") {
     s.strict_host_key_checking = lower;
   } else {
-    return Fail("ssh -G printed stricthostkeychecking \"{}\" (expected yes, no, ask or accept-new)",
-                Sanitize(value));
+    return Fail("ssh -G printed stricthostkeychecking \"{}\" (expected yes, no, ask or accept-new)", Sanitize(value));
   }
   return {};
 }
 
 Result<void> SetConnectTimeout(SshSettings& s, std::string_view key, std::string_view value) {
-  if (Lower(value) != "none") return SetNumber(s.connect_timeout_s, key, value, 0, kMaxSeconds, "a number of seconds or none");
-  s.connect_timeout_s = 0;
-  return {};
+  if (Lower(value) == "none") {
+    s.connect_timeout_s = 0;
+    return {};
+  }
+  return SetNumber(s.connect_timeout_s, key, value, 0, kMaxSeconds, "a number of seconds or none");
 }
 
 // OpenSSH 9 also has "unbound" and "host-bound" (both mean yes for a client like us).
@@ -181,78 +182,92 @@ using Rules = std::map<std::string_view, LineRule, std::less<>>;
 
 const Rules& LineRules() {
   static const Rules kRules{
-      {"hostname", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"hostname",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.hostname = v;
          return {};
        }},
-      {"user", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"user",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.user = v;
          return {};
        }},
       {"port", SetPort},
       {"addressfamily", SetAddressFamily},
       // One file per line, the path may contain spaces.
-      {"identityfile", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"identityfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          if (!v.empty() && Lower(v) != "none") s.identity_files.push_back(ExpandTilde(v));
          return {};
        }},
-      {"identitiesonly", [](SshSettings& s, std::string_view k, std::string_view v) {
-         return SetFlag(s.identities_only, k, v);
-       }},
-      {"identityagent", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"identitiesonly",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.identities_only, k, v); }},
+      {"identityagent",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.identity_agent = v == "none" || v == "SSH_AUTH_SOCK" ? std::string(v) : ExpandTilde(v);
          return {};
        }},
-      {"userknownhostsfile", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"userknownhostsfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          AppendPaths(s.user_known_hosts_files, v);
          return {};
        }},
-      {"globalknownhostsfile", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"globalknownhostsfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          AppendPaths(s.global_known_hosts_files, v);
          return {};
        }},
       {"stricthostkeychecking", SetStrictHostKeyChecking},
-      {"hostkeyalias", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"hostkeyalias",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.host_key_alias = NoneIsEmpty(v);
          return {};
        }},
       {"connecttimeout", SetConnectTimeout},
-      {"serveraliveinterval", [](SshSettings& s, std::string_view k, std::string_view v) {
+      {"serveraliveinterval",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
          return SetNumber(s.server_alive_interval_s, k, v, 0, kMaxSeconds, "a number of seconds");
        }},
-      {"serveralivecountmax", [](SshSettings& s, std::string_view k, std::string_view v) {
+      {"serveralivecountmax",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
          return SetNumber(s.server_alive_count_max, k, v, 0, kMaxSeconds, "a count");
        }},
-      {"controlpath", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"controlpath",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          std::string path = NoneIsEmpty(v);
          s.control_path = path.empty() ? path : ExpandTilde(path);
          return {};
        }},
-      {"proxycommand", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"proxycommand",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.proxy_command = NoneIsEmpty(v);
          return {};
        }},
-      {"proxyjump", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"proxyjump",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.proxy_jump = NoneIsEmpty(v);
          return {};
        }},
-      {"ciphers", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"ciphers",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.ciphers = v;
          return {};
        }},
       {"batchmode", [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.batch_mode, k, v); }},
-      {"preferredauthentications", [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+      {"preferredauthentications",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          s.preferred_authentications = v;
          return {};
        }},
       {"pubkeyauthentication", SetPubkeyAuthentication},
-      {"kbdinteractiveauthentication", [](SshSettings& s, std::string_view k, std::string_view v) {
+      {"kbdinteractiveauthentication",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
          return SetFlag(s.kbd_interactive_authentication, k, v);
        }},
-      {"passwordauthentication", [](SshSettings& s, std::string_view k, std::string_view v) {
-         return SetFlag(s.password_authentication, k, v);
-       }},
-      {"numberofpasswordprompts", [](SshSettings& s, std::string_view k, std::string_view v) {
+      {"passwordauthentication",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.password_authentication, k, v); }},
+      {"numberofpasswordprompts",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
          return SetNumber(s.number_of_password_prompts, k, v, 0, kMaxSeconds, "a count");
        }},
   };
@@ -437,10 +452,11 @@ Result<void> CheckJumpHop(std::string_view hop, const std::vector<std::string>& 
                                   "loop via {}\"",
                                   where, name, name)});
   }
-  return Fail(Error{fmt::format("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")",
-                                name, name, name, name),
-                    fmt::format("add `ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
-                                Sanitize(HopHost(hop)))});
+  return Fail(
+      Error{fmt::format("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")", name,
+                        name, name, name),
+            fmt::format("add `ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
+                        Sanitize(HopHost(hop)))});
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ Result<ControlClient> ControlClient::Connect(const std::string& socket_path, std
   hello.set_program("mconnect");
   auto reply = client.Call<control::HelloReply>(MessageType::kHello, hello, MessageType::kHelloReply, timeout);
   if (!reply) {
-    return Fail(Error{fmt::format("{}: no answer from a master ({})", socket_path, reply.error().message),
-                      reply.error().hint});
+    return Fail(
+        Error{fmt::format("{}: no answer from a master ({})", socket_path, reply.error().message), reply.error().hint});
   }
   client.master_pid_ = reply->pid();
   return client;

@@ -72,8 +72,10 @@ std::expected<MasterLink, int> ReachMaster(const Resolved& resolved, const Optio
   auto status = link->client.Call<control::StatusReply>(proto::MessageType::kStatus, control::StatusRequest{},
                                                         proto::MessageType::kStatusReply, milliseconds(3000));
   if (status && status->link() == "reconnecting") {
-    std::fprintf(stderr, "mconnect: the master's connection to %s is down (%s); this session waits for it to "
-                 "reconnect\n", resolved.ssh.host_alias.c_str(), status->link_detail().c_str());
+    std::fprintf(stderr,
+                 "mconnect: the master's connection to %s is down (%s); this session waits for it to "
+                 "reconnect\n",
+                 resolved.ssh.host_alias.c_str(), status->link_detail().c_str());
   }
   return std::move(*link);
 }
@@ -106,8 +108,8 @@ std::expected<control::StartMoshServerReply, int> StartSessionServer(MasterLink&
   if (const std::string asked = fmt::format("{}", fmt::join(locale, " "));
       options.verbosity > 0 && server->locale_used() != asked && !asked.empty()) {
     progress.Clear();
-    std::fprintf(stderr, "mconnect: the server has no locale for %s; mosh-server runs with %s instead\n",
-                 asked.c_str(), server->locale_used().c_str());
+    std::fprintf(stderr, "mconnect: the server has no locale for %s; mosh-server runs with %s instead\n", asked.c_str(),
+                 server->locale_used().c_str());
   }
   return std::move(*server);
 }

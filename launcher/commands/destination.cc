@@ -36,8 +36,8 @@ Result<Resolved> ResolveWith(const Profile& profile, Options& options) {
   ApplyProfile(options, host);
   auto ssh = ResolveSshSettings(SshForSettings(options), options.destination);
   if (!ssh) {
-    return Fail(Error{ssh.error().message, fmt::format("check the host name and what `{} -G {}` prints", options.ssh,
-                                                       options.destination)});
+    return Fail(Error{ssh.error().message,
+                      fmt::format("check the host name and what `{} -G {}` prints", options.ssh, options.destination)});
   }
   return Resolved{std::move(*ssh), std::move(host)};
 }
@@ -54,10 +54,11 @@ std::expected<Resolved, int> ResolveOrExit(Options& options) {
   auto profile = LoadProfileFor(options);
   if (!profile) {
     const std::string path = ProfilePathOf(options);
-    struct stat st{};
+    struct stat st {};
     if (!options.config_path.empty() && ::stat(path.c_str(), &st) != 0) {
-      term::PrintFailure("mconnect", Error{profile.error().message, "check the path given to --config (without it, "
-                                                                    "the default profile is read)"});
+      term::PrintFailure("mconnect", Error{profile.error().message,
+                                           "check the path given to --config (without it, "
+                                           "the default profile is read)"});
       return std::unexpected(2);
     }
     term::PrintFailure("mconnect", FixTheProfile(profile.error(), path));

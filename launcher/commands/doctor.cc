@@ -35,15 +35,15 @@ using std::chrono::milliseconds;
 
 // What the checks find, for the checks after them.
 struct Findings {
-  Options options;                         // the mosh-server check may correct options.server
-  std::optional<Resolved> resolved = {};   // ssh settings
-  SshProbe probe = {};                     // host key
-  std::optional<MasterLink> link = {};     // master
-  control::DiscoverIpReply ip = {};        // remote-ip
-  std::optional<ProbeReport> udp = {};     // server start: the throwaway server and its UDP probe
-  bool udp_answered = false;               // udp
-  std::string udp_why = {};                // udp: its verdict in words, for the transport check
-  bool relay_answers = false;              // relay
+  Options options;                        // the mosh-server check may correct options.server
+  std::optional<Resolved> resolved = {};  // ssh settings
+  SshProbe probe = {};                    // host key
+  std::optional<MasterLink> link = {};    // master
+  control::DiscoverIpReply ip = {};       // remote-ip
+  std::optional<ProbeReport> udp = {};    // server start: the throwaway server and its UDP probe
+  bool udp_answered = false;              // udp
+  std::string udp_why = {};               // udp: its verdict in words, for the transport check
+  bool relay_answers = false;             // relay
 };
 
 // A check's results, and whether the checks after it can run.
@@ -58,9 +58,7 @@ Outcome Stop(CheckResult result) { return {{std::move(result)}, Outcome::Then::k
 Outcome Unreached(CheckResult result) { return {{std::move(result)}, Outcome::Then::kStopUnreached}; }
 Outcome DoesNotApply() { return {}; }
 
-Transport TransportOf(const Options& options) {
-  return ParseTransport(options.transport).value_or(Transport::kAuto);
-}
+Transport TransportOf(const Options& options) { return ParseTransport(options.transport).value_or(Transport::kAuto); }
 
 Outcome CheckSshSettings(Findings& f) {
   auto resolved = Resolve(f.options);
@@ -79,7 +77,8 @@ Outcome CheckTcp(Findings& f) {
                                    ssh.proxy_jump.empty() ? "ProxyCommand" : "ProxyJump " + ssh.proxy_jump)));
   }
   auto start = Clock::now();
-  auto tcp = ReachTcp(ssh.hostname, ssh.port, std::chrono::seconds(ssh.connect_timeout_s > 0 ? ssh.connect_timeout_s : 10));
+  auto tcp =
+      ReachTcp(ssh.hostname, ssh.port, std::chrono::seconds(ssh.connect_timeout_s > 0 ? ssh.connect_timeout_s : 10));
   if (!tcp) {
     return Unreached(Failed(tcp.error().message,
                             fmt::format("check HostName and Port (`{} -G {}`), that sshd runs on the server and that "
@@ -114,19 +113,21 @@ Outcome CheckHostKey(Findings& f) {
       return GoOn(Passed(fmt::format("known and matching ({})", known_hosts)));
     case SshProbe::HostKey::kUnknown:
       if (policy == "accept-new" || policy == "no") {
-        return GoOn(Passed(fmt::format("not known yet; added to {} on the first connection "
-                                       "(StrictHostKeyChecking {})", known_hosts, policy)));
+        return GoOn(
+            Passed(fmt::format("not known yet; added to {} on the first connection "
+                               "(StrictHostKeyChecking {})",
+                               known_hosts, policy)));
       }
       return GoOn(Failed(fmt::format("the server's host key is not in {}", known_hosts),
                          fmt::format("connect once with `ssh {}` and compare the fingerprint with the server's "
                                      "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there) before answering yes",
                                      host)));
     case SshProbe::HostKey::kChanged:
-      return Unreached(Failed(
-          fmt::format("the server's host key has CHANGED since it was stored in {}", known_hosts),
-          fmt::format("if the server was reinstalled or rekeyed, remove the old key with `ssh-keygen -R {}` and "
-                      "connect again; otherwise do not connect",
-                      ssh.port == 22 ? ssh.hostname : fmt::format("'[{}]:{}'", ssh.hostname, ssh.port))));
+      return Unreached(
+          Failed(fmt::format("the server's host key has CHANGED since it was stored in {}", known_hosts),
+                 fmt::format("if the server was reinstalled or rekeyed, remove the old key with `ssh-keygen -R {}` and "
+                             "connect again; otherwise do not connect",
+                             ssh.port == 22 ? ssh.hostname : fmt::format("'[{}]:{}'", ssh.hostname, ssh.port))));
     case SshProbe::HostKey::kUnreached:
       return Unreached(Failed(fmt::format("ssh stopped before the host key: {}", f.probe.said),
                               fmt::format("run `{} -v {}` to see where it stops", f.options.ssh, host)));
@@ -142,8 +143,8 @@ Outcome CheckAuth(Findings& f) {
   auto offers = [&](std::string_view method) { return std::ranges::find(methods, method) != methods.end(); };
   const bool agent =
       ssh.identity_agent != "none" && (!ssh.identity_agent.empty() || std::getenv("SSH_AUTH_SOCK") != nullptr);
-  const auto keys =
-      std::ranges::count_if(ssh.identity_files, [](const std::string& file) { return ::access(file.c_str(), R_OK) == 0; });
+  const auto keys = std::ranges::count_if(ssh.identity_files,
+                                          [](const std::string& file) { return ::access(file.c_str(), R_OK) == 0; });
   if (!offers("publickey") && !offers("keyboard-interactive") && !offers("password") && !offers("none")) {
     return GoOn(Failed(fmt::format("the server offers only {}", offered),
                        "ask the server's administrator to allow publickey authentication"));
@@ -153,8 +154,8 @@ Outcome CheckAuth(Findings& f) {
                        fmt::format("create a key with `ssh-keygen -t ed25519` and install it with `ssh-copy-id {}`",
                                    f.options.destination)));
   }
-  return GoOn(Passed(fmt::format("the server offers {}; mconnect has {} key file(s){}", offered, keys,
-                                 agent ? " and an agent" : "")));
+  return GoOn(Passed(
+      fmt::format("the server offers {}; mconnect has {} key file(s){}", offered, keys, agent ? " and an agent" : "")));
 }
 
 Outcome CheckMaster(Findings& f) {
@@ -240,8 +241,8 @@ Outcome CheckRemoteIp(Findings& f) {
       continue;
     }
     answered = true;
-    outcome.results.push_back(Passed(fmt::format("{} -> {} ({} ms)", candidate.strategy(), candidate.address(),
-                                                 candidate.elapsed_ms())));
+    outcome.results.push_back(
+        Passed(fmt::format("{} -> {} ({} ms)", candidate.strategy(), candidate.address(), candidate.elapsed_ms())));
   }
   if (f.ip.address().empty() || !answered) {
     outcome.results.push_back(
@@ -295,9 +296,9 @@ Outcome CheckRelay(Findings& f) {
     return GoOn(Failed(relayed.error(), "the relay beside mosh-server needs perl (or mconnect) on the server's PATH"));
   }
   if (!relayed->result.answered) {
-    return GoOn(Failed(fmt::format("mosh-server did not answer through the {} relay: {}", relayed->relay,
-                                   relayed->result.detail),
-                       fmt::format("run `mconnect -vv {}` and read the master's log", f.options.destination)));
+    return GoOn(Failed(
+        fmt::format("mosh-server did not answer through the {} relay: {}", relayed->relay, relayed->result.detail),
+        fmt::format("run `mconnect -vv {}` and read the master's log", f.options.destination)));
   }
   f.relay_answers = true;
   return GoOn(Passed(fmt::format("mosh-server answered through the {} relay over SSH in {} ms", relayed->relay,
@@ -315,20 +316,21 @@ Outcome CheckTransport(Findings& f) {
     Options over_ssh = f.options;
     over_ssh.transport = "ssh";
     over_ssh.explicitly_set.transport = true;
-    const std::string works =
-        fmt::format("mosh over SSH works here (relay above): run `{}`, or {} (auto, the default, then goes over SSH "
-                    "by itself)",
-                    CommandLineFor(Options::Command::kConnect, over_ssh),
-                    f.options.explicitly_set.transport ? "leave out --transport=udp"
-                                                       : "take transport = \"udp\" out of the profile");
+    const std::string works = fmt::format(
+        "mosh over SSH works here (relay above): run `{}`, or {} (auto, the default, then goes over SSH "
+        "by itself)",
+        CommandLineFor(Options::Command::kConnect, over_ssh),
+        f.options.explicitly_set.transport ? "leave out --transport=udp"
+                                           : "take transport = \"udp\" out of the profile");
     return GoOn(Failed("udp (--transport=udp): mosh-client would hear nothing from mosh-server (" + f.udp_why + ")",
                        f.relay_answers ? works
                                        : "forward the UDP ports (see udp above); mosh over SSH does not work either "
                                          "(relay above)"));
   }
   if (!f.relay_answers) return DoesNotApply();  // the relay's failure says it all
-  return GoOn(Passed(transport == Transport::kSsh ? "ssh (--transport=ssh): mosh's datagrams go over the master"
-                                                  : "ssh (auto): " + f.udp_why + "; mosh's datagrams go over the master"));
+  return GoOn(Passed(transport == Transport::kSsh
+                         ? "ssh (--transport=ssh): mosh's datagrams go over the master"
+                         : "ssh (auto): " + f.udp_why + "; mosh's datagrams go over the master"));
 }
 
 struct DoctorCheck {

@@ -38,17 +38,17 @@ Result<control::StartMoshServerReply> StartThrowawayServer(MasterLink& link, con
   request.add_command("sleep");
   request.add_command("60");
   request.set_timeout_ms(20000);
-  return link.client.Call<control::StartMoshServerReply>(proto::MessageType::kStartMoshServer, request,
-                                                         proto::MessageType::kStartMoshServerReply, milliseconds(30000));
+  return link.client.Call<control::StartMoshServerReply>(
+      proto::MessageType::kStartMoshServer, request, proto::MessageType::kStartMoshServerReply, milliseconds(30000));
 }
 
 }  // namespace
 
 Result<control::DiscoverIpReply> DiscoverIp(MasterLink& link, const Options& options, const HostProfile& profile,
                                             bool refresh) {
-  return link.client.Call<control::DiscoverIpReply>(proto::MessageType::kDiscoverIp,
-                                                    IpRequest(options, profile, refresh),
-                                                    proto::MessageType::kDiscoverIpReply, ChainBudget(options, profile));
+  return link.client.Call<control::DiscoverIpReply>(
+      proto::MessageType::kDiscoverIp, IpRequest(options, profile, refresh), proto::MessageType::kDiscoverIpReply,
+      ChainBudget(options, profile));
 }
 
 Result<control::DiscoverIpReply> DiscoverAll(MasterLink& link, const Options& options, const HostProfile& profile) {
@@ -82,8 +82,8 @@ void KillServer(MasterLink& link, std::uint32_t pid) {
   kill.set_command(fmt::format("kill {0} 2>/dev/null; sleep 0.2; kill -9 {0} 2>/dev/null; true", pid));
   kill.set_timeout_ms(5000);
   auto errand = proto::ControlClient::Connect(link.socket_path, milliseconds(3000));
-  Result<void> posted = errand ? errand->Post(proto::MessageType::kExec, kill, milliseconds(3000))
-                               : Result<void>(Fail(errand.error()));
+  Result<void> posted =
+      errand ? errand->Post(proto::MessageType::kExec, kill, milliseconds(3000)) : Result<void>(Fail(errand.error()));
   if (!posted) log::Debug("could not ask the master to end mosh-server {}: {}", pid, posted.error().message);
 }
 
@@ -116,8 +116,8 @@ Result<RelayProbe> ProbeThroughRelay(MasterLink& link, const Options& options) {
     KillServer(link, server->server_pid());
     return Fail(started.error());
   }
-  auto result = remoteip::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(started->local_port()),
-                                          server->key(), milliseconds(5000));
+  auto result = remoteip::ProbeMoshServer("127.0.0.1", static_cast<std::uint16_t>(started->local_port()), server->key(),
+                                          milliseconds(5000));
   KillServer(link, server->server_pid());
   if (!result) return Fail(result.error());
   return RelayProbe{started->relay(), *result};

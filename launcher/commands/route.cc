@@ -39,12 +39,13 @@ Result<FoundAddress> ProbeCandidates(MasterLink& link, const Options& options, c
   auto report = ProbeAddresses(link, options, CandidateAddresses(ip), false);
   if (!report) return Fail(report.error());
   FoundAddress found{ip.address(), true, false, ""};
-  auto answered = std::ranges::find_if(report->probes, [](const AddressProbe& p) { return p.result && p.result->answered; });
+  auto answered =
+      std::ranges::find_if(report->probes, [](const AddressProbe& p) { return p.result && p.result->answered; });
   if (answered != report->probes.end()) {
     found.address = answered->address;
     found.answered = true;
-    found.probe_detail = fmt::format("mosh-server answered over UDP at {} in {} ms", answered->address,
-                                     answered->result->rtt.count());
+    found.probe_detail =
+        fmt::format("mosh-server answered over UDP at {} in {} ms", answered->address, answered->result->rtt.count());
     return found;
   }
   for (const auto& probe : report->probes) {
@@ -120,7 +121,8 @@ Result<Route> AutoRoute(MasterLink& link, const Options& options, const HostProf
   const std::string key = found->address + "/" + LocalAddressTowards(found->address);
   const std::string verdict_path = VerdictPathFor(link.socket_path);
   const auto ttl = std::chrono::seconds(profile.remote_ip_cache_ttl_s);
-  if (auto verdict = RecallVerdict(verdict_path, key, ttl)) return Route{verdict->transport, found->address, verdict->why};
+  if (auto verdict = RecallVerdict(verdict_path, key, ttl))
+    return Route{verdict->transport, found->address, verdict->why};
   auto verdict = ProbeVerdict(link, options, found->address, progress);
   if (!verdict) return Fail(verdict.error());
   if (ttl.count() > 0) RememberVerdict(verdict_path, key, *verdict);

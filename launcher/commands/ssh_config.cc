@@ -30,28 +30,30 @@ std::string ControlPathFor(const Options& options, const HostProfile& profile) {
 
 // Prints the lines where `place` says they take effect; returns the exit status.
 int PrintLines(const ControlPathPlace& place, const std::string& host, const std::string& lines) {
-  const std::string uses = fmt::format("plain `ssh {}` (and scp, rsync, git) then use mconnect's master\n"
-                                       "# when one is running, and connect as usual when none is.",
-                                       host);
+  const std::string uses = fmt::format(
+      "plain `ssh {}` (and scp, rsync, git) then use mconnect's master\n"
+      "# when one is running, and connect as usual when none is.",
+      host);
   switch (place.kind) {
     case ControlPathPlace::Kind::kAppend:
       std::printf("# Add to %s: %s\n%s", place.file.c_str(), uses.c_str(), lines.c_str());
       return 0;
     case ControlPathPlace::Kind::kAbove:
-      std::printf("# Put these lines in %s above line %d (`%s`, the first block there that applies to %s):\n"
-                  "# ssh keeps the first ControlPath it reads, and one read before the end of the file\n"
-                  "# (`ControlPath none` counts) would win over them. There, %s\n%s",
-                  place.file.c_str(), place.line, place.block.c_str(), host.c_str(), uses.c_str(), lines.c_str());
+      std::printf(
+          "# Put these lines in %s above line %d (`%s`, the first block there that applies to %s):\n"
+          "# ssh keeps the first ControlPath it reads, and one read before the end of the file\n"
+          "# (`ControlPath none` counts) would win over them. There, %s\n%s",
+          place.file.c_str(), place.line, place.block.c_str(), host.c_str(), uses.c_str(), lines.c_str());
       return 0;
     case ControlPathPlace::Kind::kOverridden:
       term::PrintFailure(
           "mconnect",
-          Error{fmt::format("{} sets ControlPath for every host {}, outside any Host or Match block, and ssh keeps the "
-                            "first value it reads: no lines for {} can change it",
-                            place.file,
-                            place.line > 0 ? fmt::format("above line {}", place.line)
-                                           : std::string("before any block for it"),
-                            host),
+          Error{fmt::format(
+                    "{} sets ControlPath for every host {}, outside any Host or Match block, and ssh keeps the "
+                    "first value it reads: no lines for {} can change it",
+                    place.file,
+                    place.line > 0 ? fmt::format("above line {}", place.line) : std::string("before any block for it"),
+                    host),
                 "edit that ControlPath line, or move it into a `Host *` block at the end of the file"});
       return 1;
   }

@@ -85,8 +85,8 @@ void PrintJson(const std::vector<KnownMaster>& known, const std::vector<std::str
 // A master that did not answer: what its record says.
 void PrintSilentRow(const control::MasterRecord& r) {
   const bool starting = r.state() != "serving";
-  const auto age = static_cast<std::uint64_t>(
-      std::max<long long>(0, std::time(nullptr) - static_cast<long long>(r.started_unix())));
+  const auto age =
+      static_cast<std::uint64_t>(std::max<long long>(0, std::time(nullptr) - static_cast<long long>(r.started_unix())));
   std::printf(kRow, r.destination().c_str(), std::to_string(r.pid()).c_str(), HumanDuration(age).c_str(),
               starting ? (r.state() == "asking" ? "asking" : "starting") : "not answering", "-", "-", "-", "-", "-",
               r.socket_path().c_str());
@@ -99,7 +99,8 @@ void PrintSilentRow(const control::MasterRecord& r) {
 // The lines under a master's row: how it was started, its link, the transport verdict, and its
 // mosh sessions over SSH.
 void PrintDetails(const control::StatusReply& m) {
-  if (!m.alias().empty() && m.alias() != m.destination()) std::printf("    started as: mconnect %s\n", m.alias().c_str());
+  if (!m.alias().empty() && m.alias() != m.destination())
+    std::printf("    started as: mconnect %s\n", m.alias().c_str());
   if (!m.link_detail().empty()) std::printf("    link: %s\n", m.link_detail().c_str());
   if (auto stored = ReadVerdict(VerdictPathFor(m.socket_path()))) {
     // The verdict new sessions with --transport=auto follow (sessions over UDP are mosh-client's
@@ -110,12 +111,13 @@ void PrintDetails(const control::StatusReply& m) {
                 HumanDuration(static_cast<std::uint64_t>(std::max<long long>(0, stored->age.count()))).c_str());
   }
   for (const auto& r : m.relay_sessions()) {
-    std::printf("    mosh over SSH: 127.0.0.1:%u -> server UDP %u (mosh-server pid %u, %s relay%s): %s; "
-                "%llu up, %llu down, %llu dropped, %llu channel(s)\n",
-                r.local_port(), r.server_port(), r.server_pid(), r.relay().empty() ? "starting" : r.relay().c_str(),
-                r.carrying() ? "" : ", reopening", r.reason().empty() ? "transport ssh" : r.reason().c_str(),
-                static_cast<unsigned long long>(r.to_server()), static_cast<unsigned long long>(r.to_client()),
-                static_cast<unsigned long long>(r.dropped()), static_cast<unsigned long long>(r.channels()));
+    std::printf(
+        "    mosh over SSH: 127.0.0.1:%u -> server UDP %u (mosh-server pid %u, %s relay%s): %s; "
+        "%llu up, %llu down, %llu dropped, %llu channel(s)\n",
+        r.local_port(), r.server_port(), r.server_pid(), r.relay().empty() ? "starting" : r.relay().c_str(),
+        r.carrying() ? "" : ", reopening", r.reason().empty() ? "transport ssh" : r.reason().c_str(),
+        static_cast<unsigned long long>(r.to_server()), static_cast<unsigned long long>(r.to_client()),
+        static_cast<unsigned long long>(r.dropped()), static_cast<unsigned long long>(r.channels()));
   }
 }
 
@@ -127,7 +129,9 @@ void PrintRow(const control::StatusReply& m) {
   // The master counts this status request's own connection among its clients.
   std::printf(kRow, m.destination().c_str(), std::to_string(m.pid()).c_str(),
               HumanDuration(m.uptime_ms() / 1000).c_str(),
-              m.stopping() ? "stopping" : m.link().empty() ? "up" : m.link().c_str(),
+              m.stopping()       ? "stopping"
+              : m.link().empty() ? "up"
+                                 : m.link().c_str(),
               std::to_string(m.connections()).c_str(), std::to_string(m.channels()).c_str(),
               std::to_string(m.clients() > 0 ? m.clients() - 1 : 0).c_str(),
               (HumanBytes(m.bytes_sent()) + "/" + HumanBytes(m.bytes_received())).c_str(), last.c_str(),

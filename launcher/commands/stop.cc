@@ -77,9 +77,9 @@ int EndSilent(const KnownMaster& master) {
 Result<void> AskToStop(const KnownMaster& master, bool when_idle) {
   auto client = proto::ControlClient::Connect(master.record.socket_path(), milliseconds(2000));
   if (!client) {
-    return Fail(Error{fmt::format("the master for {} stopped answering: {}", master.record.destination(),
-                                  client.error().message),
-                      client.error().hint});
+    return Fail(Error{
+        fmt::format("the master for {} stopped answering: {}", master.record.destination(), client.error().message),
+        client.error().hint});
   }
   control::StopRequest request;
   request.set_when_idle(when_idle);
@@ -93,7 +93,7 @@ Result<void> AskToStop(const KnownMaster& master, bool when_idle) {
 // right after `mconnect stop` sees no master.
 void WaitForSocketGone(const std::string& socket_path) {
   auto deadline = Clock::now() + std::chrono::seconds(5);
-  struct stat st{};
+  struct stat st {};
   while (::stat(socket_path.c_str(), &st) == 0 && Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -114,9 +114,10 @@ int StopMaster(const KnownMaster& master, bool force) {
     return 1;
   }
   if (!now) {
-    std::printf("the master for %s (pid %u) takes no new clients and exits once what it carries (%s) has "
-                "ended; `mconnect stop --force %s` ends it now\n",
-                master.record.destination().c_str(), pid, carried.c_str(), name.c_str());
+    std::printf(
+        "the master for %s (pid %u) takes no new clients and exits once what it carries (%s) has "
+        "ended; `mconnect stop --force %s` ends it now\n",
+        master.record.destination().c_str(), pid, carried.c_str(), name.c_str());
     return 0;
   }
   WaitForSocketGone(master.record.socket_path());

@@ -119,7 +119,8 @@ TEST_F(DoctorTest, JsonStaysJsonWithQuotesAndBackslashesInValues) {
 }
 
 // A byte that is no UTF-8 in a value (a --socket path may hold any byte) becomes U+FFFD: the JSON
-// stays JSON (it used to carry the byte as it was, which no JSON parser takes).
+// stays JSON. It used to carry the byte as it was, and JSON text is UTF-8 (RFC 8259): a reader
+// that decodes strictly, as below, refused it.
 TEST_F(DoctorTest, JsonStaysJsonWithBytesThatAreNotUtf8) {
   Start();
   auto json = Doctor({"--json", "--socket=" + lab_->dir().Sub("not\xffutf8.sock")});
@@ -127,6 +128,12 @@ TEST_F(DoctorTest, JsonStaysJsonWithBytesThatAreNotUtf8) {
   auto tool = JsonTool(json.out);
   EXPECT_EQ(tool.exit_code, 0) << tool.err << "\nin: " << json.out;
   EXPECT_THAT(json.out, HasSubstr("not\xEF\xBF\xBDutf8.sock"));
+  CommandOptions feed;
+  feed.input = json.out;
+  auto strict = RunCommand(
+      {"python3", "-c", "import json, sys\njson.loads(sys.stdin.buffer.read().decode('utf-8', 'strict'))\n"}, feed);
+  ASSERT_TRUE(strict) << strict.error().message;
+  EXPECT_EQ(strict->exit_code, 0) << strict->err << "\nin: " << json.out;
 }
 
 // The server's sessions get a PATH (sshd's SetEnv) that holds the usual tools but no mosh-server.
