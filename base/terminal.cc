@@ -29,25 +29,15 @@ std::string Paint(std::string_view text, Color color, bool enabled) {
   return fmt::format("\033[{}m{}\033[0m", code, text);
 }
 
-Failure SplitHint(std::string_view text) {
-  constexpr std::string_view kHintMark = "\nhint: ";
-  auto at = text.find(kHintMark);
-  if (at == std::string_view::npos) return {std::string(text), ""};
-  return {std::string(text.substr(0, at)), std::string(text.substr(at + kHintMark.size()))};
-}
-
-void PrintFailure(std::string_view program, std::string_view text, std::string_view hint) {
-  const Failure failure = SplitHint(text);
-  const std::string_view message = failure.message;
-  if (hint.empty()) hint = failure.hint;
+void PrintFailure(std::string_view program, const Error& error) {
   const bool color = ColorOn(STDERR_FILENO);
-  if (!message.empty()) {
+  if (!error.message.empty()) {
     std::fprintf(stderr, "%.*s: %s\n", int(program.size()), program.data(),
-                 Paint(message, Color::kRed, color).c_str());
+                 Paint(error.message, Color::kRed, color).c_str());
   }
-  if (!hint.empty()) {
-    std::fprintf(stderr, "%.*s: %s %.*s\n", int(program.size()), program.data(),
-                 Paint("hint:", Color::kYellow, color).c_str(), int(hint.size()), hint.data());
+  if (!error.hint.empty()) {
+    std::fprintf(stderr, "%.*s: %s %s\n", int(program.size()), program.data(),
+                 Paint("hint:", Color::kYellow, color).c_str(), error.hint.c_str());
   }
 }
 

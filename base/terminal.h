@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
+
 namespace mconnect::term {
 
 // True when `fd` is a terminal and colours are allowed on it (see above).
@@ -18,17 +20,8 @@ enum class Color { kRed, kGreen, kYellow, kBold };
 // `text` wrapped in the colour's escape sequences when `enabled`, else `text` unchanged.
 std::string Paint(std::string_view text, Color color, bool enabled);
 
-// A message that carries its own hint after "\nhint: " (as the master's error replies do),
-// split there; `hint` is empty when there is none.
-struct Failure {
-  std::string message;
-  std::string hint;
-};
-Failure SplitHint(std::string_view text);
-
-// "PROGRAM: MESSAGE" on stderr, then "PROGRAM: hint: HINT" when there is a hint: `hint`, else
-// the one the message carries (SplitHint).
-void PrintFailure(std::string_view program, std::string_view message, std::string_view hint = {});
+// "PROGRAM: MESSAGE" on stderr, then "PROGRAM: hint: HINT" when the error has a hint.
+void PrintFailure(std::string_view program, const Error& error);
 
 // One line on stderr that each slow step overwrites ("mconnect: bebou: authenticating…"),
 // erased by Clear() or the destructor, so that nothing is left on the screen when all went

@@ -1,4 +1,5 @@
-// The launcher's commands. Each returns the process exit status and prints its own one-line
+// The launcher's commands, one file each under launcher/commands/ (main.cc picks one from the
+// parsed command line). Each returns the process exit status and prints its own one-line
 // failure; ssh's convention: 255 when the connection or authentication failed.
 #pragma once
 
@@ -8,12 +9,12 @@ namespace mconnect::launcher {
 
 inline constexpr int kExitConnectionFailed = 255;
 
-int RunConnect(Options options);
-int RunStatus(const Options& options);
-int RunStop(const Options& options);
-int RunIp(Options options);
-int RunSshConfig(const Options& options);
-int RunDoctor(Options options);
-int RunMaster(Options options);
+int RunConnect(Options options);           // commands/connect.cc
+int RunStatus(const Options& options);     // commands/status.cc
+int RunStop(const Options& options);       // commands/stop.cc
+int RunIp(Options options);                // commands/ip.cc
+int RunSshConfig(const Options& options);  // commands/ssh_config.cc
+int RunDoctor(Options options);            // commands/doctor.cc
+int RunMaster(Options options);            // commands/master.cc
 
 }  // namespace mconnect::launcher

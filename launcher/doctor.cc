@@ -17,6 +17,8 @@
 #include "base/subprocess.h"
 #include "base/terminal.h"
 #include "base/unique_fd.h"
+#include "launcher/doctor.pb.h"
+#include "launcher/json.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -48,59 +50,54 @@ std::string Field(std::string_view out, std::string_view key) {
 
 }  // namespace
 
-DoctorReport::DoctorReport(bool live) : live_(live), color_(term::ColorOn(STDOUT_FILENO)) {}
-
-void DoctorReport::Ok(std::string name, std::string detail) {
-  checks_.push_back({std::move(name), true, std::move(detail), ""});
-  if (live_) Print(checks_.back());
+CheckResult Passed(std::string message) { return {Verdict::kOk, std::move(message), ""}; }
+CheckResult Warning(std::string message) { return {Verdict::kWarning, std::move(message), ""}; }
+CheckResult Failed(std::string message, std::string hint) {
+  return {Verdict::kFailure, std::move(message), std::move(hint)};
+}
+CheckResult Failed(const Error& error, std::string fallback) {
+  return Failed(error.message, error.hint.empty() ? std::move(fallback) : error.hint);
 }
 
-void DoctorReport::Fail(std::string name, std::string detail, std::string fix) {
-  checks_.push_back({std::move(name), false, std::move(detail), std::move(fix)});
+DoctorReport::DoctorReport(bool live) : live_(live), color_(term::ColorOn(STDOUT_FILENO)) {}
+
+void DoctorReport::Add(std::string name, CheckResult result) {
+  checks_.push_back({std::move(name), std::move(result)});
   if (live_) Print(checks_.back());
 }
 
 bool DoctorReport::failed() const {
-  return std::ranges::any_of(checks_, [](const Check& check) { return !check.ok; });
+  return std::ranges::any_of(checks_, [](const Check& check) { return check.result.verdict == Verdict::kFailure; });
 }
 
 void DoctorReport::Print(const Check& check) const {
-  std::string verdict = check.ok ? term::Paint("OK  ", term::Color::kGreen, color_)
-                                 : term::Paint("FAIL", term::Color::kRed, color_);
-  std::printf("%s  %-14s %s\n", verdict.c_str(), check.name.c_str(), check.detail.c_str());
-  if (!check.fix.empty()) std::printf("      %-14s fix: %s\n", "", check.fix.c_str());
+  const CheckResult& result = check.result;
+  if (result.verdict == Verdict::kWarning) {
+    std::printf("      %-14s %s\n", "", result.message.c_str());
+  } else {
+    std::string verdict = result.verdict == Verdict::kOk ? term::Paint("OK  ", term::Color::kGreen, color_)
+                                                         : term::Paint("FAIL", term::Color::kRed, color_);
+    std::printf("%s  %-14s %s\n", verdict.c_str(), check.name.c_str(), result.message.c_str());
+  }
+  if (!result.hint.empty()) std::printf("      %-14s fix: %s\n", "", result.hint.c_str());
   std::fflush(stdout);
 }
 
 std::string DoctorReport::Json(std::string_view destination) const {
-  std::string out = fmt::format("{{\"destination\": {}, \"ok\": {}, \"checks\": [", JsonQuote(destination),
-                                failed() ? "false" : "true");
-  for (std::size_t i = 0; i < checks_.size(); ++i) {
-    const Check& c = checks_[i];
-    out += fmt::format("{}{{\"check\": {}, \"ok\": {}, \"detail\": {}, \"fix\": {}}}", i ? ", " : "",
-                       JsonQuote(c.name), c.ok ? "true" : "false", JsonQuote(c.detail), JsonQuote(c.fix));
+  doctor::Report report;
+  report.set_destination(ValidUtf8(destination));
+  report.set_ok(!failed());
+  for (const Check& check : checks_) {
+    doctor::Check& out = *report.add_checks();
+    out.set_check(ValidUtf8(check.name));
+    out.set_ok(check.result.verdict != Verdict::kFailure);
+    out.set_detail(ValidUtf8(check.result.message));
+    out.set_fix(ValidUtf8(check.result.hint));
+    out.set_result(check.result.verdict == Verdict::kOk        ? "ok"
+                   : check.result.verdict == Verdict::kWarning ? "warning"
+                                                               : "failure");
   }
-  return out + "]}";
-}
-
-std::string JsonQuote(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+  return ToJson(report);
 }
 
 Result<std::string> ReachTcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {

@@ -1,38 +1,59 @@
-// The pieces of `mconnect doctor`: the report (one line per check, OK or FAIL, and for a
-// failure exactly what to fix), and the checks that need no master, each a function whose
-// parsing part is pure so that unit tests can feed it what OpenSSH and a server print.
+// The pieces of `mconnect doctor`: the report (one line per check result: OK, FAIL with exactly
+// what to fix, or an indented warning), and the checks' parts that need no master, each a
+// function whose parsing part is pure so that unit tests can feed it what OpenSSH and a server
+// print. The checks themselves, in order, are in launcher/commands/doctor.cc.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
 
 namespace mconnect::launcher {
 
+// A warning is said but does not fail the run (a remote-ip strategy that failed where a later
+// one answered).
+enum class Verdict { kOk, kWarning, kFailure };
+
+// What one check found.
+struct CheckResult {
+  Verdict verdict = Verdict::kOk;
+  std::string message;  // what was found
+  std::string hint;     // what to do about it; empty when there is nothing to do
+};
+CheckResult Passed(std::string message);
+CheckResult Warning(std::string message);
+CheckResult Failed(std::string message, std::string hint);
+// A failure said by `error`, with `fallback` as the hint when the error has none of its own.
+CheckResult Failed(const Error& error, std::string fallback = "");
+
 struct Check {
-  std::string name;    // "tcp", "host key", ...
-  bool ok = false;
-  std::string detail;  // what was found
-  std::string fix;     // for a failure: what to do about it
+  std::string name;  // "tcp", "host key", ...
+  CheckResult result;
 };
 
-// The checks in the order they ran. With `live`, each check is printed on stdout as it is added
-// (the table: "OK    NAME           DETAIL", "FAIL  NAME           DETAIL", "      fix: ..."),
-// in colour when stdout is a terminal and NO_COLOR is unset.
+// The results in the order they came. With `live`, each is printed on stdout as it is added
+// (the table: "OK    NAME           DETAIL", "FAIL  NAME           DETAIL", "      fix: ...", a
+// warning as "                     DETAIL"), in colour when stdout is a terminal and NO_COLOR is
+// unset.
 class DoctorReport {
  public:
   explicit DoctorReport(bool live);
 
-  void Ok(std::string name, std::string detail);
-  void Fail(std::string name, std::string detail, std::string fix);
+  void Add(std::string name, CheckResult result);
+  void Ok(std::string name, std::string detail) { Add(std::move(name), Passed(std::move(detail))); }
+  void Fail(std::string name, std::string detail, std::string fix) {
+    Add(std::move(name), Failed(std::move(detail), std::move(fix)));
+  }
 
   bool failed() const;
   const std::vector<Check>& checks() const { return checks_; }
-  // {"destination": ..., "ok": ..., "checks": [{"check", "ok", "detail", "fix"}...]}.
+  // The report as doctor.proto's Report in protobuf's JSON: {"destination", "ok", "checks":
+  // [{"check", "ok", "detail", "fix", "result"}...]}, one line.
   std::string Json(std::string_view destination) const;
 
  private:
@@ -42,9 +63,6 @@ class DoctorReport {
   bool color_;
   std::vector<Check> checks_;
 };
-
-// `text` as a JSON string literal, quotes included.
-std::string JsonQuote(std::string_view text);
 
 // A TCP connection to host:port (every address getaddrinfo gives, in order) within `timeout`:
 // "ADDRESS port PORT" of the first that accepts, or why none did.

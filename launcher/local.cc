@@ -47,8 +47,8 @@ Result<std::string> LocalAddress(const std::string& host, remoteip::Family famil
   if (!result || !result->address) {
     std::string why = result && !result->candidates.empty() ? result->candidates.front().error : "no answer";
     if (why.starts_with("dns: ")) why.erase(0, 5);
-    return Fail("--local: {}\nhint: give --local the address mosh-server should listen on, e.g. "
-                "`mconnect --local 127.0.0.1`", why);
+    return Fail(Error{fmt::format("--local: {}", why),
+                      "give --local the address mosh-server should listen on, e.g. `mconnect --local 127.0.0.1`"});
   }
   return *result->address;
 }
@@ -57,7 +57,7 @@ Result<std::string> LocalAddress(const std::string& host, remoteip::Family famil
 Error LocalServerError(const mosh::MoshServerError& error) {
   std::string message = error.message;
   if (auto at = message.find(" on the server"); at != std::string::npos) message.replace(at, 14, " on this machine");
-  std::string_view hint;
+  std::string hint;
   switch (error.kind) {
     case mosh::MoshServerFailure::kNotFound:
       hint = "install mosh here (apt install mosh), or pass --server=/full/path/to/mosh-server";
@@ -71,10 +71,10 @@ Error LocalServerError(const mosh::MoshServerError& error) {
     case mosh::MoshServerFailure::kBadPort:
       break;
   }
-  return Error{hint.empty() ? message : fmt::format("{}\nhint: {}", message, hint)};
+  return Error{message, hint};
 }
 
-void Print(const Error& error) { term::PrintFailure("mconnect", error.message); }
+void Print(const Error& error) { term::PrintFailure("mconnect", error); }
 
 }  // namespace
 
@@ -128,8 +128,8 @@ int RunLocal(const Options& options) {
     return 1;
   }
   if (ran->timed_out) {
-    Print(Error{fmt::format("mosh-server did not answer within {} s\nhint: run `mosh-server new` by hand to see why",
-                            kServerTimeout.count() / 1000)});
+    Print(Error{fmt::format("mosh-server did not answer within {} s", kServerTimeout.count() / 1000),
+                "run `mosh-server new` by hand to see why"});
     return 1;
   }
   auto connect = mosh::ParseMoshServerOutput(ran->exit_code, ran->out, ran->err);

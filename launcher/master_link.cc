@@ -261,12 +261,14 @@ Result<MasterLink> ConnectOrStartMaster(const SshSettings& settings, const Optio
     using Kind = proto::SocketAnswer::Kind;
     if (there.kind == Kind::kSilent) {
       auto record = proto::ReadRecord(proto::PathsForSocket(socket_path).record);
-      return Fail("the master at {} does not answer{}\nhint: `mconnect stop {}` ends it", socket_path,
-                  record ? fmt::format(" (pid {})", record->pid()) : "", settings.host_alias);
+      return Fail(Error{fmt::format("the master at {} does not answer{}", socket_path,
+                                    record ? fmt::format(" (pid {})", record->pid()) : ""),
+                        fmt::format("`mconnect stop {}` ends it", settings.host_alias)});
     }
     if (there.kind == Kind::kOpenSsh || there.kind == Kind::kOther || there.kind == Kind::kNotSocket) {
       if (!options.socket_path.empty()) {
-        return Fail("{} is in use by {}\nhint: choose another --socket", socket_path, proto::DescribeAnswer(there));
+        return Fail(Error{fmt::format("{} is in use by {}", socket_path, proto::DescribeAnswer(there)),
+                          "choose another --socket"});
       }
       // The user's ControlPath belongs to someone else: plain ssh goes on using it, and
       // mconnect's master takes its own socket.

@@ -45,7 +45,8 @@ Result<std::string> FindClient(const std::string& client) {
       "--client=/full/path/to/mosh-client (or client = \"...\" in the profile)";
   if (client.find('/') != std::string::npos) {
     if (int error = NotRunnable(client); error != 0) {
-      return Fail("cannot run mosh-client {}: {}\nhint: {}", client, std::strerror(error), kHint);
+      return Fail(
+          Error{fmt::format("cannot run mosh-client {}: {}", client, std::strerror(error)), std::string(kHint)});
     }
     return client;
   }
@@ -59,7 +60,7 @@ Result<std::string> FindClient(const std::string& client) {
     if (colon == std::string_view::npos) break;
     directories.remove_prefix(colon + 1);
   }
-  return Fail("cannot run mosh-client: no {} on PATH\nhint: {}", client, kHint);
+  return Fail(Error{fmt::format("cannot run mosh-client: no {} on PATH", client), std::string(kHint)});
 }
 
 bool IsMoshClient(const std::string& path) {
@@ -79,22 +80,26 @@ Result<void> CheckClientLocale() {
   if (charset == "UTF-8" || charset == "utf-8") return {};
   const std::string setting = CtypeSetting();
   if (setting.empty()) {
-    return Fail("mosh-client needs a UTF-8 locale, and no LC_ALL, LC_CTYPE or LANG is set (the character set is "
-                "{})\nhint: {}",
-                charset, kLocaleHint);
+    return Fail(Error{fmt::format("mosh-client needs a UTF-8 locale, and no LC_ALL, LC_CTYPE or LANG is set (the "
+                                  "character set is {})",
+                                  charset),
+                      std::string(kLocaleHint)});
   }
   if (!installed) {
-    return Fail("mosh-client needs a UTF-8 locale, and {} is not installed here\nhint: {}", setting, kLocaleHint);
+    return Fail(Error{fmt::format("mosh-client needs a UTF-8 locale, and {} is not installed here", setting),
+                      std::string(kLocaleHint)});
   }
-  return Fail("mosh-client needs a UTF-8 locale, and {} gives the character set {}\nhint: {}", setting, charset,
-              kLocaleHint);
+  return Fail(
+      Error{fmt::format("mosh-client needs a UTF-8 locale, and {} gives the character set {}", setting, charset),
+            std::string(kLocaleHint)});
 }
 
 Result<void> CheckClientTerminal(const std::string& host) {
   if (::isatty(STDIN_FILENO) == 1) return {};
-  return Fail("mosh-client needs a terminal, and standard input is not one\nhint: run mconnect in a terminal; for a "
-              "command without one, use ssh through the master (`mconnect ssh-config {}` prints the lines)",
-              host);
+  return Fail(Error{"mosh-client needs a terminal, and standard input is not one",
+                    fmt::format("run mconnect in a terminal; for a command without one, use ssh through the master "
+                                "(`mconnect ssh-config {}` prints the lines)",
+                                host)});
 }
 
 unsigned ClientColors(const std::string& client) {

@@ -12,7 +12,7 @@ namespace mconnect::launcher {
 
 // What this machine must offer the client, checked before the server is asked for a mosh-server
 // (one started for a client that then cannot run is left waiting there). Each failure is one
-// line with a hint on the next, as Fail("...\nhint: ...").
+// line with a hint (Error::hint).
 //
 // The program, as execvp would find it (a name with a slash as given, else on PATH); its path.
 Result<std::string> FindClient(const std::string& client);

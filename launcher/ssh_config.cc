@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <optional>
 #include <string>
@@ -113,98 +114,169 @@ std::string FirstLine(std::string_view text) {
   return {};
 }
 
-Result<void> Apply(SshSettings& s, const std::string& key, std::string_view value) {
-  auto number = [&](int& field, long min, long max, std::string_view expected) -> Result<void> {
-    auto parsed = ParseNumber(value, min, max);
-    if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected {})", key, Sanitize(value), expected);
-    field = static_cast<int>(*parsed);
-    return {};
-  };
-  auto flag = [&](bool& field) -> Result<void> {
-    auto parsed = ParseBool(value);
-    if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected yes or no)", key, Sanitize(value));
-    field = *parsed;
-    return {};
-  };
+Result<void> SetNumber(int& field, std::string_view key, std::string_view value, long min, long max,
+                       std::string_view expected) {
+  auto parsed = ParseNumber(value, min, max);
+  if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected {})", key, Sanitize(value), expected);
+  field = static_cast<int>(*parsed);
+  return {};
+}
 
-  if (key == "hostname") {
-    s.hostname = value;
-  } else if (key == "user") {
-    s.user = value;
-  } else if (key == "port") {
-    auto port = ParseNumber(value, 1, 65535);
-    if (!port) return Fail("ssh -G printed port \"{}\" (expected 1..65535)", Sanitize(value));
-    s.port = static_cast<std::uint16_t>(*port);
-  } else if (key == "addressfamily") {
-    std::string lower = Lower(value);
-    if (lower != "any" && lower != "inet" && lower != "inet6") {
-      return Fail("ssh -G printed addressfamily \"{}\" (expected any, inet or inet6)", Sanitize(value));
-    }
-    s.address_family = lower;
-  } else if (key == "identityfile") {
-    // One file per line, the path may contain spaces.
-    if (!value.empty() && Lower(value) != "none") s.identity_files.push_back(ExpandTilde(value));
-  } else if (key == "identitiesonly") {
-    return flag(s.identities_only);
-  } else if (key == "identityagent") {
-    s.identity_agent = value == "none" || value == "SSH_AUTH_SOCK" ? std::string(value) : ExpandTilde(value);
-  } else if (key == "userknownhostsfile") {
-    AppendPaths(s.user_known_hosts_files, value);
-  } else if (key == "globalknownhostsfile") {
-    AppendPaths(s.global_known_hosts_files, value);
-  } else if (key == "stricthostkeychecking") {
-    std::string lower = Lower(value);
-    if (lower == "true" || lower == "yes") {
-      s.strict_host_key_checking = "yes";
-    } else if (lower == "false" || lower == "no" || lower == "off") {
-      s.strict_host_key_checking = "no";
-    } else if (lower == "ask" || lower == "accept-new") {
-      s.strict_host_key_checking = lower;
-    } else {
-      return Fail("ssh -G printed stricthostkeychecking \"{}\" (expected yes, no, ask or accept-new)",
-                  Sanitize(value));
-    }
-  } else if (key == "hostkeyalias") {
-    s.host_key_alias = NoneIsEmpty(value);
-  } else if (key == "connecttimeout") {
-    if (Lower(value) == "none") {
-      s.connect_timeout_s = 0;
-      return {};
-    }
-    return number(s.connect_timeout_s, 0, kMaxSeconds, "a number of seconds or none");
-  } else if (key == "serveraliveinterval") {
-    return number(s.server_alive_interval_s, 0, kMaxSeconds, "a number of seconds");
-  } else if (key == "serveralivecountmax") {
-    return number(s.server_alive_count_max, 0, kMaxSeconds, "a count");
-  } else if (key == "controlpath") {
-    std::string path = NoneIsEmpty(value);
-    s.control_path = path.empty() ? path : ExpandTilde(path);
-  } else if (key == "proxycommand") {
-    s.proxy_command = NoneIsEmpty(value);
-  } else if (key == "proxyjump") {
-    s.proxy_jump = NoneIsEmpty(value);
-  } else if (key == "ciphers") {
-    s.ciphers = value;
-  } else if (key == "batchmode") {
-    return flag(s.batch_mode);
-  } else if (key == "preferredauthentications") {
-    s.preferred_authentications = value;
-  } else if (key == "pubkeyauthentication") {
-    // OpenSSH 9 also has "unbound" and "host-bound" (both mean yes for a client like us).
-    std::string lower = Lower(value);
-    if (lower == "unbound" || lower == "host-bound") {
-      s.pubkey_authentication = true;
-      return {};
-    }
-    return flag(s.pubkey_authentication);
-  } else if (key == "kbdinteractiveauthentication") {
-    return flag(s.kbd_interactive_authentication);
-  } else if (key == "passwordauthentication") {
-    return flag(s.password_authentication);
-  } else if (key == "numberofpasswordprompts") {
-    return number(s.number_of_password_prompts, 0, kMaxSeconds, "a count");
+Result<void> SetFlag(bool& field, std::string_view key, std::string_view value) {
+  auto parsed = ParseBool(value);
+  if (!parsed) return Fail("ssh -G printed {} \"{}\" (expected yes or no)", key, Sanitize(value));
+  field = *parsed;
+  return {};
+}
+
+Result<void> SetPort(SshSettings& s, std::string_view, std::string_view value) {
+  auto port = ParseNumber(value, 1, 65535);
+  if (!port) return Fail("ssh -G printed port \"{}\" (expected 1..65535)", Sanitize(value));
+  s.port = static_cast<std::uint16_t>(*port);
+  return {};
+}
+
+Result<void> SetAddressFamily(SshSettings& s, std::string_view, std::string_view value) {
+  std::string lower = Lower(value);
+  if (lower != "any" && lower != "inet" && lower != "inet6") {
+    return Fail("ssh -G printed addressfamily \"{}\" (expected any, inet or inet6)", Sanitize(value));
+  }
+  s.address_family = lower;
+  return {};
+}
+
+Result<void> SetStrictHostKeyChecking(SshSettings& s, std::string_view, std::string_view value) {
+  std::string lower = Lower(value);
+  if (lower == "true" || lower == "yes") {
+    s.strict_host_key_checking = "yes";
+  } else if (lower == "false" || lower == "no" || lower == "off") {
+    s.strict_host_key_checking = "no";
+  } else if (lower == "ask" || lower == "accept-new") {
+    s.strict_host_key_checking = lower;
+  } else {
+    return Fail("ssh -G printed stricthostkeychecking \"{}\" (expected yes, no, ask or accept-new)", Sanitize(value));
   }
   return {};
+}
+
+Result<void> SetConnectTimeout(SshSettings& s, std::string_view key, std::string_view value) {
+  if (Lower(value) == "none") {
+    s.connect_timeout_s = 0;
+    return {};
+  }
+  return SetNumber(s.connect_timeout_s, key, value, 0, kMaxSeconds, "a number of seconds or none");
+}
+
+// OpenSSH 9 also has "unbound" and "host-bound" (both mean yes for a client like us).
+Result<void> SetPubkeyAuthentication(SshSettings& s, std::string_view key, std::string_view value) {
+  const std::string lower = Lower(value);
+  if (lower != "unbound" && lower != "host-bound") return SetFlag(s.pubkey_authentication, key, value);
+  s.pubkey_authentication = true;
+  return {};
+}
+
+// What one `KEY VALUE` line of `ssh -G` does to the settings, for the keys mconnect reads (the
+// others are ignored).
+using LineRule = Result<void> (*)(SshSettings& s, std::string_view key, std::string_view value);
+using Rules = std::map<std::string_view, LineRule, std::less<>>;
+
+const Rules& LineRules() {
+  static const Rules kRules{
+      {"hostname",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.hostname = v;
+         return {};
+       }},
+      {"user",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.user = v;
+         return {};
+       }},
+      {"port", SetPort},
+      {"addressfamily", SetAddressFamily},
+      // One file per line, the path may contain spaces.
+      {"identityfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         if (!v.empty() && Lower(v) != "none") s.identity_files.push_back(ExpandTilde(v));
+         return {};
+       }},
+      {"identitiesonly",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.identities_only, k, v); }},
+      {"identityagent",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.identity_agent = v == "none" || v == "SSH_AUTH_SOCK" ? std::string(v) : ExpandTilde(v);
+         return {};
+       }},
+      {"userknownhostsfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         AppendPaths(s.user_known_hosts_files, v);
+         return {};
+       }},
+      {"globalknownhostsfile",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         AppendPaths(s.global_known_hosts_files, v);
+         return {};
+       }},
+      {"stricthostkeychecking", SetStrictHostKeyChecking},
+      {"hostkeyalias",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.host_key_alias = NoneIsEmpty(v);
+         return {};
+       }},
+      {"connecttimeout", SetConnectTimeout},
+      {"serveraliveinterval",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
+         return SetNumber(s.server_alive_interval_s, k, v, 0, kMaxSeconds, "a number of seconds");
+       }},
+      {"serveralivecountmax",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
+         return SetNumber(s.server_alive_count_max, k, v, 0, kMaxSeconds, "a count");
+       }},
+      {"controlpath",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         std::string path = NoneIsEmpty(v);
+         s.control_path = path.empty() ? path : ExpandTilde(path);
+         return {};
+       }},
+      {"proxycommand",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.proxy_command = NoneIsEmpty(v);
+         return {};
+       }},
+      {"proxyjump",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.proxy_jump = NoneIsEmpty(v);
+         return {};
+       }},
+      {"ciphers",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.ciphers = v;
+         return {};
+       }},
+      {"batchmode", [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.batch_mode, k, v); }},
+      {"preferredauthentications",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.preferred_authentications = v;
+         return {};
+       }},
+      {"pubkeyauthentication", SetPubkeyAuthentication},
+      {"kbdinteractiveauthentication",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
+         return SetFlag(s.kbd_interactive_authentication, k, v);
+       }},
+      {"passwordauthentication",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.password_authentication, k, v); }},
+      {"numberofpasswordprompts",
+       [](SshSettings& s, std::string_view k, std::string_view v) {
+         return SetNumber(s.number_of_password_prompts, k, v, 0, kMaxSeconds, "a count");
+       }},
+  };
+  return kRules;
+}
+
+Result<void> Apply(SshSettings& s, const std::string& key, std::string_view value) {
+  const auto rule = LineRules().find(key);
+  return rule == LineRules().end() ? Result<void>{} : rule->second(s, key, value);
 }
 
 }  // namespace
@@ -375,13 +447,16 @@ Result<void> CheckJumpHop(std::string_view hop, const std::vector<std::string>& 
   const int rc = ::getaddrinfo(hostname.c_str(), nullptr, &hints, &found);
   if (found != nullptr) ::freeaddrinfo(found);
   if (rc != 0) {
-    return Fail("ProxyJump {}: cannot resolve {}: {}\nhint: {}; {}'s own settings send it through itself, so ssh "
-                "would only say \"jumphost loop via {}\"",
-                name, Sanitize(hostname), ::gai_strerror(rc), where, name, name);
+    return Fail(Error{fmt::format("ProxyJump {}: cannot resolve {}: {}", name, Sanitize(hostname), ::gai_strerror(rc)),
+                      fmt::format("{}; {}'s own settings send it through itself, so ssh would only say \"jumphost "
+                                  "loop via {}\"",
+                                  where, name, name)});
   }
-  return Fail("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")\nhint: add "
-              "`ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
-              name, name, name, name, Sanitize(HopHost(hop)));
+  return Fail(
+      Error{fmt::format("ProxyJump {}: {}'s own settings send it through {} too (ssh: \"jumphost loop via {}\")", name,
+                        name, name, name),
+            fmt::format("add `ProxyJump none` to a `Host {}` block above the one that sets this ProxyJump",
+                        Sanitize(HopHost(hop)))});
 }
 
 }  // namespace

@@ -37,7 +37,10 @@ Result<ControlClient> ControlClient::Connect(const std::string& socket_path, std
   hello.set_version(kProtocolVersion);
   hello.set_program("mconnect");
   auto reply = client.Call<control::HelloReply>(MessageType::kHello, hello, MessageType::kHelloReply, timeout);
-  if (!reply) return Fail("{}: no answer from a master ({})", socket_path, reply.error().message);
+  if (!reply) {
+    return Fail(
+        Error{fmt::format("{}: no answer from a master ({})", socket_path, reply.error().message), reply.error().hint});
+  }
   client.master_pid_ = reply->pid();
   return client;
 }
@@ -94,8 +97,7 @@ Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf:
       if (frame.type == static_cast<std::uint32_t>(MessageType::kError)) {
         control::ErrorReply error;
         DecodePayload(frame, error);
-        if (error.hint().empty()) return Fail("{}", error.message());
-        return Fail("{}\nhint: {}", error.message(), error.hint());
+        return Fail(Error{error.message(), error.hint()});
       }
       if (!send_error.empty()) return Fail("the master went away ({})", send_error);
       if (frame.type != static_cast<std::uint32_t>(reply_type)) {

@@ -17,8 +17,8 @@ class ControlClient {
   // Connects and exchanges Hello. Fails when nothing (or something else) answers there.
   static Result<ControlClient> Connect(const std::string& socket_path, std::chrono::milliseconds timeout);
 
-  // Sends one request and waits for its reply (or an ErrorReply, which becomes the Error with
-  // its hint after " — hint: ").
+  // Sends one request and waits for its reply (or an ErrorReply, which becomes the Error, its
+  // hint included).
   template <typename Reply>
   Result<Reply> Call(MessageType type, const google::protobuf::MessageLite& request, MessageType reply_type,
                      std::chrono::milliseconds timeout) {

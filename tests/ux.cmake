@@ -12,7 +12,7 @@ mconnect_test(ux_lab_test
           ${CMAKE_CURRENT_SOURCE_DIR}/ux/master_command_test.cc ${CMAKE_CURRENT_SOURCE_DIR}/ux/terminal_test.cc
           ${CMAKE_CURRENT_SOURCE_DIR}/ux/persist_test.cc ${CMAKE_CURRENT_SOURCE_DIR}/ux/exit_status_test.cc
           ${CMAKE_CURRENT_SOURCE_DIR}/ux/family_test.cc
-  LIBS mconnect_lab_support
+  LIBS mconnect_lab_support mconnect_launcher_messages
   LABELS integration)
 add_dependencies(ux_lab_test mconnect mconnect-mux)
 

@@ -88,12 +88,14 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
   // New control clients are accepted while there is room, then refused with a message.
   std::vector<proto::ControlClient> filling;
   std::string refusal;
+  std::string refusal_hint;
   for (int i = 0; i < 20 && refusal.empty(); ++i) {
     auto client = proto::ControlClient::Connect(lab_->SocketPath(), Scaled(5s));
     if (client) {
       filling.push_back(std::move(*client));
     } else {
       refusal = client.error().message;
+      refusal_hint = client.error().hint;
     }
   }
   std::cout << "[ measured ] master held " << held << " fds, limit set to " << limit << "; " << filling.size()
@@ -102,7 +104,7 @@ TEST_F(FdExhaustionTest, NewClientsAreRefusedWithAMessageAndServedAgainOnceFdsFr
   // (A control client costs the master one fd, but is admitted only with room for a session's four.)
   EXPECT_LE(filling.size(), 2 * mux::FdBudget::kClientCost);
   EXPECT_THAT(refusal, HasSubstr("out of file descriptors"));
-  EXPECT_THAT(refusal, HasSubstr("hint: "));
+  EXPECT_FALSE(refusal_hint.empty());
   // (valgrind answers the master's getrlimit with its own figure: there, the limit is not checked.)
   const std::string logged = "refused a new client: out of file descriptors (limit " +
                              (std::getenv("MCONNECT_HARDENING_MUX") ? "" : std::to_string(limit) + ",");

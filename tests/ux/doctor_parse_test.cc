@@ -2,7 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "launcher/doctor.h"
+#include "launcher/doctor.pb.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -76,17 +79,63 @@ TEST(ServerCommands, QuoteTheirArguments) {
   EXPECT_THAT(ServerLocaleCommand({"LANG=fr_FR.UTF-8", "LC_ALL=a b"}), HasSubstr(" sh LANG=fr_FR.UTF-8 'LC_ALL=a b'"));
 }
 
+// The report's JSON, read back into the message it was printed from.
+doctor::Report Parsed(const std::string& json) {
+  doctor::Report report;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(json, &report);
+  EXPECT_TRUE(parsed.ok()) << parsed.ToString() << "\nin: " << json;
+  return report;
+}
+
 TEST(DoctorReport, JsonHasEveryCheckInOrder) {
   DoctorReport report(false);
   report.Ok("tcp", "connected");
   report.Fail("locale", "no \"UTF-8\"\nlocale", "install one");
   EXPECT_TRUE(report.failed());
-  EXPECT_EQ(report.Json("me@h:22"),
-            R"({"destination": "me@h:22", "ok": false, "checks": [{"check": "tcp", "ok": true, "detail": "connected", )"
-            R"("fix": ""}, {"check": "locale", "ok": false, "detail": "no \"UTF-8\"\nlocale", "fix": "install one"}]})");
+  const std::string json = report.Json("me@h:22");
+  EXPECT_EQ(json.find('\n'), std::string::npos) << "one line: " << json;
+  const doctor::Report parsed = Parsed(json);
+  EXPECT_EQ(parsed.destination(), "me@h:22");
+  EXPECT_FALSE(parsed.ok());
+  ASSERT_EQ(parsed.checks_size(), 2) << json;
+  EXPECT_EQ(parsed.checks(0).check(), "tcp");
+  EXPECT_TRUE(parsed.checks(0).ok());
+  EXPECT_EQ(parsed.checks(0).detail(), "connected");
+  EXPECT_EQ(parsed.checks(0).fix(), "");
+  EXPECT_EQ(parsed.checks(1).check(), "locale");
+  EXPECT_FALSE(parsed.checks(1).ok());
+  EXPECT_EQ(parsed.checks(1).detail(), "no \"UTF-8\"\nlocale");
+  EXPECT_EQ(parsed.checks(1).fix(), "install one");
+  // Every field is there, zero values too, under the names scripts know.
+  EXPECT_THAT(json, HasSubstr(R"({"check":"tcp","ok":true,"detail":"connected","fix":"","result":"ok"})"));
 }
 
-TEST(JsonQuote, EscapesControlCharacters) { EXPECT_EQ(JsonQuote("a\x01\\"), R"("a\u0001\\")"); }
+// A warning is said and kept, and fails nothing.
+TEST(DoctorReport, AWarningIsInTheJsonAndFailsNothing) {
+  DoctorReport report(false);
+  report.Add("remote-ip", Warning("command:false: exited 1"));
+  report.Ok("remote-ip", "peer -> 127.0.0.1 (0 ms)");
+  EXPECT_FALSE(report.failed());
+  const doctor::Report parsed = Parsed(report.Json("h"));
+  EXPECT_TRUE(parsed.ok());
+  ASSERT_EQ(parsed.checks_size(), 2);
+  EXPECT_EQ(parsed.checks(0).result(), "warning");
+  EXPECT_TRUE(parsed.checks(0).ok());
+  EXPECT_EQ(parsed.checks(1).result(), "ok");
+}
+
+TEST(DoctorReport, JsonEscapesControlCharactersQuotesAndBackslashes) {
+  DoctorReport report(false);
+  report.Fail("x", "a\x01\\\"", "");
+  EXPECT_THAT(report.Json("h"), HasSubstr(R"("detail":"a\u0001\\\"")"));
+}
+
+// Bytes that are no UTF-8 (a path, what a server said) become U+FFFD; the rest stays as it was.
+TEST(DoctorReport, JsonReplacesBytesThatAreNotUtf8) {
+  DoctorReport report(false);
+  report.Ok("master", "at /tmp/\xff\xfe.sock, caf\xc3\xa9 \xe2\x82");
+  EXPECT_EQ(Parsed(report.Json("h")).checks(0).detail(), "at /tmp/\uFFFD\uFFFD.sock, caf\u00e9 \uFFFD\uFFFD");
+}
 
 }  // namespace
 }  // namespace mconnect::launcher

@@ -1,19 +1,25 @@
 // `mconnect doctor` against a real sshd: all OK on the lab as it is; and on a lab whose
 // server sessions lack mosh-server on their PATH, or lack a UTF-8 locale, or whose host key
 // changed, or where UDP does not pass, the failing check names the problem and the fix. And the
-// hints that send a person to doctor carry the options that decide what it checks.
+// hints that send a person to doctor carry the options that decide what it checks. Its --json
+// is JSON whatever the values hold.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include "launcher/doctor.pb.h"
 #include "tests/support/mconnect_lab.h"
 
 namespace mconnect::testing {
@@ -53,6 +59,27 @@ class DoctorTest : public ::testing::Test {
   std::unique_ptr<MconnectLab> lab_;
 };
 
+// doctor --json's output, as the message it was printed from.
+doctor::Report ParseReport(const std::string& json) {
+  doctor::Report report;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(json, &report);
+  EXPECT_TRUE(parsed.ok()) << parsed.ToString() << "\nin: " << json;
+  return report;
+}
+
+bool HasPassed(const doctor::Report& report, const std::string& name) {
+  return std::ranges::any_of(report.checks(), [&](const doctor::Check& c) { return c.check() == name && c.ok(); });
+}
+
+// What `python3 -m json.tool` says of `json`: its exit status and stderr.
+CommandOutput JsonTool(const std::string& json) {
+  CommandOptions feed;
+  feed.input = json;
+  auto tool = RunCommand({"python3", "-m", "json.tool"}, feed);
+  EXPECT_TRUE(tool) << tool.error().message;
+  return tool ? *tool : CommandOutput{};
+}
+
 TEST_F(DoctorTest, EveryCheckPassesAgainstTheLabInOrder) {
   Start();
   auto doctor = Doctor();
@@ -67,8 +94,46 @@ TEST_F(DoctorTest, EveryCheckPassesAgainstTheLabInOrder) {
 
   auto json = Doctor({"--json"});
   EXPECT_EQ(json.exit_code, 0) << json.out << json.err;
-  EXPECT_THAT(json.out, HasSubstr("\"ok\": true, \"checks\": ["));
-  for (const auto& check : kChecks) EXPECT_THAT(json.out, HasSubstr("{\"check\": \"" + check + "\", \"ok\": true"));
+  const doctor::Report report = ParseReport(json.out);
+  EXPECT_TRUE(report.ok()) << json.out;
+  for (const auto& check : kChecks) EXPECT_TRUE(HasPassed(report, check)) << check << " missing in:\n" << json.out;
+}
+
+// A socket directory whose name holds a quote and a backslash (both legal in a path): the master
+// check's line names the socket, and the JSON is still JSON, with the path in it as on disk.
+TEST_F(DoctorTest, JsonStaysJsonWithQuotesAndBackslashesInValues) {
+  Start();
+  const std::string dir = lab_->dir().Sub("q\"b\\s");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0) << std::strerror(errno);
+  const std::string profile = lab_->dir().Sub("profile.toml");
+  std::ofstream(profile) << "[defaults]\nsocket-dir = '" << dir << "'\n";
+  auto json = Doctor({"--json", "--config", profile});
+  EXPECT_EQ(json.exit_code, 0) << json.out << json.err;
+  EXPECT_THAT(json.out, HasSubstr("q\\\"b\\\\s"));
+  auto tool = JsonTool(json.out);
+  EXPECT_EQ(tool.exit_code, 0) << tool.err << "\nin: " << json.out;
+  const doctor::Report report = ParseReport(json.out);
+  auto master = std::ranges::find_if(report.checks(), [](const doctor::Check& c) { return c.check() == "master"; });
+  ASSERT_NE(master, report.checks().end()) << json.out;
+  EXPECT_THAT(master->detail(), HasSubstr(dir + "/")) << json.out;
+}
+
+// A byte that is no UTF-8 in a value (a --socket path may hold any byte) becomes U+FFFD: the JSON
+// stays JSON. It used to carry the byte as it was, and JSON text is UTF-8 (RFC 8259): a reader
+// that decodes strictly, as below, refused it.
+TEST_F(DoctorTest, JsonStaysJsonWithBytesThatAreNotUtf8) {
+  Start();
+  auto json = Doctor({"--json", "--socket=" + lab_->dir().Sub("not\xffutf8.sock")});
+  EXPECT_EQ(json.exit_code, 0) << json.out << json.err;
+  auto tool = JsonTool(json.out);
+  EXPECT_EQ(tool.exit_code, 0) << tool.err << "\nin: " << json.out;
+  EXPECT_THAT(json.out, HasSubstr("not\xEF\xBF\xBDutf8.sock"));
+  CommandOptions feed;
+  feed.input = json.out;
+  auto strict = RunCommand(
+      {"python3", "-c", "import json, sys\njson.loads(sys.stdin.buffer.read().decode('utf-8', 'strict'))\n"}, feed);
+  ASSERT_TRUE(strict) << strict.error().message;
+  EXPECT_EQ(strict->exit_code, 0) << strict->err << "\nin: " << json.out;
 }
 
 // The server's sessions get a PATH (sshd's SetEnv) that holds the usual tools but no mosh-server.

@@ -1,0 +1,79 @@
+#include "launcher/commands/destination.h"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "base/terminal.h"
+
+namespace mconnect::launcher {
+namespace {
+
+std::string ProfilePathOf(const Options& options) {
+  return options.config_path.empty() ? DefaultProfilePath() : options.config_path;
+}
+
+Result<Profile> LoadProfileFor(const Options& options) {
+  return LoadProfile(ProfilePathOf(options),
+                     options.config_path.empty() ? MissingProfile::kUseDefaults : MissingProfile::kFail);
+}
+
+Error FixTheProfile(const Error& error, const std::string& path) {
+  return Error{error.message, fmt::format("fix that line of {} (`man mconnect-config` lists every key)", path)};
+}
+
+// The ssh command that `ssh -G` runs as: with -4 or -6 for --family=inet or inet6, as mosh.pl
+// passes them to ssh, so that ssh's AddressFamily (which the master connects over) follows.
+std::string SshForSettings(const Options& options) {
+  if (options.family == "inet") return options.ssh + " -4";
+  if (options.family == "inet6") return options.ssh + " -6";
+  return options.ssh;
+}
+
+// The profile's section for the destination, then `ssh -G`.
+Result<Resolved> ResolveWith(const Profile& profile, Options& options) {
+  HostProfile host = profile.ForHost(SplitDestination(options.destination).host);
+  ApplyProfile(options, host);
+  auto ssh = ResolveSshSettings(SshForSettings(options), options.destination);
+  if (!ssh) {
+    return Fail(Error{ssh.error().message,
+                      fmt::format("check the host name and what `{} -G {}` prints", options.ssh, options.destination)});
+  }
+  return Resolved{std::move(*ssh), std::move(host)};
+}
+
+}  // namespace
+
+Result<Resolved> Resolve(Options& options) {
+  auto profile = LoadProfileFor(options);
+  if (!profile) return Fail(FixTheProfile(profile.error(), ProfilePathOf(options)));
+  return ResolveWith(*profile, options);
+}
+
+std::expected<Resolved, int> ResolveOrExit(Options& options) {
+  auto profile = LoadProfileFor(options);
+  if (!profile) {
+    const std::string path = ProfilePathOf(options);
+    struct stat st {};
+    if (!options.config_path.empty() && ::stat(path.c_str(), &st) != 0) {
+      term::PrintFailure("mconnect", Error{profile.error().message,
+                                           "check the path given to --config (without it, "
+                                           "the default profile is read)"});
+      return std::unexpected(2);
+    }
+    term::PrintFailure("mconnect", FixTheProfile(profile.error(), path));
+    return std::unexpected(1);
+  }
+  auto resolved = ResolveWith(*profile, options);
+  if (!resolved) {
+    term::PrintFailure("mconnect", resolved.error());
+    return std::unexpected(kExitConnectionFailed);
+  }
+  return std::move(*resolved);
+}
+
+std::string DoctorHint(const Options& options) {
+  return fmt::format("`{}` checks each step and says what to fix", CommandLineFor(Options::Command::kDoctor, options));
+}
+
+}  // namespace mconnect::launcher
