@@ -130,8 +130,9 @@ struct Tokeniser {
       CLI::Option* option = spec.takes_value ? app.add_option(spec.names) : app.add_flag(spec.names);
       option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       spec_of[option] = &spec;
-      if (spec.names == cli::kHelpNames) help = option;
-      if (spec.names == cli::kVersionNames) version = option;
+      // By text: two equal literals need not share an address (they do not in an unoptimised build).
+      if (std::string_view(spec.names) == cli::kHelpNames) help = option;
+      if (std::string_view(spec.names) == cli::kVersionNames) version = option;
     }
   }
 
