@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <regex>
 #include <string>
@@ -151,16 +152,28 @@ TEST(UdpProbeTest, ClosedPortIsReportedClosedWithinBudget) {
   EXPECT_THAT(result->detail, HasSubstr("port closed"));
 }
 
+// A UDP socket bound on loopback that reads nothing: no ICMP, no reply. `port` is 0 (errno set)
+// when it could not be made.
+struct SilentPeer {
+  UniqueFd fd{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  std::uint16_t port = 0;
+
+  SilentPeer() {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (fd && ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+      port = ntohs(address.sin_port);
+    }
+  }
+};
+
 TEST(UdpProbeTest, SilentPeerIsNoAnswer) {
-  // A bound socket that reads nothing: no ICMP, no reply.
-  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
-  auto result = ProbeMoshServer("127.0.0.1", ntohs(address.sin_port), "AAECAwQFBgcICQoLDA0ODw", 300ms);
+  SilentPeer silent;
+  ASSERT_NE(silent.port, 0) << std::strerror(errno);
+  auto result = ProbeMoshServer("127.0.0.1", silent.port, "AAECAwQFBgcICQoLDA0ODw", 300ms);
   ASSERT_TRUE(result.has_value());
   EXPECT_FALSE(result->answered);
   EXPECT_THAT(result->detail, HasSubstr("no answer"));
@@ -172,17 +185,12 @@ TEST(UdpProbeTest, SilentPeerIsNoAnswer) {
 // on a silent peer. The probe (600 ms: a datagram every 100 ms) runs in a child that is stopped
 // from 120 ms to 370 ms, so that it wakes with two sends overdue and most of its budget left.
 TEST(UdpProbeTest, AProbeHeldUpPastItsNextSendStillEndsWithinItsBudget) {
-  UniqueFd silent(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(silent.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(::getsockname(silent.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
+  SilentPeer silent;
+  ASSERT_NE(silent.port, 0) << std::strerror(errno);
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    auto result = ProbeMoshServer("127.0.0.1", ntohs(address.sin_port), "AAECAwQFBgcICQoLDA0ODw", 600ms);
+    auto result = ProbeMoshServer("127.0.0.1", silent.port, "AAECAwQFBgcICQoLDA0ODw", 600ms);
     ::_exit(result && !result->answered ? 0 : 1);
   }
   std::this_thread::sleep_for(120ms);
