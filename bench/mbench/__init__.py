@@ -1,0 +1,1 @@
+"""bench/run's parts: processes, the remote side, the measurements, the report."""
