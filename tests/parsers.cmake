@@ -8,6 +8,6 @@ mconnect_test(mosh_server_test
   LIBS mconnect_mosh mconnect_mux_ssh
   LABELS unit)
 mconnect_test(ssh_config_test
-  SOURCES launcher/ssh_config_test.cc
+  SOURCES launcher/ssh_config_test.cc launcher/ssh_g_cache_test.cc
   LIBS mconnect_launcher
   LABELS unit)
