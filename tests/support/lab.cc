@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -19,24 +18,21 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <system_error>
-#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
+#include "tests/support/lab_internal.h"
 #include "tests/support/paths.h"
 
 namespace mconnect::testing {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
-constexpr auto kPollInterval = 50ms;
 // /proc/PID/{cmdline,environ} can reach ARG_MAX; tests never need more than this.
 constexpr std::size_t kMaxProcFile = 1 << 20;
 // sshd.log of a long test (a benchmark's thousands of connections) stays well below this.
@@ -44,19 +40,6 @@ constexpr std::size_t kMaxFile = 64 << 20;
 
 [[noreturn]] void ThrowErrno(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
-}
-
-// Calls `done` every kPollInterval until it returns true or `timeout` passes; `done` always gets
-// one last try at the deadline, so a zero timeout still checks once.
-template <typename Done>
-bool PollUntil(std::chrono::milliseconds timeout, Done done) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    auto now = Clock::now();
-    if (now >= deadline) return false;
-    std::this_thread::sleep_for(std::min<Clock::duration>(kPollInterval, deadline - now));
-  }
 }
 
 // Up to `max` bytes of the file at `path`; nullopt (errno set) when it cannot be read.
@@ -87,14 +70,12 @@ std::vector<std::string> SplitNul(const std::string& data) {
   return words;
 }
 
-struct ProcStat {
-  char state = '?';
-  pid_t ppid = 0;
-  int wait_status = 0;  // a zombie's status as waitpid() would report it
-};
+std::string BinDir() { return MCONNECT_BIN_DIR; }
 
-// /proc/PID/stat is "pid (comm) state ppid ...", where comm may hold spaces and parentheses:
-// the fields start after the last ')'. Field 52 is exit_code (Linux >= 3.5).
+}  // namespace
+
+namespace lab_internal {
+
 std::optional<ProcStat> ReadStat(pid_t pid) {
   auto data = ReadBounded("/proc/" + std::to_string(pid) + "/stat");
   if (!data) return std::nullopt;
@@ -123,7 +104,6 @@ std::optional<ProcStat> ReadStat(pid_t pid) {
   return stat;
 }
 
-// A decimal number with optional trailing blanks.
 std::optional<int> ParseNumber(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   int value = 0;
@@ -132,7 +112,6 @@ std::optional<int> ParseNumber(std::string_view text) {
   return value;
 }
 
-// A pid, a port.
 std::optional<int> ParsePositive(std::string_view text) {
   auto value = ParseNumber(text);
   if (!value || *value <= 0) return std::nullopt;
@@ -145,9 +124,8 @@ CommandOptions Within(std::chrono::milliseconds timeout) {
   return options;
 }
 
-// Runs one of our helper commands; its failure becomes an Error carrying what it said.
 Result<CommandOutput> RunChecked(const std::vector<std::string>& argv,
-                                 std::chrono::milliseconds timeout = 30s) {
+                                 std::chrono::milliseconds timeout) {
   auto result = RunCommand(argv, Within(timeout));
   if (!result) return Fail(result.error());
   if (result->timed_out) return Fail("{} timed out after {} ms", argv[0], timeout.count());
@@ -159,9 +137,13 @@ Result<CommandOutput> RunChecked(const std::vector<std::string>& argv,
   return result;
 }
 
-std::string BinDir() { return MCONNECT_BIN_DIR; }
+}  // namespace lab_internal
 
-}  // namespace
+using lab_internal::ParsePositive;
+using lab_internal::PollUntil;
+using lab_internal::ReadStat;
+using lab_internal::RunChecked;
+
 
 // ---- processes -------------------------------------------------------------------------------
 
@@ -476,139 +458,6 @@ void SshdLab::Stop() {
   if (!stopped) std::fprintf(stderr, "mconnect-test: %s\n", stopped.error().message.c_str());
   if (!KillPid(pid_)) std::fprintf(stderr, "mconnect-test: sshd pid %d survived SIGKILL\n", pid_);
   pid_ = 0;
-}
-
-// ---- tmux ------------------------------------------------------------------------------------
-
-namespace {
-
-// Only processes that are ours to kill: children of this process (adopted orphans) or of
-// `parent`. A pid whose process already died and was reaped elsewhere may belong to a stranger.
-bool ChildOf(pid_t pid, pid_t parent) {
-  auto stat = ReadStat(pid);
-  return stat && (stat->ppid == ::getpid() || stat->ppid == parent);
-}
-
-}  // namespace
-
-Tmux::Tmux(std::string dir) : socket_(std::move(dir) + "/tmux.sock") {}
-
-Tmux::~Tmux() { Kill(); }
-
-std::vector<std::string> Tmux::Command(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv{"tmux", "-S", socket_, "-f", "/dev/null"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-Result<std::string> Tmux::Query(const std::string& format) const {
-  auto result = RunChecked(Command({"display-message", "-p", "-t", "lab", format}), 5s);
-  if (!result) return Fail(result.error());
-  std::string out = std::move(result->out);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
-
-Result<void> Tmux::Start(const std::string& command_line, const LabEnv& env, int columns, int rows) {
-  if (server_pid_ != 0) return Fail("tmux: this Tmux already started a session");
-  AdoptOrphans();
-  // One client invocation: the options are set before the command can exit, and the server
-  // inherits exactly `env` from the client that starts it. Without default-shell, tmux would
-  // run the command through the user's login shell.
-  auto started = RunChecked(env.Command(Command({
-      "start-server", ";",
-      "set-option", "-g", "remain-on-exit", "on", ";",
-      "set-option", "-g", "default-shell", "/bin/sh", ";",
-      "new-session", "-d", "-s", "lab", "-x", std::to_string(columns), "-y", std::to_string(rows),
-      command_line,
-  })), 10s);
-  auto pids = started ? Query("#{pid} #{pane_pid}") : Fail(started.error());
-  std::size_t space = pids ? pids->find(' ') : std::string::npos;
-  auto server = space == std::string::npos ? std::nullopt : ParsePositive(std::string_view(*pids).substr(0, space));
-  auto pane = space == std::string::npos ? std::nullopt : ParsePositive(std::string_view(*pids).substr(space + 1));
-  if (!server || !pane) {
-    // The server may be up even though the session is not: it must not outlive the test.
-    RunCommand(Command({"kill-server"}), Within(5s));
-    if (!pids) return Fail(pids.error());
-    return Fail("tmux: cannot read the server and pane pids from '{}'", *pids);
-  }
-  server_pid_ = *server;
-  pane_pid_ = *pane;
-  return {};
-}
-
-Result<void> Tmux::SendKeyList(const std::vector<std::string>& keys) {
-  std::vector<std::string> args{"send-keys", "-t", "lab"};
-  args.insert(args.end(), keys.begin(), keys.end());
-  auto sent = RunChecked(Command(args), 5s);
-  if (!sent) return Fail(sent.error());
-  return {};
-}
-
-Result<void> Tmux::Type(std::string_view text) {
-  auto sent = RunChecked(Command({"send-keys", "-t", "lab", "-l", "--", std::string(text)}), 5s);
-  if (!sent) return Fail(sent.error());
-  return {};
-}
-
-Result<std::string> Tmux::Capture() const {
-  auto captured = RunChecked(Command({"capture-pane", "-p", "-J", "-t", "lab"}), 5s);
-  if (!captured) return Fail(captured.error());
-  return std::move(captured->out);
-}
-
-Result<std::string> Tmux::CaptureHistory() const {
-  auto captured = RunChecked(Command({"capture-pane", "-p", "-J", "-S", "-", "-t", "lab"}), 5s);
-  if (!captured) return Fail(captured.error());
-  return std::move(captured->out);
-}
-
-bool Tmux::WaitFor(std::string_view needle, std::chrono::milliseconds timeout) const {
-  return PollUntil(timeout, [&] {
-    auto screen = CaptureHistory();
-    return screen && screen->find(needle) != std::string::npos;
-  });
-}
-
-bool Tmux::WaitForRegex(const std::string& pattern, std::chrono::milliseconds timeout) const {
-  std::regex regex(pattern);
-  return PollUntil(timeout, [&] {
-    auto screen = CaptureHistory();
-    return screen && std::regex_search(*screen, regex);
-  });
-}
-
-std::optional<int> Tmux::PaneExitStatus() const {
-  auto state = Query("#{pane_dead} #{pane_dead_status} #{pane_dead_signal}");
-  if (!state || !state->starts_with("1 ")) return std::nullopt;
-  // "1 STATUS " after an exit, "1  SIGNAL" after a signal.
-  std::string_view rest = std::string_view(*state).substr(2);
-  std::size_t space = rest.find(' ');
-  if (space != std::string_view::npos) {
-    if (auto status = ParseNumber(rest.substr(0, space))) return status;
-    if (auto signal = ParsePositive(rest.substr(space + 1))) return 128 + *signal;
-  }
-  // tmux 3.3a sometimes misses the SIGCHLD of a command that exits at once: the pane is dead
-  // but its process stays an unreaped zombie and tmux knows no status. The kernel still holds
-  // it for the zombie's parent; /proc shows it to us too.
-  auto stat = ReadStat(pane_pid_);
-  if (!stat || stat->state != 'Z' || stat->ppid != server_pid_) return std::nullopt;
-  if (WIFEXITED(stat->wait_status)) return WEXITSTATUS(stat->wait_status);
-  if (WIFSIGNALED(stat->wait_status)) return 128 + WTERMSIG(stat->wait_status);
-  return std::nullopt;
-}
-
-void Tmux::Kill() {
-  if (server_pid_ == 0) return;
-  // kill-server hangs up every pane; what ignores SIGHUP is then ours (we are the subreaper).
-  auto killed = RunCommand(Command({"kill-server"}), Within(5s));
-  if (!killed || !killed->ok()) KillPid(server_pid_);
-  PollUntil(5s, [this] { return ProcessGone(server_pid_); });
-  if (!ProcessGone(server_pid_)) KillPid(server_pid_);
-  // A pane that survived the hangup ignores signals: no point in a long grace period.
-  if (!ProcessGone(pane_pid_) && ChildOf(pane_pid_, server_pid_)) KillPid(pane_pid_, 500ms);
-  server_pid_ = 0;
-  pane_pid_ = 0;
 }
 
 }  // namespace mconnect::testing

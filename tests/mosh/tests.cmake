@@ -1,23 +1,28 @@
-# mosh's own protocol and programs (mosh/). Included from tests/CMakeLists.txt, which defines
-# mconnect_test().
+# mosh's own protocol and programs (mosh/).
 
 # mosh's datagram codec (unit) and the UDP probe against a real, throwaway mosh-server on
 # loopback (needs /usr/bin/mosh-server: without it the probe tests fail under CI=true, skip elsewhere).
 mconnect_test(mosh_probe_test
-  SOURCES mosh/datagram_test.cc mosh/udp_probe_test.cc
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/datagram_test.cc ${CMAKE_CURRENT_LIST_DIR}/udp_probe_test.cc
   LIBS mconnect_mosh
   LABELS integration)
 
+# mosh-server's command line and what it prints.
+mconnect_test(mosh_server_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/server_test.cc
+  LIBS mconnect_mosh
+  LABELS unit)
+
 # The length framing of mosh's datagrams over an SSH channel (the `ssh` transport).
 mconnect_test(mosh_datagram_frame_test
-  SOURCES mosh/datagram_frame_test.cc
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/datagram_frame_test.cc
   LIBS mconnect_mosh
   LABELS unit)
 
 # The relay's server side (perl and `mconnect relay`), with pipes and a UDP echo server, started
 # by the master's own command line (RelayCommand, mux/mosh_over_ssh/mosh_over_ssh.h).
 mconnect_test(relay_server_test
-  SOURCES mosh/relay_server_test.cc
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/relay_server_test.cc
   LIBS mconnect_mux_mosh_over_ssh mconnect_mosh
   LABELS integration)
 add_dependencies(relay_server_test mconnect)
