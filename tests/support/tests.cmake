@@ -3,7 +3,6 @@
 # tests/support/lab.h: temporary directories, processes, a throwaway sshd (tests/lab/sshd-lab),
 # tmux. The harness finds sshd-lab in the source tree and puts the built executables first in PATH.
 add_library(mconnect_test_support STATIC ${CMAKE_CURRENT_LIST_DIR}/lab.cc ${CMAKE_CURRENT_LIST_DIR}/lab_tmux.cc)
-target_include_directories(mconnect_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(mconnect_test_support PUBLIC mconnect_base mconnect_test_paths)
 
 # tests/support/mconnect_lab.h: the lab with mconnect's own programs and a master.
