@@ -12,4 +12,10 @@ namespace mconnect {
 // terminal escape sequences or a whole web page; neither belongs in an error line.
 std::string SanitizeForMessage(std::string_view text, std::size_t max_chars = 40);
 
+// White space as C's isspace has it in the "C" locale (' ', \t, \n, \v, \f, \r), whatever the
+// process's locale: what separates words in ssh -G's output, a remote command's, a config line.
+bool IsSpace(char c);
+// `text` without the white space (IsSpace) at either end.
+std::string_view Trim(std::string_view text);
+
 }  // namespace mconnect

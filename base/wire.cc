@@ -27,21 +27,18 @@ WireResult<std::uint8_t> WireReader::U8() {
   return (*bytes)[0];
 }
 
-WireResult<std::uint32_t> WireReader::U32() {
-  auto bytes = Bytes(4);
+template <typename Unsigned>
+WireResult<Unsigned> WireReader::BigEndian() {
+  auto bytes = Bytes(sizeof(Unsigned));
   if (!bytes) return std::unexpected(bytes.error());
-  std::uint32_t value = 0;
-  for (std::uint8_t b : *bytes) value = (value << 8) | b;
+  Unsigned value = 0;
+  for (std::uint8_t b : *bytes) value = static_cast<Unsigned>((value << 8) | b);
   return value;
 }
 
-WireResult<std::uint64_t> WireReader::U64() {
-  auto bytes = Bytes(8);
-  if (!bytes) return std::unexpected(bytes.error());
-  std::uint64_t value = 0;
-  for (std::uint8_t b : *bytes) value = (value << 8) | b;
-  return value;
-}
+WireResult<std::uint32_t> WireReader::U32() { return BigEndian<std::uint32_t>(); }
+
+WireResult<std::uint64_t> WireReader::U64() { return BigEndian<std::uint64_t>(); }
 
 WireResult<bool> WireReader::Bool() {
   auto value = U8();

@@ -43,6 +43,10 @@ class WireReader {
   std::size_t offset() const { return offset_; }
 
  private:
+  // The next sizeof(Unsigned) bytes, most significant first (SSH's and our framing's order).
+  template <typename Unsigned>
+  WireResult<Unsigned> BigEndian();
+
   std::span<const std::uint8_t> input_;
   std::size_t offset_ = 0;
 };

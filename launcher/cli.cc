@@ -27,10 +27,6 @@ namespace mconnect::launcher {
 namespace {
 
 using Command = Options::Command;
-using cli::MaskOf;
-using cli::NameOf;
-using cli::OptionSpec;
-using cli::OptionTable;
 
 constexpr std::string_view kSeeHelp = "; see mconnect --help";
 
@@ -118,15 +114,15 @@ Command TakeSubcommand(std::vector<std::string>& args) {
 // are collected (allow_extras) so that we can name them, and we apply the occurrences ourselves.
 struct Tokeniser {
   CLI::App app;
-  std::map<const CLI::Option*, const OptionSpec*> spec_of;
+  std::map<const CLI::Option*, const cli::OptionSpec*> spec_of;
   const CLI::Option* help = nullptr;
   const CLI::Option* version = nullptr;
 
   explicit Tokeniser(Command command) {
     app.set_help_flag();
     app.allow_extras();
-    for (const OptionSpec& spec : OptionTable()) {
-      if ((spec.commands & MaskOf(command)) == 0) continue;
+    for (const cli::OptionSpec& spec : cli::OptionTable()) {
+      if ((spec.commands & cli::MaskOf(command)) == 0) continue;
       CLI::Option* option = spec.takes_value ? app.add_option(spec.names) : app.add_flag(spec.names);
       option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       spec_of[option] = &spec;
@@ -152,7 +148,7 @@ struct Tokeniser {
   // (the later ones are plain words). The host and the command are taken from here rather than
   // from a CLI11 positional, which would split a word like "[a,b]" into a list.
   Result<std::vector<std::string>> Positionals(Command command) const {
-    const std::string where = command == Command::kConnect ? "" : fmt::format(" for mconnect {}", NameOf(command));
+    const std::string where = command == Command::kConnect ? "" : fmt::format(" for mconnect {}", cli::NameOf(command));
     std::vector<std::string> positionals;
     bool options_ended = false;
     for (const std::string& word : app.remaining()) {
@@ -214,7 +210,9 @@ Result<void> TakeDestination(Options& options, const std::vector<std::string>& p
     case Command::kSshConfig:
     case Command::kDoctor:
     case Command::kMaster:
-      if (positionals.size() != 1) return Fail("{} takes exactly one [user@]host{}", NameOf(options.command), kSeeHelp);
+      if (positionals.size() != 1) {
+        return Fail("{} takes exactly one [user@]host{}", cli::NameOf(options.command), kSeeHelp);
+      }
       options.destination = positionals.front();
       break;
   }

@@ -114,17 +114,17 @@ const std::vector<OptionSpec>& OptionTable() {
          o.explicitly_set.port_range = true;
          return {};
        }},
-      {"--family", true, kConnect | kIp,
+      {"--family", true, kConnect | kIp | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.family = Lower(v);  // mosh.pl lower-cases it too
          return {};
        }},
-      {"-4", false, kConnect | kIp,
+      {"-4", false, kConnect | kIp | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet";
          return {};
        }},
-      {"-6", false, kConnect | kIp,
+      {"-6", false, kConnect | kIp | kDoctor,
        [](Options& o, const std::string&) -> Result<void> {
          o.family = "inet6";
          return {};

@@ -100,9 +100,10 @@ std::string DoctorReport::Json(std::string_view destination) const {
   return ToJson(report);
 }
 
-Result<std::string> ReachTcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
+Result<std::string> ReachTcp(const std::string& host, std::uint16_t port, int family,
+                             std::chrono::milliseconds timeout) {
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* found = nullptr;

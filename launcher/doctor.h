@@ -64,9 +64,11 @@ class DoctorReport {
   std::vector<Check> checks_;
 };
 
-// A TCP connection to host:port (every address getaddrinfo gives, in order) within `timeout`:
-// "ADDRESS port PORT" of the first that accepts, or why none did.
-Result<std::string> ReachTcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
+// A TCP connection to host:port (every address of `family` getaddrinfo gives, in order;
+// AF_UNSPEC: either family) within `timeout`: "ADDRESS port PORT" of the first that accepts, or
+// why none did.
+Result<std::string> ReachTcp(const std::string& host, std::uint16_t port, int family,
+                             std::chrono::milliseconds timeout);
 
 // What `ssh -o PreferredAuthentications=none -o StrictHostKeyChecking=yes ... HOST true` told
 // about the host key and the authentication methods the server offers. That run never

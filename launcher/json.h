@@ -1,6 +1,7 @@
 // What `--json` prints (status, ip, doctor): a protobuf message in protobuf's JSON mapping, one
 // line, with the .proto's own field names and every field, zero values included. Escaping is
-// protobuf's, so any text in a field (a socket path, what a server said) stays valid JSON.
+// protobuf's, so any text in a field (a socket path, what a server said) stays valid JSON. A
+// `bytes` field (a path need not be UTF-8) is shown as text through ValidUtf8, not as base64.
 #pragma once
 
 #include <string>

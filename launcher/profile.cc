@@ -121,52 +121,57 @@ Result<void> ReadRemoteIp(const std::string& path, std::string_view key, const t
   return {};
 }
 
+// The string at `key` once `check` takes it; else `KEY "VALUE" is not a WHAT: WHY` at its line.
+template <typename Check>
+Result<std::string> GetChecked(const std::string& path, std::string_view key, const toml::node& node,
+                               std::string_view what, Check check) {
+  auto value = GetString(path, key, node);
+  if (!value) return Fail(value.error());
+  if (Result<void> ok = check(*value); !ok) {
+    return FailAt(At(path, node.source()), "{} \"{}\" is not a {}: {}", key, *value, what, ok.error().message);
+  }
+  return value;
+}
+
+// Stores the string at `key` in `field` once `check` takes it (see GetChecked).
+template <typename Check>
+Result<void> ReadChecked(const std::string& path, std::string_view key, const toml::node& node, std::string_view what,
+                         Check check, std::optional<std::string>& field) {
+  auto value = GetChecked(path, key, node, what, check);
+  if (!value) return Fail(value.error());
+  field = std::move(*value);
+  return {};
+}
+
+// A check that takes one of `words`, listed in its error as `listed`.
+auto OneOf(std::vector<std::string_view> words, std::string_view listed) {
+  return [words = std::move(words), listed](std::string_view value) -> Result<void> {
+    if (std::ranges::find(words, value) != words.end()) return {};
+    return Fail("expected {}", listed);
+  };
+}
+
 Result<void> ReadMoshPorts(const std::string& path, std::string_view key, const toml::node& node,
                            Profile::Layer& layer) {
-  auto range = GetString(path, key, node);
-  if (!range) return Fail(range.error());
-  if (!range->empty()) {  // empty = mosh-server's default
-    if (auto ok = CheckPortRange(*range); !ok) {
-      return FailAt(At(path, node.source()), "{} \"{}\" is not a port range: {}", key, *range, ok.error().message);
-    }
-  }
-  layer.mosh_ports = std::move(*range);
-  return {};
+  // empty = mosh-server's default
+  auto check = [](std::string_view range) { return range.empty() ? Result<void>{} : CheckPortRange(range); };
+  return ReadChecked(path, key, node, "port range", check, layer.mosh_ports);
 }
 
 Result<void> ReadPredict(const std::string& path, std::string_view key, const toml::node& node,
                          Profile::Layer& layer) {
-  auto mode = GetString(path, key, node);
-  if (!mode) return Fail(mode.error());
-  if (auto ok = CheckPredict(*mode); !ok) {
-    return FailAt(At(path, node.source()), "{} \"{}\" is not a prediction mode: {}", key, *mode, ok.error().message);
-  }
-  layer.predict = std::move(*mode);
-  return {};
+  return ReadChecked(path, key, node, "prediction mode", CheckPredict, layer.predict);
 }
 
 Result<void> ReadHostKeyPolicy(const std::string& path, std::string_view key, const toml::node& node,
                                Profile::Layer& layer) {
-  auto policy = GetString(path, key, node);
-  if (!policy) return Fail(policy.error());
-  if (*policy != "ask" && *policy != "accept-new" && *policy != "strict") {
-    return FailAt(At(path, node.source()), "{} \"{}\" is not a host-key policy: expected ask, accept-new or strict",
-                  key, *policy);
-  }
-  layer.host_key_policy = std::move(*policy);
-  return {};
+  auto check = OneOf({"ask", "accept-new", "strict"}, "ask, accept-new or strict");
+  return ReadChecked(path, key, node, "host-key policy", check, layer.host_key_policy);
 }
 
 Result<void> ReadTransport(const std::string& path, std::string_view key, const toml::node& node,
                            Profile::Layer& layer) {
-  auto transport = GetString(path, key, node);
-  if (!transport) return Fail(transport.error());
-  if (*transport != "udp" && *transport != "ssh" && *transport != "auto") {
-    return FailAt(At(path, node.source()), "{} \"{}\" is not a transport: expected udp, ssh or auto", key,
-                  *transport);
-  }
-  layer.transport = std::move(*transport);
-  return {};
+  return ReadChecked(path, key, node, "transport", OneOf({"udp", "ssh", "auto"}, "udp, ssh or auto"), layer.transport);
 }
 
 // OpenSSH's ControlPersist: a number of seconds (0: stay until stopped), "yes" (the same as 0)

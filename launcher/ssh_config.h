@@ -3,6 +3,7 @@
 // itself; we never parse ssh_config by hand).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,6 +59,14 @@ Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string
 // "user@host:port", with an IPv6 host in brackets: "bob@[2001:db8::1]:22".
 std::string DestinationName(const SshSettings& settings);
 
+// How long `ssh -G` may take: it reads files and may canonicalise a host name (DNS).
+inline constexpr std::chrono::seconds kSshGTimeout{10};
+
+// ssh expands "~" itself when it uses a path, but ssh -G prints some of them (identityfile)
+// as written; we open these files ourselves, so we expand the one form that matters: a
+// leading "~/" (or "~" alone) becomes $HOME.
+std::string ExpandTilde(std::string_view path);
+
 // ControlPath's %-tokens as ssh expands them (OpenSSH 9.2): %h HostName, %p port, %r remote
 // user, %n the host as typed, %u local user, %l and %L local host name (full, short), %i uid,
 // %d home, %C the SHA-1 of "%l%h%p%r", %% a percent sign; a leading ~/ is the home directory.
@@ -86,26 +95,5 @@ Result<MasterIdentity> IdentityOf(const SshSettings& settings, const std::vector
 // setting: "IdentityFile /a/id (bebou-work's: /b/id)". Empty when nothing differs.
 std::vector<std::string> IdentityDifferences(const MasterIdentity& master, const MasterIdentity& session,
                                              std::string_view host);
-
-// Where lines setting ControlPath for `settings.host_alias` take effect in the ssh config the
-// user's ssh reads (`-F FILE` in `ssh_argv`, else ~/.ssh/config). ssh keeps the first value it
-// reads, so lines appended at the end lose to any ControlPath read before them for that host,
-// `ControlPath none` included: one in an earlier Host or Match block (or `Host *`), or one
-// outside any block. Decided by ssh itself: `ssh -G` on copies of the file with `lines` added
-// (the copies beside nothing of the user's; an Include with a relative path reads ~/.ssh as
-// the original does), and `ssh -v -G` for the blocks that apply.
-struct ControlPathPlace {
-  enum class Kind {
-    kAppend,      // at the end of `file` (or a new file)
-    kAbove,       // above `line` of `file`, the first block there that applies (`block`)
-    kOverridden,  // nowhere: a ControlPath outside any block, above `line` (0: anywhere), comes first
-  };
-  Kind kind = Kind::kAppend;
-  std::string file;
-  int line = 0;
-  std::string block;  // the text of that line: "Host lab"
-};
-Result<ControlPathPlace> PlaceControlPathLines(const SshSettings& settings, const std::vector<std::string>& ssh_argv,
-                                               const std::string& lines);
 
 }  // namespace mconnect::launcher

@@ -212,30 +212,27 @@ Result<void> CheckChosenDirectory(const std::string& directory) {
   return AncestorCheck(directory, "choose a socket path (ControlPath) in a private directory").Run();
 }
 
-std::vector<std::string> ListRecords(const std::string& runtime_dir) {
-  std::vector<std::string> records;
-  DIR* dir = ::opendir(runtime_dir.c_str());
-  if (dir == nullptr) return records;
+namespace {
+
+// The paths of the entries of `directory` named "SOMETHING`suffix`", sorted; none if it cannot
+// be read.
+std::vector<std::string> ListEndingWith(const std::string& directory, std::string_view suffix) {
+  std::vector<std::string> paths;
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return paths;
   while (dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
-    if (name.size() > 7 && name.ends_with(".master")) records.push_back(runtime_dir + "/" + name);
+    if (name.size() > suffix.size() && name.ends_with(suffix)) paths.push_back(directory + "/" + name);
   }
   ::closedir(dir);
-  std::sort(records.begin(), records.end());
-  return records;
+  std::sort(paths.begin(), paths.end());
+  return paths;
 }
 
-std::vector<std::string> ListSockets(const std::string& directory) {
-  std::vector<std::string> sockets;
-  DIR* dir = ::opendir(directory.c_str());
-  if (dir == nullptr) return sockets;
-  while (dirent* entry = ::readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name.size() > 5 && name.ends_with(".sock")) sockets.push_back(directory + "/" + name);
-  }
-  ::closedir(dir);
-  std::sort(sockets.begin(), sockets.end());
-  return sockets;
-}
+}  // namespace
+
+std::vector<std::string> ListRecords(const std::string& runtime_dir) { return ListEndingWith(runtime_dir, ".master"); }
+
+std::vector<std::string> ListSockets(const std::string& directory) { return ListEndingWith(directory, ".sock"); }
 
 }  // namespace mconnect::proto

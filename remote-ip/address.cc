@@ -13,20 +13,13 @@
 #include <fmt/format.h>
 
 #include "base/ip_literal.h"
+#include "base/text.h"
 
 namespace mconnect::remoteip {
 namespace {
 
 // How much of a remote command's output an error message may quote.
 constexpr std::size_t kMaxQuoted = 40;
-
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
-  return text;
-}
 
 std::string Sanitize(std::string_view text) { return SanitizeForMessage(text, kMaxQuoted); }
 

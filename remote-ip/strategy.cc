@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "base/ip_literal.h"
+#include "base/text.h"
 #include "remote-ip/address.h"
 
 namespace mconnect::remoteip {
@@ -23,13 +24,6 @@ using std::chrono::milliseconds;
 constexpr std::string_view kCommandPrefix = "command:";
 constexpr std::string_view kStaticPrefix = "static:";
 constexpr std::size_t kMaxQuotedStderr = 100;
-
-std::string_view Trim(std::string_view text) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
-  while (!text.empty() && space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && space(text.back())) text.remove_suffix(1);
-  return text;
-}
 
 // The first non-blank line of a command's stderr, fit to quote; empty if there is none.
 std::string FirstLine(std::string_view text) {

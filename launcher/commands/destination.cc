@@ -22,19 +22,11 @@ Error FixTheProfile(const Error& error, const std::string& path) {
   return Error{error.message, fmt::format("fix that line of {} (`man mconnect-config` lists every key)", path)};
 }
 
-// The ssh command that `ssh -G` runs as: with -4 or -6 for --family=inet or inet6, as mosh.pl
-// passes them to ssh, so that ssh's AddressFamily (which the master connects over) follows.
-std::string SshForSettings(const Options& options) {
-  if (options.family == "inet") return options.ssh + " -4";
-  if (options.family == "inet6") return options.ssh + " -6";
-  return options.ssh;
-}
-
 // The profile's section for the destination, then `ssh -G`.
 Result<Resolved> ResolveWith(const Profile& profile, Options& options) {
   HostProfile host = profile.ForHost(SplitDestination(options.destination).host);
   ApplyProfile(options, host);
-  auto ssh = ResolveSshSettings(SshForSettings(options), options.destination);
+  auto ssh = ResolveSshSettings(SshWithFamily(options), options.destination);
   if (!ssh) {
     return Fail(Error{ssh.error().message,
                       fmt::format("check the host name and what `{} -G {}` prints", options.ssh, options.destination)});
@@ -43,6 +35,17 @@ Result<Resolved> ResolveWith(const Profile& profile, Options& options) {
 }
 
 }  // namespace
+
+std::string_view SshFamilyFlag(const Options& options) {
+  if (options.family == "inet") return "-4";
+  if (options.family == "inet6") return "-6";
+  return {};
+}
+
+std::string SshWithFamily(const Options& options) {
+  const std::string_view flag = SshFamilyFlag(options);
+  return flag.empty() ? options.ssh : fmt::format("{} {}", options.ssh, flag);
+}
 
 Result<Resolved> Resolve(Options& options) {
   auto profile = LoadProfileFor(options);

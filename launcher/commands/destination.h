@@ -5,6 +5,7 @@
 
 #include <expected>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "launcher/app.h"
@@ -22,6 +23,13 @@ struct Resolved {
 // Loads the profile (--config, else the default path), applies its section for the destination
 // to `options` (command line > profile > default), and runs `ssh -G` with -4/-6 for --family.
 Result<Resolved> Resolve(Options& options);
+
+// ssh's -4 or -6 for --family=inet or inet6 (as mosh.pl passes them to ssh), else "": what every
+// ssh a session runs for the destination is given.
+std::string_view SshFamilyFlag(const Options& options);
+// The ssh command line (--ssh) with SshFamilyFlag: what `ssh -G` runs as, so that ssh's
+// AddressFamily (which the master connects over) follows.
+std::string SshWithFamily(const Options& options);
 
 // Resolve() for a session and `mconnect ip`, which print its failure and exit with the status
 // it calls for: a profile error is the user's file to fix (1; 2 when --config names no file, a

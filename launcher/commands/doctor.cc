@@ -3,6 +3,7 @@
 // returns its results (usually one line; none when it does not apply); a failure that the later
 // checks depend on (no TCP, no master) ends the run there. The report (launcher/doctor.h)
 // prints each result as it comes, or the JSON at the end.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,13 +61,20 @@ Outcome DoesNotApply() { return {}; }
 
 Transport TransportOf(const Options& options) { return ParseTransport(options.transport).value_or(Transport::kAuto); }
 
+// The user's ssh command as a session runs it, word by word: with -4 or -6 for --family.
+std::vector<std::string> SshArgvWithFamily(const Options& options) {
+  std::vector<std::string> argv = options.ssh_argv;
+  if (const std::string_view flag = SshFamilyFlag(options); !flag.empty()) argv.emplace_back(flag);
+  return argv;
+}
+
 Outcome CheckSshSettings(Findings& f) {
   auto resolved = Resolve(f.options);
   if (!resolved) return Unreached(Failed(resolved.error()));
   f.resolved = std::move(*resolved);
   const SshSettings& ssh = f.resolved->ssh;
   return GoOn(Passed(fmt::format("{} ({} -G {}: {} identity file(s), StrictHostKeyChecking {})", DestinationName(ssh),
-                                 f.options.ssh, f.options.destination, ssh.identity_files.size(),
+                                 SshWithFamily(f.options), f.options.destination, ssh.identity_files.size(),
                                  ssh.strict_host_key_checking.empty() ? "ask" : ssh.strict_host_key_checking)));
 }
 
@@ -76,14 +84,16 @@ Outcome CheckTcp(Findings& f) {
     return GoOn(Passed(fmt::format("through {} (the host key check below goes through it)",
                                    ssh.proxy_jump.empty() ? "ProxyCommand" : "ProxyJump " + ssh.proxy_jump)));
   }
+  // The family the master connects over: ssh's AddressFamily, which -4/-6 set (see Resolve).
+  const int family = ssh.address_family == "inet" ? AF_INET : ssh.address_family == "inet6" ? AF_INET6 : AF_UNSPEC;
   auto start = Clock::now();
-  auto tcp =
-      ReachTcp(ssh.hostname, ssh.port, std::chrono::seconds(ssh.connect_timeout_s > 0 ? ssh.connect_timeout_s : 10));
+  auto tcp = ReachTcp(ssh.hostname, ssh.port, family,
+                      std::chrono::seconds(ssh.connect_timeout_s > 0 ? ssh.connect_timeout_s : 10));
   if (!tcp) {
     return Unreached(Failed(tcp.error().message,
                             fmt::format("check HostName and Port (`{} -G {}`), that sshd runs on the server and that "
                                         "no firewall drops TCP port {}",
-                                        f.options.ssh, f.options.destination, ssh.port)));
+                                        SshWithFamily(f.options), f.options.destination, ssh.port)));
   }
   auto elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
   return GoOn(Passed(fmt::format("connected to {} in {} ms", *tcp, elapsed)));
@@ -92,7 +102,7 @@ Outcome CheckTcp(Findings& f) {
 // The user's own ssh, asked for the host key and the authentication methods (never
 // authenticating, never writing known_hosts).
 SshProbe ProbeWithSsh(const Options& options) {
-  std::vector<std::string> argv = options.ssh_argv;
+  std::vector<std::string> argv = SshArgvWithFamily(options);
   for (auto& word : SshProbeArguments(options.destination)) argv.push_back(std::move(word));
   CommandOptions run;
   run.timeout = std::chrono::seconds(30);
@@ -130,7 +140,7 @@ Outcome CheckHostKey(Findings& f) {
                              ssh.port == 22 ? ssh.hostname : fmt::format("'[{}]:{}'", ssh.hostname, ssh.port))));
     case SshProbe::HostKey::kUnreached:
       return Unreached(Failed(fmt::format("ssh stopped before the host key: {}", f.probe.said),
-                              fmt::format("run `{} -v {}` to see where it stops", f.options.ssh, host)));
+                              fmt::format("run `{} -v {}` to see where it stops", SshWithFamily(f.options), host)));
   }
   return DoesNotApply();
 }
@@ -164,8 +174,8 @@ Outcome CheckMaster(Findings& f) {
     // An empty message: the master said why on the terminal itself.
     Error error = link.error();
     if (error.message.empty()) error.message = "could not connect or authenticate (see above)";
-    return Unreached(
-        Failed(error, fmt::format("run `{} -v {}` to see what the server says", f.options.ssh, f.options.destination)));
+    return Unreached(Failed(error, fmt::format("run `{} -v {}` to see what the server says", SshWithFamily(f.options),
+                                               f.options.destination)));
   }
   f.link = std::move(*link);
   return GoOn(Passed(fmt::format("{} (pid {}, {})", f.link->started ? "started" : "running",

@@ -9,6 +9,7 @@
 #include "base/terminal.h"
 #include "launcher/app.h"
 #include "launcher/commands/destination.h"
+#include "launcher/control_path_place.h"
 #include "launcher/ssh_config.h"
 #include "proto/socket_path.h"
 

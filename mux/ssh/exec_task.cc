@@ -72,6 +72,13 @@ ChannelTask::Step ExecTask::Finish() {
   return Step::kFinished;
 }
 
+ChannelTask::Step ExecTask::After(int rc, LIBSSH2_SESSION* session, std::string_view what, State next) {
+  if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+  if (rc != 0) return Fail(session, what);
+  state_ = next;
+  return Step::kProgress;
+}
+
 ChannelTask::Step ExecTask::Fail(LIBSSH2_SESSION* session, std::string_view what) {
   outcome_.error = fmt::format("{}: {}", what, Ssh2LastError(session));
   return Finish();
@@ -124,20 +131,11 @@ ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL*
   }
 
   switch (state_) {
-    case State::kStarting: {
-      int rc = libssh2_channel_exec(channel, command_.c_str());
-      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
-      if (rc != 0) return Fail(session, "the server refused to run the command");
-      state_ = State::kSendingEof;
-      return Step::kProgress;
-    }
-    case State::kSendingEof: {
-      int rc = libssh2_channel_send_eof(channel);
-      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
-      if (rc != 0) return Fail(session, "cannot send EOF");
-      state_ = State::kReading;
-      return Step::kProgress;
-    }
+    case State::kStarting:
+      return After(libssh2_channel_exec(channel, command_.c_str()), session, "the server refused to run the command",
+                   State::kSendingEof);
+    case State::kSendingEof:
+      return After(libssh2_channel_send_eof(channel), session, "cannot send EOF", State::kReading);
     case State::kReading: {
       char buffer[16384];
       bool got = false;
@@ -162,13 +160,8 @@ ChannelTask::Step ExecTask::PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL*
       close_deadline_ = now + kCloseGrace;
       return Step::kProgress;
     }
-    case State::kClosing: {
-      int rc = libssh2_channel_close(channel);
-      if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
-      if (rc != 0) return Fail(session, "closing the channel failed");
-      state_ = State::kWaitingClosed;
-      return Step::kProgress;
-    }
+    case State::kClosing:
+      return After(libssh2_channel_close(channel), session, "closing the channel failed", State::kWaitingClosed);
     case State::kWaitingClosed: {
       // Output that still arrives (a timed-out command's) is discarded so the close is seen.
       if (!WaitClosedDiscarding(channel)) return Step::kBlocked;

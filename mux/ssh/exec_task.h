@@ -65,6 +65,8 @@ class ExecTask : public ChannelTask {
   void Report();
   Step Finish();
   Step Fail(LIBSSH2_SESSION* session, std::string_view what);
+  // A libssh2 call's return code as a step: again later, failed (`what`), or done and on to `next`.
+  Step After(int rc, LIBSSH2_SESSION* session, std::string_view what, State next);
   Step PumpState(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
   // Moves the process group's line out of the command's stderr once it is there.
   void TakeProcessGroup();

@@ -144,6 +144,67 @@ Result<void> AppendKnownHost(const std::string& file, const std::string& line) {
   return {};
 }
 
+// Adds every readable file of `files` to `hosts`; what could not be read, one message a file. A
+// file that cannot be read matters only if the key is not found in the others: then it might
+// have been in it.
+std::vector<std::string> LoadKnownHosts(LIBSSH2_KNOWNHOSTS* hosts, const std::vector<std::string>& files) {
+  std::vector<std::string> unreadable;
+  for (const auto& file : files) {
+    auto text = ReadKnownHostsFile(file);
+    if (!text) {
+      unreadable.push_back(std::move(text.error().message));
+      continue;
+    }
+    if (!*text) continue;
+    if (int skipped = AddKnownHosts(hosts, **text); skipped > 0) {
+      log::Warn("{}: {} line(s) not understood, skipped", file, skipped);
+    }
+  }
+  return unreadable;
+}
+
+// OpenSSH's warning for a changed host key, word for word: users know it and search for it.
+void WarnKeyChanged(const HostKeyCheck& check, const KeyType& type, const std::string& name,
+                    const std::string& fingerprint) {
+  term::HideProgress();
+  std::string file = check.known_hosts_files.empty() ? "known_hosts" : check.known_hosts_files.front();
+  std::fprintf(stderr,
+               "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+               "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+               "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+               "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n"
+               "Someone could be eavesdropping on you right now (man-in-the-middle attack)!\n"
+               "It is also possible that a host key has just been changed.\n"
+               "The fingerprint for the %s key sent by the remote host is\n%s.\n"
+               "Remove the old key with: ssh-keygen -f '%s' -R '%s'\n",
+               type.label, fingerprint.c_str(), file.c_str(), name.c_str());
+}
+
+// Whether `policy` takes a host key no known_hosts file knows: strict never does, ask does when
+// the user says so on the terminal, accept-new always does.
+Result<void> AcceptUnknownKey(HostKeyPolicy policy, const KeyType& type, const std::string& name,
+                              const std::string& fingerprint) {
+  switch (policy) {
+    case HostKeyPolicy::kStrict:
+      return Fail("no {} host key is known for {} and strict checking is on (host key verification failed)",
+                  type.label, name);
+    case HostKeyPolicy::kAsk: {
+      std::string question = fmt::format(
+          "The authenticity of host '{}' can't be established.\n{} key fingerprint is {}.\n"
+          "This key is not known by any other names.\n"
+          "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
+          name, type.label, fingerprint);
+      if (!AskOnTerminal(question, fingerprint)) {
+        return Fail("host key for {} is not known and was not accepted (host key verification failed)", name);
+      }
+      return {};
+    }
+    case HostKeyPolicy::kAcceptNew:
+      return {};
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<HostKeyPolicy> ParseHostKeyPolicy(std::string_view value) {
@@ -198,20 +259,7 @@ std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const 
 
   Ssh2KnownHosts hosts(libssh2_knownhost_init(session));
   if (!hosts) return refused("cannot initialise known-hosts checking");
-  // A file that cannot be read matters only if the key is not found in the others: then it
-  // might have been in it.
-  std::vector<std::string> unreadable;
-  for (const auto& file : check.known_hosts_files) {
-    auto text = ReadKnownHostsFile(file);
-    if (!text) {
-      unreadable.push_back(std::move(text.error().message));
-      continue;
-    }
-    if (!*text) continue;
-    if (int skipped = AddKnownHosts(hosts.get(), **text); skipped > 0) {
-      log::Warn("{}: {} line(s) not understood, skipped", file, skipped);
-    }
-  }
+  const std::vector<std::string> unreadable = LoadKnownHosts(hosts.get(), check.known_hosts_files);
   const std::string name = KnownHostsName(check);
   const std::string fingerprint = Fingerprint(session);
   int result = libssh2_knownhost_checkp(
@@ -222,22 +270,10 @@ std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const 
       log::Info("host key for {} matches known_hosts ({} {})", name, type->label, fingerprint);
       for (const auto& why : unreadable) log::Info("{} (the others sufficed)", why);
       return {};
-    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
-      term::HideProgress();
-      std::string file = check.known_hosts_files.empty() ? "known_hosts" : check.known_hosts_files.front();
-      std::fprintf(stderr,
-                   "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
-                   "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
-                   "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
-                   "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n"
-                   "Someone could be eavesdropping on you right now (man-in-the-middle attack)!\n"
-                   "It is also possible that a host key has just been changed.\n"
-                   "The fingerprint for the %s key sent by the remote host is\n%s.\n"
-                   "Remove the old key with: ssh-keygen -f '%s' -R '%s'\n",
-                   type->label, fingerprint.c_str(), file.c_str(), name.c_str());
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+      WarnKeyChanged(check, *type, name, fingerprint);
       return refused(
           fmt::format("host key for {} has changed; refusing to connect (host key verification failed)", name));
-    }
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
       break;
     default:
@@ -249,26 +285,8 @@ std::expected<void, HostKeyError> VerifyHostKey(LIBSSH2_SESSION* session, const 
         HostKeyFailure::kUnreadable});
   }
 
-  // Unknown key.
-  switch (check.policy) {
-    case HostKeyPolicy::kStrict:
-      return refused(fmt::format("no {} host key is known for {} and strict checking is on (host key verification "
-                                 "failed)",
-                                 type->label, name));
-    case HostKeyPolicy::kAsk: {
-      std::string question = fmt::format(
-          "The authenticity of host '{}' can't be established.\n{} key fingerprint is {}.\n"
-          "This key is not known by any other names.\n"
-          "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
-          name, type->label, fingerprint);
-      if (!AskOnTerminal(question, fingerprint)) {
-        return refused(
-            fmt::format("host key for {} is not known and was not accepted (host key verification failed)", name));
-      }
-      break;
-    }
-    case HostKeyPolicy::kAcceptNew:
-      break;
+  if (auto accepted = AcceptUnknownKey(check.policy, *type, name, fingerprint); !accepted) {
+    return refused(std::move(accepted.error().message));
   }
   if (check.known_hosts_files.empty()) {
     return refused(fmt::format("no known_hosts file to record the key of {} in", name));

@@ -90,6 +90,23 @@ TEST_F(FamilyTest, MinusSixConnectsOverIpv6AndHandsOnlyIpv6Addresses) {
   EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << "one master for lab6";
 }
 
+// doctor takes -4, -6 and --family as a session does: its checks go over that family (ssh,
+// TCP, the address handed on and probed over UDP), and the command lines it suggests carry it.
+TEST_F(FamilyTest, DoctorChecksOverTheFamilyASessionWouldUse) {
+  auto six = Mconnect({"doctor", "-6", "lab6"});
+  EXPECT_EQ(six.exit_code, 0) << six.out << six.err;
+  EXPECT_THAT(six.out, HasSubstr("connected to ::1 port ")) << six.out;
+  EXPECT_THAT(six.out, MatchesRegex("(.|\n)*OK +udp +::1:[0-9]+ answered(.|\n)*")) << six.out;
+
+  auto four = Mconnect({"doctor", "--family=inet", "lab6"});
+  EXPECT_EQ(four.exit_code, 255) << "::1 is not IPv4: " << four.out << four.err;
+  EXPECT_THAT(four.out, HasSubstr(" -4 -G lab6")) << "the hint runs ssh as the session would: " << four.out;
+
+  auto either = Mconnect({"doctor", "-4", "lab"});
+  EXPECT_EQ(either.exit_code, 0) << either.out << either.err;
+  EXPECT_THAT(either.out, HasSubstr("connected to 127.0.0.1 port ")) << either.out;
+}
+
 TEST_F(FamilyTest, MinusFourConnectsOverIpv4AndTheDefaultTakesEither) {
   auto six = Mconnect({"ip", "-4", "lab6"});
   EXPECT_EQ(six.exit_code, 255) << "::1 is not IPv4: " << six.out << six.err;

@@ -192,6 +192,44 @@ TEST(StatusCommand, JsonStaysJsonWithQuotesAndBackslashesInSocketPaths) {
   EXPECT_EQ(stopped->exit_code, 0) << stopped->err;
 }
 
+// A socket directory whose name is not UTF-8 (a path is bytes): the master's record keeps the
+// path as it is, so `status` lists the master and `stop` finds it.
+TEST(StatusCommand, ListsAndStopsAMasterWhoseSocketPathIsNotUtf8) {
+  auto lab = MconnectLab::Start();
+  ASSERT_TRUE(lab) << lab.error().message;
+  MconnectLab& l = **lab;
+  const std::string dir = l.dir().Sub("not\xffutf8");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0) << std::strerror(errno);
+  const std::string socket = "--socket=" + dir + "/m.sock";
+  auto ip = l.Run({"ip", socket, l.SshOption(), "lab"});
+  ASSERT_TRUE(ip);
+  ASSERT_EQ(ip->exit_code, 0) << ip->err;
+  const pid_t self = ::getpid();
+  const auto masters =
+      FindProcesses([self](const ProcessInfo& p) { return p.ppid == self && p.exe == "mconnect-mux"; });
+  ASSERT_EQ(masters.size(), 1u);
+  const pid_t master = masters[0].pid;
+
+  auto table = l.Run({"status"});
+  ASSERT_TRUE(table);
+  ASSERT_EQ(table->exit_code, 0) << table->err;
+  EXPECT_THAT(table->out, HasSubstr(" " + std::to_string(master) + " ")) << table->out;
+  EXPECT_THAT(table->out, HasSubstr(" " + dir + "/")) << "the path as it is on disk";
+  auto json = l.Run({"status", "--json"});
+  ASSERT_TRUE(json);
+  CommandOptions feed;
+  feed.input = json->out;
+  auto tool = RunCommand({"python3", "-m", "json.tool"}, feed);
+  ASSERT_TRUE(tool);
+  EXPECT_EQ(tool->exit_code, 0) << tool->err << "\nin: " << json->out;
+  EXPECT_THAT(json->out, HasSubstr("\"pid\":" + std::to_string(master)));
+
+  auto stopped = l.Run({"stop", socket, l.SshOption(), "lab"});
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(stopped->exit_code, 0) << stopped->err;
+  EXPECT_NE(WaitExit(master, 10s), -1) << "the master stops";  // ours: this process adopts orphans
+}
+
 TEST(SshConfigCommand, PrintsTheControlPathOfTheMastersSocket) {
   auto lab = MconnectLab::Start();
   ASSERT_TRUE(lab) << lab.error().message;
