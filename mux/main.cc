@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
   // Every client costs fds; a login's soft limit of 1024 would turn away the 250th session.
   mconnect::mux::RaiseFdLimit();
   int status = Main(argc, argv);
-  // A reconnect attempt may still be running on its thread (mux/reconnector.h): static
+  // A reconnect attempt may still be running on its thread (mux/ssh/reconnector.h): static
   // destructors must not pull libssh2 and OpenSSL from under it. The log flushes every line.
   std::fflush(nullptr);
   ::_exit(status);

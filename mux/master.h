@@ -1,25 +1,26 @@
 // The master: one authenticated SSH connection to one destination, served on a Unix socket.
-// Wires the SSH driver, the control server, the listening socket and the remote-ip cache to a
-// single ppoll() loop, and decides when to exit (idle for `persist`, Stop, a signal, or the
-// connection lost).
+// Wires its parts (the connection pool, the control server, the OpenSSH mux server, the forwards,
+// the mosh relays, the listening socket and the remote-ip cache) to a single ppoll() loop, where
+// each registers through a Poller, and decides when to exit (idle for `persist`, Stop, a signal,
+// or the connection lost). The control services it offers are in master_services.cc.
 #pragma once
 
-#include <poll.h>
 #include <sys/types.h>
 
 #include <chrono>
-#include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/unique_fd.h"
 #include "mux/control/server.h"
 #include "mux/forward/forwards.h"
 #include "mux/mosh_over_ssh/mosh_over_ssh.h"
 #include "mux/openssh/server.h"
-#include "mux/reconnector.h"
+#include "mux/ssh/connection_pool.h"
 #include "mux/ssh/driver.h"
 #include "remote-ip/cache.h"
 #include "remote-ip/strategy.h"
@@ -51,10 +52,7 @@ struct MasterConfig {
 
 class Master : public MasterServices {
  public:
-  // All the SSH connections a master keeps to its server (the main one and those it opens past
-  // sshd's MaxSessions). Connections opened at once (each on a thread of its own), and the most a
-  // burst of channel opens may bring about (past sshd's MaxSessions more follow), are below.
-  static constexpr std::size_t kMaxConnections = 32;
+  static constexpr std::size_t kMaxConnections = ConnectionPool::kMaxConnections;
 
   Master(MasterConfig config, std::unique_ptr<SshConnection> connection, UniqueFd listen_fd);
   ~Master() override;
@@ -62,6 +60,7 @@ class Master : public MasterServices {
   // Serves until it is time to go; returns the process exit status.
   int Run();
 
+  // The control services (master_services.cc).
   control::StatusReply Status() override;
   void Exec(const control::ExecRequest& request, Reply<control::ExecReply> reply) override;
   void DiscoverIp(const control::DiscoverIpRequest& request, Reply<control::DiscoverIpReply> reply) override;
@@ -73,60 +72,21 @@ class Master : public MasterServices {
 
  private:
   class IpHost;
+  // The server as remote-ip strategies see it, over the main connection (master_services.cc).
+  static std::unique_ptr<remoteip::Host> MakeIpHost(SshDriver& driver, std::string host_name);
   using Clock = std::chrono::steady_clock;
-  static constexpr int kParallelOpens = 4;
-  static constexpr std::size_t kMaxBurstConnections = 8;
-  // Unopened tasks a connection keeps in its own queue; more are spread or wait in the master.
-  static constexpr std::size_t kKeepOpens = 2;
-  // The main connection: up; lost and being re-opened; lost for good until a person helps.
-  enum class Link { kUp, kReconnecting, kNeedsPerson };
+  using Link = ConnectionPool::Link;
 
   void AcceptClients();
-  // An overflow connection being opened is there, or failed: the waiting tasks go on it, or
-  // back to the main connection, or (when nothing can take them) fail.
-  void OnOverflowOpened(Reconnector& opener);
-  // Starts opening another overflow connection on a free opener (see MayOpenAnother).
-  void OpenAnotherConnection();
-  // Whether the cap on connections, the openers and the fd budget allow one more now.
-  bool MayOpenAnother(Clock::time_point now) const;
-  // Tasks waiting for room (overflow_waiting_) go to a connection that has it, or to one being
-  // opened, or make one be opened; at the cap they wait for a channel to close.
-  void PlaceWaiting(Clock::time_point now);
-  // Sessions the server allows on one connection, as seen on a full one (else sshd's default).
-  std::size_t SessionsPerConnection();
-  // Spreads tasks that queue for a channel open (one at a time per connection, a round trip
-  // each) over the connections there are, and opens more when a burst outgrows them.
-  void BalanceOpens(Clock::time_point now);
-  // A task the server refused for lack of room on its connection: run it on another one.
-  void Overflow(std::unique_ptr<ChannelTask> task);
-  void PumpDrivers();
-  std::vector<SshDriver*> Drivers();
   void RunMoshServer(const control::StartMoshServerRequest& request, bool locale_fallback,
                      Reply<control::StartMoshServerReply> reply);
   void RemoveSocket();
-  void OnConnectionLost(Clock::time_point now);
-  // Starts a reconnect attempt when one is due; returns when the next one is due, if any.
-  std::optional<Clock::time_point> ScheduleReconnect(Clock::time_point now);
-  void OnReconnectOutcome(Clock::time_point now);
-  // Whatever a proxy command wrote to its stderr goes to the log.
-  void LogProxyErrors();
 
-  // The loop's steps (Run). The poll set's fixed entries come first, then one range per part.
-  static constexpr std::size_t kListenEntry = 0;
-  static constexpr std::size_t kReconnectorEntry = 2;
-  static constexpr std::size_t kProxyErrorsEntry = 3;
-  struct PollLayout {
-    std::size_t first_opener = 0;
-    std::size_t first_client = 0;  // the control server's clients
-    std::size_t openssh_begin = 0;
-    std::size_t forwards_begin = 0;
-    std::size_t relays_begin = 0;
-  };
+  // The loop's steps (Run).
   bool Idle() const;
   std::optional<int> ExitReason(Clock::time_point now);
-  std::optional<Clock::time_point> NextWake(Clock::time_point now, bool accepting);
-  PollLayout BuildPollSet(std::vector<pollfd>& fds, bool accepting);
-  void Dispatch(std::vector<pollfd>& fds, const PollLayout& layout, int ready, bool accepting);
+  // Registers every part for one round, in the order their work is done (see there why).
+  void Watch(Poller& poller, Clock::time_point now, bool accepting);
   // Starts relay channels that need one (while the link is up) and drops finished relays.
   void UpdateRelays(Clock::time_point now);
   // ssh -O stop: no new clients; exit once the current ones are done.
@@ -137,24 +97,10 @@ class Master : public MasterServices {
   void CheckSocket(Clock::time_point now);
 
   MasterConfig config_;
-  SshDriver driver_;
-  std::vector<std::unique_ptr<SshDriver>> extra_;  // overflow connections, opened on demand
-  std::uint64_t connections_opened_ = 1;
-  Link link_ = Link::kUp;
-  std::string link_detail_;  // why the link is not up
-  Reconnector reconnector_;
-  // Overflow connections open on threads too (Reconnector), several at once, so that the burst
-  // of sessions that needs them does not stop the loop for a TCP connect, key exchange and
-  // authentication, nor wait for them one after another; the tasks wait here meanwhile.
-  std::vector<std::unique_ptr<Reconnector>> openers_;
-  std::vector<std::unique_ptr<ChannelTask>> overflow_waiting_;
-  Clock::time_point next_open_{};  // after a failed overflow connection, not before this
-  int attempts_ = 0;  // since the connection was lost
-  Clock::time_point down_since_;
-  Clock::time_point next_attempt_;
-  Clock::time_point last_attempt_end_;
-  std::uint64_t reconnects_ = 0;
-  std::vector<std::unique_ptr<MoshOverSsh>> relays_;
+  ConnectionPool pool_;
+  // By id: a relay's poll callback finds it again, or finds it gone.
+  std::map<std::uint64_t, std::unique_ptr<MoshOverSsh>> relays_;
+  std::uint64_t next_relay_id_ = 1;
   std::uint64_t relay_dropped_ = 0;  // by relays that have finished
   ControlServer server_;
   Forwards forwards_;
@@ -164,7 +110,7 @@ class Master : public MasterServices {
   // the listening socket is not polled before this, or the loop would spin on it.
   Clock::time_point accept_paused_until_{};
   remoteip::Cache ip_cache_;
-  std::unique_ptr<IpHost> ip_host_;
+  std::unique_ptr<remoteip::Host> ip_host_;
   Clock::time_point started_;
   bool stopping_ = false;
   // The socket file as published (the listening fd's own inode is sockfs's, not the path's).

@@ -86,27 +86,22 @@ std::size_t ControlServer::promised_fds() const {
          (FdBudget::kClientCost - 1);
 }
 
-void ControlServer::AddPollFds(std::vector<pollfd>& fds) {
-  polled_.clear();
+void ControlServer::Watch(Poller& poller) {
   for (const auto& [id, client] : clients_) {
     short events = client->out.size() < kReadPauseOutput && !client->backlog ? POLLIN : 0;
     if (!client->out.empty()) events |= POLLOUT;
-    fds.push_back({client->fd.get(), events, 0});
-    polled_.push_back(id);
+    poller.Watch(client->fd.get(), events, [this, id](short revents) { OnEvents(id, revents); });
   }
+  poller.Then([this] { std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; }); });
+  poller.WakeBy(NextDeadline());
 }
 
-void ControlServer::HandleEvents(const pollfd* fds, std::size_t count) {
-  // Handlers may add replies to any client and close any: look each one up by its id.
-  for (std::size_t i = 0; i < count && i < polled_.size(); ++i) {
-    auto it = clients_.find(polled_[i]);
-    if (it == clients_.end() || fds[i].revents == 0) continue;
-    Client& client = *it->second;
-    if (client.closed) continue;
-    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ReadFrom(client);
-    if (!client.closed && (fds[i].revents & POLLOUT)) WriteTo(client);
-  }
-  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+void ControlServer::OnEvents(std::uint64_t id, short revents) {
+  auto it = clients_.find(id);
+  if (it == clients_.end() || it->second->closed) return;
+  Client& client = *it->second;
+  if (revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ReadFrom(client);
+  if (!client.closed && (revents & POLLOUT)) WriteTo(client);
 }
 
 std::optional<std::chrono::steady_clock::time_point> ControlServer::NextDeadline() const {
@@ -299,29 +294,30 @@ void ControlServer::OnStatus(Client& client, const proto::Frame&) {
   Send(client, proto::MessageType::kStatusReply, reply);
 }
 
+// The requests answered by the master's services take the same steps: decode, or close the client
+// that sent something malformed; then ask, with where the reply goes.
+template <typename Request, typename Answer>
+void ControlServer::Ask(Client& client, const proto::Frame& frame, std::string_view name, proto::MessageType reply_type,
+                        void (MasterServices::*ask)(const Request&, MasterServices::Reply<Answer>)) {
+  Request request;
+  if (!proto::DecodePayload(frame, request)) return Close(client, fmt::format("sent a malformed {}", name));
+  (services_.*ask)(request, ReplyTo<Answer>(client, reply_type));
+}
+
 void ControlServer::OnExec(Client& client, const proto::Frame& frame) {
-  control::ExecRequest request;
-  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed Exec");
-  services_.Exec(request, ReplyTo<control::ExecReply>(client, proto::MessageType::kExecReply));
+  Ask(client, frame, "Exec", proto::MessageType::kExecReply, &MasterServices::Exec);
 }
 
 void ControlServer::OnDiscoverIp(Client& client, const proto::Frame& frame) {
-  control::DiscoverIpRequest request;
-  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed DiscoverIp");
-  services_.DiscoverIp(request, ReplyTo<control::DiscoverIpReply>(client, proto::MessageType::kDiscoverIpReply));
+  Ask(client, frame, "DiscoverIp", proto::MessageType::kDiscoverIpReply, &MasterServices::DiscoverIp);
 }
 
 void ControlServer::OnStartMoshServer(Client& client, const proto::Frame& frame) {
-  control::StartMoshServerRequest request;
-  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed StartMoshServer");
-  services_.StartMoshServer(request,
-                            ReplyTo<control::StartMoshServerReply>(client, proto::MessageType::kStartMoshServerReply));
+  Ask(client, frame, "StartMoshServer", proto::MessageType::kStartMoshServerReply, &MasterServices::StartMoshServer);
 }
 
 void ControlServer::OnStartRelay(Client& client, const proto::Frame& frame) {
-  control::StartRelayRequest request;
-  if (!proto::DecodePayload(frame, request)) return Close(client, "sent a malformed StartRelay");
-  services_.StartRelay(request, ReplyTo<control::StartRelayReply>(client, proto::MessageType::kStartRelayReply));
+  Ask(client, frame, "StartRelay", proto::MessageType::kStartRelayReply, &MasterServices::StartRelay);
 }
 
 void ControlServer::OnStop(Client& client, const proto::Frame& frame) {

@@ -4,8 +4,6 @@
 // ErrorReply and the client stays.
 #pragma once
 
-#include <poll.h>
-
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -16,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/unique_fd.h"
 #include "proto/control.pb.h"
 #include "proto/frame.h"
@@ -59,15 +58,12 @@ class ControlServer {
   // The fds admitted clients may still bring: each not yet handed over may become an OpenSSH
   // session that lends three (see FdBudget::Room).
   std::size_t promised_fds() const;
-  // Appends one pollfd per client (in a stable order) ...
-  void AddPollFds(std::vector<pollfd>& fds);
-  // ... and takes back their revents, same order.
-  void HandleEvents(const pollfd* fds, std::size_t count);
+  // Registers each client's socket for this round, and the wake-up its deadlines need: a client
+  // must finish its Hello within an absolute deadline of connecting (not an idle timer that each
+  // byte resets), so one that stalls mid-frame cannot hold a slot forever; a client with requests
+  // waiting for their turn (ProcessBacklogs) wants the loop back at once.
+  void Watch(Poller& poller);
   std::size_t client_count() const { return clients_.size(); }
-  // A client must finish its Hello within an absolute deadline of connecting (not an idle timer
-  // that each byte resets), so one that stalls mid-frame cannot hold a slot forever. Now, when a
-  // client has requests waiting for their turn (ProcessBacklogs).
-  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   void ExpireHandshakes();
   // Answers requests that were read but left for a later turn (see ProcessFrames).
   void ProcessBacklogs();
@@ -78,6 +74,10 @@ class ControlServer {
   struct Client;
   using Handler = void (ControlServer::*)(Client&, const proto::Frame&);
 
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
+  // One client's turn in a round. Handlers may add replies to any client and close any: the
+  // client is looked up by its id, and closed ones are removed only once the round's events ran.
+  void OnEvents(std::uint64_t id, short revents);
   void ReadFrom(Client& client);
   // Answers the complete frames already read, a turn's worth at most and only while the client
   // takes its replies; the rest waits in its input for a later turn.
@@ -89,6 +89,9 @@ class ControlServer {
   void Send(Client& client, proto::MessageType type, const google::protobuf::MessageLite& message);
   template <typename T>
   MasterServices::Reply<T> ReplyTo(const Client& client, proto::MessageType type);
+  template <typename Request, typename Answer>
+  void Ask(Client& client, const proto::Frame& frame, std::string_view name, proto::MessageType reply_type,
+           void (MasterServices::*ask)(const Request&, MasterServices::Reply<Answer>));
   void SendTo(std::uint64_t client_id, proto::MessageType type, const google::protobuf::MessageLite& message);
   void Close(Client& client, std::string_view why);
 
@@ -104,9 +107,6 @@ class ControlServer {
 
   MasterServices& services_;
   std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
-  // The client of each entry AddPollFds added: HandleEvents matches by id, so clients removed or
-  // added in between cannot shift another client's events onto it.
-  std::vector<std::uint64_t> polled_;
   std::uint64_t next_id_ = 1;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <variant>
@@ -153,55 +154,41 @@ Forwards::Connection& Forwards::NewConnection() {
   return connection;
 }
 
-void Forwards::AddPollFds(std::vector<pollfd>& fds) {
-  polled_listeners_.clear();
-  polled_connections_.clear();
+void Forwards::Watch(Poller& poller) {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& listener : listeners_) {
-    fds.push_back({listener.fd.get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN), 0});
-    polled_listeners_.push_back(listener.id);
+    poller.Watch(listener.fd.get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN),
+                 [this, id = listener.id](short revents) {
+                   if (revents & POLLIN) OnListenerReady(id);
+                 });
   }
+  std::vector<pollfd> fds;
   for (const auto& connection : connections_) {
-    polled_connections_.push_back(connection.id);
-    if (connection.connecting) {
-      fds.push_back({connection.socket.get(), POLLOUT, 0});
+    fds.clear();
+    if (connection.connecting || !connection.pipes) {
+      // Our connect in progress (-R), or the SOCKS negotiation.
+      fds.push_back({connection.socket.get(), static_cast<short>(connection.connecting ? POLLOUT : POLLIN), 0});
       fds.push_back({-1, 0, 0});
       fds.push_back({-1, 0, 0});
-      continue;
+    } else {
+      LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
+      AddLocalPollFds(ends, *connection.pipes, fds);
     }
-    if (!connection.pipes) {
-      fds.push_back({connection.socket.get(), POLLIN, 0});  // SOCKS negotiation
-      fds.push_back({-1, 0, 0});
-      fds.push_back({-1, 0, 0});
-      continue;
-    }
-    LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-    AddLocalPollFds(ends, *connection.pipes, fds);
+    poller.Watch(fds, [this, id = connection.id](std::span<const pollfd> mine) { OnConnectionReady(id, mine); });
   }
+  poller.Then([this] { Update(); });
+  poller.WakeBy(NextDeadline());
 }
 
-void Forwards::HandleEvents(const pollfd* fds, std::size_t count) {
-  if (count != polled_listeners_.size() + 3 * polled_connections_.size()) return;  // not our layout
-  // Both lists only lose members or gain them at the end, and ids grow along them: walk each
-  // beside the ids that were polled.
-  auto listener = listeners_.begin();
-  for (std::size_t i = 0; i < polled_listeners_.size(); ++i) {
-    while (listener != listeners_.end() && listener->id < polled_listeners_[i]) ++listener;
-    if (listener == listeners_.end()) break;
-    if (listener->id == polled_listeners_[i] && (fds[i].revents & POLLIN)) Accept(*listener);
-  }
-  const pollfd* connection_fds = fds + polled_listeners_.size();
-  auto connection = connections_.begin();
-  for (std::size_t i = 0; i < polled_connections_.size(); ++i) {
-    while (connection != connections_.end() && connection->id < polled_connections_[i]) ++connection;
-    if (connection == connections_.end()) break;
-    if (connection->id == polled_connections_[i]) HandleConnection(*connection, connection_fds + 3 * i);
-  }
-  Update();
+void Forwards::OnListenerReady(std::uint64_t id) {
+  auto listener = std::ranges::find(listeners_, id, &Listener::id);
+  if (listener != listeners_.end()) Accept(*listener);
 }
 
-void Forwards::HandleConnection(Connection& connection, const pollfd* mine) {
-  if (connection.done) return;
+void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine) {
+  auto found = std::ranges::find(connections_, id, &Connection::id);
+  if (found == connections_.end() || found->done) return;
+  Connection& connection = *found;
   if (connection.connecting) {
     if (mine[0].revents == 0) return;
     int error = 0;
@@ -219,7 +206,7 @@ void Forwards::HandleConnection(Connection& connection, const pollfd* mine) {
     return;
   }
   LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-  if (!PumpLocalEnds(ends, *connection.pipes, mine)) connection.pipes->client_gone = true;
+  if (!PumpLocalEnds(ends, *connection.pipes, mine.data())) connection.pipes->client_gone = true;
 }
 
 std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() const {

@@ -7,16 +7,16 @@
 // master keeps them.
 #pragma once
 
-#include <poll.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "mux/forward/socks_codec.h"
@@ -38,10 +38,9 @@ class Forwards {
   // Stops listening for a spec opened before (connections already made go on).
   Result<void> Close(const openssh::ForwardSpec& spec);
 
-  void AddPollFds(std::vector<pollfd>& fds);
-  // When a listener paused for lack of fds is to be polled again.
-  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
-  void HandleEvents(const pollfd* fds, std::size_t count);
+  // Registers the listeners and connections for this round, and a wake-up for when a listener
+  // paused for lack of fds is to be polled again.
+  void Watch(Poller& poller);
   // Reacts to what the channels did (opened, refused, finished).
   void Update();
 
@@ -80,8 +79,14 @@ class Forwards {
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
   void Accept(Listener& listener);
   void Negotiate(Connection& connection);
-  // One connection's turn with its three poll entries (socket in, socket out, unused).
-  void HandleConnection(Connection& connection, const pollfd* mine);
+  // When a listener paused for lack of fds is to be polled again.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
+  // A listener's or a connection's turn in a round. Between Watch and these, listeners and
+  // connections may be removed (a cancel from a client, a finished connection): each is looked up
+  // by its id, never reached through something kept from Watch.
+  void OnListenerReady(std::uint64_t id);
+  // With the connection's three poll entries (socket in, socket out, unused).
+  void OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine);
   void StartChannel(Connection& connection, const std::string& host, int port);
   void Finish(Connection& connection);
   Connection& NewConnection();
@@ -91,11 +96,6 @@ class Forwards {
   std::list<RemoteListener> remote_listeners_;
   std::list<Connection> connections_;
   std::uint64_t next_id_ = 1;
-  // Who got which poll entries in AddPollFds, in list order. Between AddPollFds and HandleEvents
-  // listeners and connections may be removed (a cancel, a finished connection) or added, so
-  // HandleEvents matches entries by id, never by position.
-  std::vector<std::uint64_t> polled_listeners_;
-  std::vector<std::uint64_t> polled_connections_;
 };
 
 }  // namespace mconnect::mux

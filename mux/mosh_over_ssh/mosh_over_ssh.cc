@@ -212,6 +212,9 @@ class DatagramChannelTask : public ChannelTask {
  private:
   enum class Phase { kStarting, kRelaying, kClosing, kWaitingClosed };
   Step End(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+  // The channel has closed: whether the relay is over for good (mosh-server gone, or it never
+  // started) or another channel is to follow.
+  void Closed(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
   void TakeErrors();
 
   std::shared_ptr<MoshOverSshState> state_;
@@ -298,30 +301,33 @@ ChannelTask::Step DatagramChannelTask::Pump(LIBSSH2_SESSION* session, LIBSSH2_CH
       phase_ = Phase::kWaitingClosed;
       return Step::kProgress;
     }
-    case Phase::kWaitingClosed: {
+    case Phase::kWaitingClosed:
       if (!WaitClosedDiscarding(channel)) return Step::kBlocked;
-      ChannelExit exit = ReadChannelExit(session, channel);
-      if (!errors_.empty()) {
-        errors_ += '\n';
-        TakeErrors();
-      }
-      // libssh2 reads a missing exit status as 0: only the relay's own word says it is over.
-      if (server_done_) {
-        log::Info("mosh relay: mosh-server has exited; the relay ends");
-        state_->finished = true;
-      } else if (state_->kind.empty()) {
-        // It never started (no perl, a broken mconnect): trying again will not help.
-        state_->Report(Fail("the relay could not start on the server (exit status {})", exit.status));
-        state_->finished = true;
-      } else {
-        log::Warn("mosh relay ended with status {}{}; starting another", exit.status,
-                  exit.signal.empty() ? "" : " (signal " + exit.signal + ")");
-        state_->restart_at = Clock::now() + kRestartPause;
-      }
+      Closed(session, channel);
       return Step::kFinished;
-    }
   }
   return Step::kFinished;
+}
+
+void DatagramChannelTask::Closed(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  ChannelExit exit = ReadChannelExit(session, channel);
+  if (!errors_.empty()) {
+    errors_ += '\n';
+    TakeErrors();
+  }
+  // libssh2 reads a missing exit status as 0: only the relay's own word says it is over.
+  if (server_done_) {
+    log::Info("mosh relay: mosh-server has exited; the relay ends");
+    state_->finished = true;
+  } else if (state_->kind.empty()) {
+    // It never started (no perl, a broken mconnect): trying again will not help.
+    state_->Report(Fail("the relay could not start on the server (exit status {})", exit.status));
+    state_->finished = true;
+  } else {
+    log::Warn("mosh relay ended with status {}{}; starting another", exit.status,
+              exit.signal.empty() ? "" : " (signal " + exit.signal + ")");
+    state_->restart_at = Clock::now() + kRestartPause;
+  }
 }
 
 ChannelTask::Step DatagramChannelTask::End(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) {

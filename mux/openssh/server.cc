@@ -132,43 +132,36 @@ void OpenSshMuxServer::ExpireDeadlines() {
   std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
 }
 
-void OpenSshMuxServer::AddPollFds(std::vector<pollfd>& fds) {
-  poll_layout_.clear();
+void OpenSshMuxServer::Watch(Poller& poller) {
+  std::vector<pollfd> fds;
   for (auto& [id, client] : clients_) {
-    std::size_t before = fds.size();
-    short control_events = POLLIN;
-    if (!client->out.empty()) control_events |= POLLOUT;
-    fds.push_back({client->control.get(), control_events, 0});
+    fds.clear();
+    fds.push_back({client->control.get(), static_cast<short>(client->out.empty() ? POLLIN : POLLIN | POLLOUT), 0});
     if (client->phase == Client::Phase::kSession && client->pipes) {
       LocalEnds ends{client->stdin_fd.get(), client->stdout_fd.get(), client->stderr_fd.get(), nullptr};
       AddLocalPollFds(ends, *client->pipes, fds);
     }
-    poll_layout_.emplace_back(id, fds.size() - before);
+    poller.Watch(fds, [this, id](std::span<const pollfd> ready) { OnEvents(id, ready); });
   }
+  poller.Then([this] { std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; }); });
+  poller.WakeBy(NextDeadline());
 }
 
-void OpenSshMuxServer::HandleEvents(const pollfd* fds, std::size_t count) {
-  std::size_t offset = 0;
-  for (const auto& [id, used] : poll_layout_) {
-    if (offset + used > count) break;
-    auto it = clients_.find(id);
-    if (it != clients_.end()) {
-      Client& client = *it->second;
-      const pollfd& control = fds[offset];
-      if (control.revents & POLLOUT) Flush(client);
-      if (!client.closed && (control.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-        if (client.phase == Client::Phase::kReceivingFds) {
-          TakeFds(client);
-        } else {
-          ReadControl(client);
-        }
-        if (!client.closed) UpdateDeadline(client);
-      }
-      if (!client.closed && used == 4) PumpFds(client, fds + offset + 1);
+void OpenSshMuxServer::OnEvents(std::uint64_t id, std::span<const pollfd> fds) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  Client& client = *it->second;
+  const pollfd& control = fds[0];
+  if (control.revents & POLLOUT) Flush(client);
+  if (!client.closed && (control.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+    if (client.phase == Client::Phase::kReceivingFds) {
+      TakeFds(client);
+    } else {
+      ReadControl(client);
     }
-    offset += used;
+    if (!client.closed) UpdateDeadline(client);
   }
-  std::erase_if(clients_, [](const auto& entry) { return entry.second->closed; });
+  if (!client.closed && fds.size() == 4) PumpFds(client, fds.data() + 1);
 }
 
 void OpenSshMuxServer::ReadControl(Client& client) {

@@ -4,18 +4,18 @@
 // SCM_RIGHTS and we relay them to an SSH session channel.
 #pragma once
 
-#include <poll.h>
-
 #include <chrono>
 #include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "mux/openssh/codec.h"
@@ -53,9 +53,9 @@ class OpenSshMuxServer {
   // master keeps room for them (FdBudget::Room), so that none is turned away halfway through.
   std::size_t promised_fds() const;
 
-  // Appends this server's pollfds; HandleEvents takes back the same number, same order.
-  void AddPollFds(std::vector<pollfd>& fds);
-  void HandleEvents(const pollfd* fds, std::size_t count);
+  // Registers each client's fds for this round (its control socket, and a session's three lent
+  // ends), and a wake-up for the first deadline (NextDeadline).
+  void Watch(Poller& poller);
   // Reacts to what the channel side did (opened, output, finished); call after the driver ran.
   void Update();
   // SIGWINCH from a client: re-read the sizes of the terminals we were lent.
@@ -64,14 +64,18 @@ class OpenSshMuxServer {
   std::size_t client_count() const { return clients_.size(); }
   // Clients with a session or a stdio forward under way.
   std::size_t session_count() const;
-  // When the first client that owes the master a HELLO, the rest of a frame or its fds runs out
-  // of time; ExpireDeadlines closes those that have.
-  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
+  // Closes the clients that owe the master a HELLO, the rest of a frame or their fds, and have run
+  // out of time for it.
   void ExpireDeadlines();
 
  private:
   struct Client;
 
+  // One client's turn in a round, its control socket's entry first. Its requests may close other
+  // clients: each is looked up by id, and closed ones are removed once the round's events ran.
+  void OnEvents(std::uint64_t id, std::span<const pollfd> fds);
+  // When the first such client runs out of time.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   void ReadControl(Client& client);
   void HandleMessage(Client& client, openssh::ClientMessage& message);
   void OpenForward(Client& client, const openssh::OpenForward& m);
@@ -94,8 +98,6 @@ class OpenSshMuxServer {
   std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
   std::uint64_t next_id_ = 1;
   std::uint32_t next_session_id_ = 1;
-  // How many pollfds each client added in the last AddPollFds, in map order.
-  std::vector<std::pair<std::uint64_t, std::size_t>> poll_layout_;
 };
 
 }  // namespace mconnect::mux

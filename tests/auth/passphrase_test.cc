@@ -251,7 +251,7 @@ TEST_F(AuthTest, AgentAuthenticatesAndLetsTheMasterReconnectAlone) {
 }
 
 TEST_F(AuthTest, NobodyThereMeansNothingIsAsked) {
-  // What a reconnecting master does (mux/reconnector.cc sets interactive = false): even with
+  // What a reconnecting master does (mux/ssh/reconnector.cc sets interactive = false): even with
   // an askpass program forced on, an encrypted key is skipped, and the failure says why.
   ASSERT_TRUE(EncryptKey());
   auto [askpass, record] = MakeAskpass();

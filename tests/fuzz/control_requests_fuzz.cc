@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/unique_fd.h"
 #include "mosh/server.h"
 #include "mux/control/requests.h"
@@ -333,6 +334,14 @@ struct Client {
   }
 };
 
+// One round of the server's events, without waiting: how many fds were ready.
+int PollOnce(mux::ControlServer& server) {
+  Poller poller;
+  server.Watch(poller);
+  poller.WakeBy(Poller::Clock::now());
+  return poller.Wait(nullptr);
+}
+
 void RunOne(const std::uint8_t* data, std::size_t size) {
   const std::uint8_t flags = size > 0 ? data[0] : 0;
   std::span<const std::uint8_t> stream = size > 0 ? std::span(data + 1, size - 1) : std::span<const std::uint8_t>();
@@ -363,28 +372,23 @@ void RunOne(const std::uint8_t* data, std::size_t size) {
         client.shut = true;
         progress = true;
       }
-      std::vector<pollfd> fds;
-      server.AddPollFds(fds);
-      if (!fds.empty() && ::poll(fds.data(), fds.size(), 0) > 0) {
-        server.HandleEvents(fds.data(), fds.size());
-        progress = true;
-      }
+      if (PollOnce(server) > 0) progress = true;
       server.ProcessBacklogs();
       server.ExpireHandshakes();
       if (services.FirePending()) progress = true;
       if (!(flags & kReadLate) && client.Read()) progress = true;
-      const auto deadline = server.NextDeadline();
+      Poller next;  // only asked when it would wake
+      server.Watch(next);
+      const auto deadline = next.deadline();
       const bool backlog = deadline && *deadline <= std::chrono::steady_clock::now();
       idle = progress || backlog ? 0 : idle + 1;
     }
     // The late reader takes everything now; nothing more is asked of the server.
     for (int turn = 0; turn < kMaxTurns; ++turn) {
-      std::vector<pollfd> fds;
-      server.AddPollFds(fds);
-      if (!fds.empty() && ::poll(fds.data(), fds.size(), 0) > 0) server.HandleEvents(fds.data(), fds.size());
+      const int ready = PollOnce(server);
       server.ProcessBacklogs();
       services.FirePending();
-      if (!client.Read() && (fds.empty() || fds[0].revents == 0)) break;
+      if (!client.Read() && ready <= 0) break;
     }
     FUZZ_CHECK(server.client_count() <= 1);
     const bool held = server.client_count() == 1;

@@ -47,6 +47,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "mux/openssh/codec.h"
@@ -322,12 +323,11 @@ class Harness {
 
   bool Turn(mux::OpenSshMuxServer& server, int turn) {
     bool progress = false;
-    std::vector<pollfd> fds;
-    server.AddPollFds(fds);
-    if (!fds.empty() && ::poll(fds.data(), fds.size(), 0) > 0) {
-      server.HandleEvents(fds.data(), fds.size());
-      progress = true;
-    }
+    // One round of the server's events, without waiting.
+    Poller poller;
+    server.Watch(poller);
+    poller.WakeBy(Poller::Clock::now());
+    if (poller.Wait(nullptr) > 0) progress = true;
     server.ExpireDeadlines();
     if (options_.window_changes) {
       for (auto& lending : lendings_) {

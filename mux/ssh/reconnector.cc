@@ -1,4 +1,4 @@
-#include "mux/reconnector.h"
+#include "mux/ssh/reconnector.h"
 
 #include <signal.h>
 #include <sys/eventfd.h>
