@@ -214,7 +214,8 @@ TEST_F(DoctorTest, TheHintOfAFailedConnectionCarriesItsOptions) {
   auto failed = lab_->Run({"--ssh=" + ssh, "--transport=udp", "-p", "60001:60010", "-4", "lab"}, 60s);
   ASSERT_TRUE(failed) << failed.error().message;
   EXPECT_EQ(failed->exit_code, 255) << failed->err;
-  const std::string hint = "mconnect doctor --ssh='" + ssh + "' --port=60001:60010 --transport=udp lab";
+  // -4 too: doctor checks over the family the session asked for.
+  const std::string hint = "mconnect doctor --ssh='" + ssh + "' --port=60001:60010 --transport=udp --family=inet lab";
   EXPECT_THAT(failed->err, HasSubstr("hint: `" + hint + "` checks each step and says what to fix")) << failed->err;
 
   CommandOptions options;
