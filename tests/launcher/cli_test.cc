@@ -475,7 +475,7 @@ TEST(CommandLineFor, CarriesTheOptionsThatChangeWhatIsReachedShellQuoted) {
   EXPECT_EQ(doctor,
             "mconnect doctor --ssh='ssh -p 1' --config=/x/c.toml --socket='/tmp/my socket' "
             "--server=/opt/mosh/bin/mosh-server --port=60001:60010 --bind-server=any --remote-ip=peer "
-            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' --transport=udp me@bebou");
+            "--remote-ip='command:curl -sS '\\''https://ipinfo.io/ip'\\''' --transport=udp --family=inet me@bebou");
   // Pasted into a shell, it parses back to the same settings.
   auto words = RunCommand({"sh", "-c", "printf '%s\\n' " + doctor});
   ASSERT_TRUE(words) << words.error().message;
@@ -497,6 +497,7 @@ TEST(CommandLineFor, CarriesTheOptionsThatChangeWhatIsReachedShellQuoted) {
   EXPECT_EQ(again.bind_server, o.bind_server);
   EXPECT_EQ(again.remote_ip, o.remote_ip);
   EXPECT_EQ(again.transport, o.transport);
+  EXPECT_EQ(again.family, "inet");  // doctor checks over the family a session would use (-4)
   EXPECT_EQ(again.destination, "me@bebou");
 
   // `ip` takes neither --server, -p, --bind-server nor --transport, but -4 (as --family=inet).
