@@ -112,7 +112,8 @@ int MconnectLab::CountInMasterLog(std::string_view needle) const {
 }
 
 void MconnectLab::Cleanup() {
-  if (pid_t master = MasterPid(); master > 0) KillPid(master);
+  // A lab whose sshd never came up (Start failed) has no master to ask for.
+  if (pid_t master = sshd_ ? MasterPid() : 0; master > 0) KillPid(master);
   // Masters and mosh-servers detach; as the subreaper (AdoptOrphans) this process inherited
   // them, so its orphaned children are exactly what this test left running.
   pid_t self = ::getpid();
