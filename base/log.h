@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -28,22 +29,18 @@ void ToStderr(std::string_view name, int verbosity);
 // Logs to `path` (appending, with timestamps); stderr is left alone.
 Result<void> ToFile(std::string_view name, const std::string& path, int verbosity);
 
-template <typename... Args>
-void Error(fmt::format_string<Args...> format, Args&&... args) {
-  spdlog::error(format, std::forward<Args>(args)...);
-}
-template <typename... Args>
-void Warn(fmt::format_string<Args...> format, Args&&... args) {
-  spdlog::warn(format, std::forward<Args>(args)...);
-}
-template <typename... Args>
-void Info(fmt::format_string<Args...> format, Args&&... args) {
-  spdlog::info(format, std::forward<Args>(args)...);
-}
-template <typename... Args>
-void Debug(fmt::format_string<Args...> format, Args&&... args) {
-  spdlog::debug(format, std::forward<Args>(args)...);
-}
+// log::Error, Warn, Info and Debug: spdlog at that level, as `log::Info("{} ms", elapsed)`.
+template <spdlog::level::level_enum Level>
+struct At {
+  template <typename... Args>
+  void operator()(fmt::format_string<Args...> format, Args&&... args) const {
+    spdlog::log(Level, format, std::forward<Args>(args)...);
+  }
+};
+inline constexpr At<spdlog::level::err> Error;
+inline constexpr At<spdlog::level::warn> Warn;
+inline constexpr At<spdlog::level::info> Info;
+inline constexpr At<spdlog::level::debug> Debug;
 
 }  // namespace log
 }  // namespace mconnect

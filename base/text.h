@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace mconnect {
 
@@ -17,5 +20,17 @@ std::string SanitizeForMessage(std::string_view text, std::size_t max_chars = 40
 bool IsSpace(char c);
 // `text` without the white space (IsSpace) at either end.
 std::string_view Trim(std::string_view text);
+
+// The name `names` gives `value`, or `unknown` for a value it does not list (a number cast to the
+// enum by a peer's bytes).
+template <typename Enum>
+constexpr std::string_view NameIn(Enum value,
+                                  std::initializer_list<std::pair<std::type_identity_t<Enum>, std::string_view>> names,
+                                  std::string_view unknown = "unknown") {
+  for (const auto& [listed, name] : names) {
+    if (listed == value) return name;
+  }
+  return unknown;
+}
 
 }  // namespace mconnect

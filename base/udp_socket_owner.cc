@@ -124,18 +124,9 @@ Result<std::optional<std::string>> ReadTable(const char* path) {
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
   if (!fd && errno == ENOENT) return std::nullopt;
   if (!fd) return Fail("cannot open {}: {}", path, std::strerror(errno));
-  std::string text;
-  char buffer[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail("cannot read {}: {}", path, std::strerror(errno));
-    if (n == 0) return text;
-    if (text.size() + static_cast<std::size_t>(n) > kMaxTable) {
-      return Fail("{} is larger than {} MiB", path, kMaxTable >> 20);
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
+  auto text = ReadToEnd(fd.get(), kMaxTable);
+  if (!text) return Fail("cannot read {}: {}", path, text.error().message);
+  return std::move(*text);
 }
 
 }  // namespace

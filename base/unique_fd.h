@@ -1,7 +1,11 @@
 // Owns one file descriptor; closes it exactly once. Move-only.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <utility>
+
+#include "base/result.h"
 
 namespace mconnect {
 
@@ -30,5 +34,9 @@ class UniqueFd {
 
 // Sets or clears O_NONBLOCK; returns false (errno set) on failure.
 bool SetNonBlocking(int fd, bool non_blocking = true);
+
+// Everything `fd` reads until its end, at most `max_bytes`; else the error, as the rest of a line
+// that names the file: strerror's text, or "larger than N MiB" (KiB, bytes).
+Result<std::string> ReadToEnd(int fd, std::size_t max_bytes);
 
 }  // namespace mconnect

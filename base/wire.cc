@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/text.h"
+
 namespace mconnect {
 
 std::string_view WireErrorName(WireError error) {
-  switch (error) {
-    case WireError::kTruncated: return "truncated";
-    case WireError::kTooLong: return "length over limit";
-    case WireError::kBadValue: return "bad value";
-  }
-  return "unknown";
+  return NameIn(error, {{WireError::kTruncated, "truncated"},
+                        {WireError::kTooLong, "length over limit"},
+                        {WireError::kBadValue, "bad value"}});
 }
 
 WireResult<std::span<const std::uint8_t>> WireReader::Bytes(std::size_t count) {

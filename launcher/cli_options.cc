@@ -18,6 +18,26 @@ namespace {
 
 using Command = Options::Command;
 
+// The table's usual rows: a flag set to `Value`; the value taken as it is; the same, marked as
+// given on the command line (so that the profile does not override it).
+template <auto Field, bool Value>
+Result<void> Flag(Options& o, const std::string&) {
+  o.*Field = Value;
+  return {};
+}
+template <auto Field>
+Result<void> Take(Options& o, const std::string& v) {
+  o.*Field = v;
+  return {};
+}
+template <auto Field, auto Given>
+Result<void> TakeExplicit(Options& o, const std::string& v) {
+  o.*Field = v;
+  o.explicitly_set.*Given = true;
+  return {};
+}
+
+
 std::string Lower(std::string_view text) {
   std::string out(text);
   std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -67,24 +87,9 @@ std::string_view NameOf(Command command) {
 const std::vector<OptionSpec>& OptionTable() {
   static const std::vector<OptionSpec> kTable{
       // mosh.pl's options.
-      {"--client", true, kConnect,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.client = v;
-         o.explicitly_set.client = true;
-         return {};
-       }},
-      {"--server", true, kConnect | kDoctor,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.server = v;
-         o.explicitly_set.server = true;
-         return {};
-       }},
-      {"--predict", true, kConnect,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.predict = v;
-         o.explicitly_set.predict = true;
-         return {};
-       }},
+      {"--client", true, kConnect, TakeExplicit<&Options::client, &Options::Explicit::client>},
+      {"--server", true, kConnect | kDoctor, TakeExplicit<&Options::server, &Options::Explicit::server>},
+      {"--predict", true, kConnect, TakeExplicit<&Options::predict, &Options::Explicit::predict>},
       {"-a", false, kConnect,
        [](Options& o, const std::string&) -> Result<void> {
          o.predict = "always";
@@ -97,16 +102,8 @@ const std::vector<OptionSpec>& OptionTable() {
          o.explicitly_set.predict = true;
          return {};
        }},
-      {"-o,--predict-overwrite", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.predict_overwrite = true;
-         return {};
-       }},
-      {"--no-predict-overwrite", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.predict_overwrite = false;
-         return {};
-       }},
+      {"-o,--predict-overwrite", false, kConnect, Flag<&Options::predict_overwrite, true>},
+      {"--no-predict-overwrite", false, kConnect, Flag<&Options::predict_overwrite, false>},
       {"-p,--port", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          // Getopt::Long also takes `-p=N`, which CLI11 hands over as "=N".
@@ -129,36 +126,12 @@ const std::vector<OptionSpec>& OptionTable() {
          o.family = "inet6";
          return {};
        }},
-      {"--ssh", true, kConnect | kStop | kIp | kSshConfig | kDoctor | kMaster,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.ssh = v;
-         return {};
-       }},
-      {"--ssh-pty", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.ssh_pty = true;
-         return {};
-       }},
-      {"--no-ssh-pty", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.ssh_pty = false;
-         return {};
-       }},
-      {"--init", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.term_init = true;
-         return {};
-       }},
-      {"--no-init", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.term_init = false;
-         return {};
-       }},
-      {"--local", false, kConnect,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.local = true;
-         return {};
-       }},
+      {"--ssh", true, kConnect | kStop | kIp | kSshConfig | kDoctor | kMaster, Take<&Options::ssh>},
+      {"--ssh-pty", false, kConnect, Flag<&Options::ssh_pty, true>},
+      {"--no-ssh-pty", false, kConnect, Flag<&Options::ssh_pty, false>},
+      {"--init", false, kConnect, Flag<&Options::term_init, true>},
+      {"--no-init", false, kConnect, Flag<&Options::term_init, false>},
+      {"--local", false, kConnect, Flag<&Options::local, true>},
       {"--bind-server", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          const std::string lower = Lower(v);  // mosh.pl matches ssh and any case-blind
@@ -188,21 +161,9 @@ const std::vector<OptionSpec>& OptionTable() {
          o.persist_s = *persist;
          return {};
        }},
-      {"--socket", true, kConnect | kStop | kIp | kSshConfig | kDoctor | kMaster,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.socket_path = v;
-         return {};
-       }},
-      {"--config", true, kAll,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.config_path = v;
-         return {};
-       }},
-      {"--mux", true, kConnect | kIp | kDoctor | kMaster,
-       [](Options& o, const std::string& v) -> Result<void> {
-         o.mux_path = v;
-         return {};
-       }},
+      {"--socket", true, kConnect | kStop | kIp | kSshConfig | kDoctor | kMaster, Take<&Options::socket_path>},
+      {"--config", true, kAll, Take<&Options::config_path>},
+      {"--mux", true, kConnect | kIp | kDoctor | kMaster, Take<&Options::mux_path>},
       {"--transport", true, kConnect | kDoctor,
        [](Options& o, const std::string& v) -> Result<void> {
          o.transport = Lower(v);
@@ -215,26 +176,10 @@ const std::vector<OptionSpec>& OptionTable() {
          o.explicitly_set.probe_udp = true;
          return {};
        }},
-      {"--timings", false, kConnect | kIp,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.timings = true;
-         return {};
-       }},
-      {"--json", false, kStatus | kIp | kDoctor,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.json = true;
-         return {};
-       }},
-      {"--all", false, kStop,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.stop_all = true;
-         return {};
-       }},
-      {"--force", false, kStop,
-       [](Options& o, const std::string&) -> Result<void> {
-         o.force = true;
-         return {};
-       }},
+      {"--timings", false, kConnect | kIp, Flag<&Options::timings, true>},
+      {"--json", false, kStatus | kIp | kDoctor, Flag<&Options::json, true>},
+      {"--all", false, kStop, Flag<&Options::stop_all, true>},
+      {"--force", false, kStop, Flag<&Options::force, true>},
   };
   return kTable;
 }

@@ -143,6 +143,22 @@ Result<void> ReadChecked(const std::string& path, std::string_view key, const to
   return {};
 }
 
+// Stores what `Get` reads at `key` in the layer's `Field`.
+template <auto Get, auto Field>
+Result<void> Store(const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) {
+  auto value = Get(path, key, node);
+  if (!value) return Fail(value.error());
+  layer.*Field = std::move(*value);
+  return {};
+}
+
+// GetSeconds, but at least 1.
+Result<int> GetPositiveSeconds(const std::string& path, std::string_view key, const toml::node& node) {
+  auto value = GetSeconds(path, key, node);
+  if (value && *value == 0) return FailAt(At(path, node.source()), "{} must be at least 1 second", key);
+  return value;
+}
+
 // A check that takes one of `words`, listed in its error as `listed`.
 auto OneOf(std::vector<std::string_view> words, std::string_view listed) {
   return [words = std::move(words), listed](std::string_view value) -> Result<void> {
@@ -212,45 +228,14 @@ Result<void> ReadSocketDir(const std::string& path, std::string_view key, const 
 // Merge() and contrib/config.toml.example.
 constexpr KeySpec kKeys[] = {
     {"remote-ip", ReadRemoteIp},
-    {"remote-ip-cache-ttl",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetSeconds(path, key, node);
-       if (!value) return Fail(value.error());
-       layer.remote_ip_cache_ttl_s = *value;
-       return {};
-     }},
-    {"remote-ip-timeout",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetSeconds(path, key, node);
-       if (!value) return Fail(value.error());
-       if (*value == 0) return FailAt(At(path, node.source()), "{} must be at least 1 second", key);
-       layer.remote_ip_timeout_s = *value;
-       return {};
-     }},
+    {"remote-ip-cache-ttl", Store<GetSeconds, &Profile::Layer::remote_ip_cache_ttl_s>},
+    {"remote-ip-timeout", Store<GetPositiveSeconds, &Profile::Layer::remote_ip_timeout_s>},
     {"mosh-ports", ReadMoshPorts},
     {"predict", ReadPredict},
-    {"server",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetNonEmptyString(path, key, node);
-       if (!value) return Fail(value.error());
-       layer.server = std::move(*value);
-       return {};
-     }},
-    {"client",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetNonEmptyString(path, key, node);
-       if (!value) return Fail(value.error());
-       layer.client = std::move(*value);
-       return {};
-     }},
+    {"server", Store<GetNonEmptyString, &Profile::Layer::server>},
+    {"client", Store<GetNonEmptyString, &Profile::Layer::client>},
     {"persist", ReadPersist},
-    {"keepalive",
-     [](const std::string& path, std::string_view key, const toml::node& node, Profile::Layer& layer) -> Result<void> {
-       auto value = GetSeconds(path, key, node);
-       if (!value) return Fail(value.error());
-       layer.keepalive_s = *value;
-       return {};
-     }},
+    {"keepalive", Store<GetSeconds, &Profile::Layer::keepalive_s>},
     {"socket-dir", ReadSocketDir},
     {"host-key-policy", ReadHostKeyPolicy},
     {"transport", ReadTransport},

@@ -26,12 +26,7 @@ Result<Transport> ParseTransport(std::string_view text) {
 }
 
 std::string_view TransportName(Transport transport) {
-  switch (transport) {
-    case Transport::kUdp: return "udp";
-    case Transport::kSsh: return "ssh";
-    case Transport::kAuto: return "auto";
-  }
-  return "?";
+  return NameIn(transport, {{Transport::kUdp, "udp"}, {Transport::kSsh, "ssh"}, {Transport::kAuto, "auto"}}, "?");
 }
 
 std::string LocalAddressTowards(const std::string& address) {

@@ -203,15 +203,9 @@ Result<MoshInstruction> DecompressInstruction(std::span<const std::uint8_t> comp
 
   TransportBuffers::Instruction message;
   if (!message.ParseFromString(serialized)) return Fail("instruction is not a valid TransportBuffers.Instruction");
-  MoshInstruction instruction;
-  instruction.protocol_version = message.protocol_version();
-  instruction.old_num = message.old_num();
-  instruction.new_num = message.new_num();
-  instruction.ack_num = message.ack_num();
-  instruction.throwaway_num = message.throwaway_num();
-  instruction.diff = message.diff();
-  instruction.chaff = message.chaff();
-  return instruction;
+  return MoshInstruction{.protocol_version = message.protocol_version(), .old_num = message.old_num(),
+                         .new_num = message.new_num(), .ack_num = message.ack_num(),
+                         .throwaway_num = message.throwaway_num(), .diff = message.diff(), .chaff = message.chaff()};
 }
 
 Result<std::vector<std::uint8_t>> EncodePacket(const MoshKey& key, const PacketFields& fields,

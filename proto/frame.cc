@@ -1,5 +1,6 @@
 #include "proto/frame.h"
 
+#include "base/text.h"
 #include "base/wire.h"
 
 namespace mconnect::proto {
@@ -39,11 +40,8 @@ Protocol IdentifyProtocol(std::span<const std::uint8_t> first_bytes) {
 }
 
 std::string_view FrameErrorName(FrameError error) {
-  switch (error) {
-    case FrameError::kTooLarge: return "frame larger than the limit";
-    case FrameError::kTooSmall: return "frame too small to hold a type";
-  }
-  return "unknown";
+  return NameIn(error, {{FrameError::kTooLarge, "frame larger than the limit"},
+                        {FrameError::kTooSmall, "frame too small to hold a type"}});
 }
 
 std::expected<std::optional<Parsed>, FrameError> ParseFrame(std::span<const std::uint8_t> buffer,

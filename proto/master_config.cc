@@ -102,18 +102,9 @@ Result<void> BoundsAndDefaults(MasterConfig& config) {
 
 // Reads `fd` to its end, refusing more than kMaxMasterConfigBytes.
 Result<std::string> ReadToEnd(int fd, std::string_view what) {
-  std::string bytes;
-  char buffer[16384];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail("cannot read {}: {}", what, std::strerror(errno));
-    if (n == 0) return bytes;
-    if (bytes.size() + static_cast<std::size_t>(n) > kMaxMasterConfigBytes) {
-      return Fail("{} holds more than {} bytes: not a MasterConfig", what, kMaxMasterConfigBytes);
-    }
-    bytes.append(buffer, static_cast<std::size_t>(n));
-  }
+  auto bytes = mconnect::ReadToEnd(fd, kMaxMasterConfigBytes);
+  if (!bytes) return Fail("cannot read {}: {}", what, bytes.error().message);
+  return bytes;
 }
 
 // Keeps the first error the text-format parser reports, with its place (1-based).

@@ -5,16 +5,6 @@
 #include "base/text.h"
 
 namespace mconnect::mux {
-namespace {
-
-constexpr std::size_t kMaxStrategyBytes = 4096;
-constexpr std::size_t kMaxLocaleEntries = 32;
-constexpr std::size_t kMaxLocaleBytes = 256;
-constexpr std::size_t kMaxWordBytes = 4096;  // --server, --bind, a port range
-constexpr std::size_t kMaxCommandWords = 256;
-constexpr std::size_t kMaxReasonBytes = 200;
-
-}  // namespace
 
 std::chrono::milliseconds BoundedTimeout(std::uint32_t requested_ms, std::chrono::milliseconds fallback,
                                          std::chrono::milliseconds most) {

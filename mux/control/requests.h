@@ -31,6 +31,12 @@ inline constexpr std::chrono::milliseconds kDefaultStrategyTimeout{10000};
 inline constexpr std::chrono::milliseconds kMaxStrategyTimeout{60000};
 inline constexpr unsigned kMaxVerbose = 4;
 inline constexpr unsigned kMaxColors = 1 << 24;  // a direct-color terminal's `tput colors`
+inline constexpr std::size_t kMaxStrategyBytes = 4096;
+inline constexpr std::size_t kMaxLocaleEntries = 32;
+inline constexpr std::size_t kMaxLocaleBytes = 256;
+inline constexpr std::size_t kMaxWordBytes = 4096;  // --server, --bind, a port range
+inline constexpr std::size_t kMaxCommandWords = 256;
+inline constexpr std::size_t kMaxReasonBytes = 200;
 // The kernel's largest pid (PID_MAX_LIMIT on 64-bit Linux).
 inline constexpr std::uint32_t kMaxPid = 4 * 1024 * 1024;
 

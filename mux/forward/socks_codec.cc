@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "base/text.h"
 #include "base/result.h"
 #include "base/wire.h"
 
@@ -174,12 +175,7 @@ Parsed ParseSocks5Request(WireReader& reader) {
 }  // namespace
 
 std::string_view VersionName(Version version) {
-  switch (version) {
-    case Version::kSocks4: return "SOCKS4";
-    case Version::kSocks4a: return "SOCKS4a";
-    case Version::kSocks5: return "SOCKS5";
-  }
-  return "unknown";
+  return NameIn(version, {{Version::kSocks4, "SOCKS4"}, {Version::kSocks4a, "SOCKS4a"}, {Version::kSocks5, "SOCKS5"}});
 }
 
 std::string_view SocksErrorName(SocksErrorKind kind) {

@@ -1,10 +1,12 @@
 #include "mux/openssh/codec.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "base/text.h"
 #include "base/result.h"
 #include "base/wire.h"
 
@@ -34,15 +36,7 @@ class BodyReader {
  public:
   explicit BodyReader(const Frame& frame) : type_(frame.type), reader_(frame.body) {}
 
-  std::uint32_t U32(std::string_view field) {
-    if (failed()) return 0;
-    auto value = reader_.U32();
-    if (!value) {
-      Fail(KindOf(value.error()), field);
-      return 0;
-    }
-    return *value;
-  }
+  std::uint32_t U32(std::string_view field) { return Read(&WireReader::U32, field); }
 
   // The request id that starts every body except HELLO's; remembered for the error.
   std::uint32_t RequestId() {
@@ -60,23 +54,10 @@ class BodyReader {
   }
 
   std::string String(std::string_view field, std::size_t max_length) {
-    if (failed()) return {};
-    auto value = reader_.String(max_length);
-    if (!value) {
-      Fail(KindOf(value.error()), field);
-      return {};
-    }
-    return std::move(*value);
+    return Read(&WireReader::String, field, max_length);
   }
-
   std::string CString(std::string_view field, std::size_t max_length) {
-    if (failed()) return {};
-    auto value = reader_.CString(max_length);
-    if (!value) {
-      Fail(KindOf(value.error()), field);
-      return {};
-    }
-    return std::move(*value);
+    return Read(&WireReader::CString, field, max_length);
   }
 
   void Fail(DecodeErrorKind kind, std::string_view field) {
@@ -96,6 +77,22 @@ class BodyReader {
   }
 
  private:
+  // One field through `method` of the wire reader; after this or an earlier failure, the value
+  // type's default.
+  template <typename Method, typename... Args>
+  using ValueOf = typename std::invoke_result_t<Method, WireReader&, Args...>::value_type;
+  template <typename Method, typename... Args>
+  ValueOf<Method, Args...> Read(Method method, std::string_view field, Args... args) {
+    using Value = ValueOf<Method, Args...>;
+    if (failed()) return Value{};
+    auto value = (reader_.*method)(args...);
+    if (!value) {
+      Fail(KindOf(value.error()), field);
+      return Value{};
+    }
+    return Value(std::move(*value));
+  }
+
   std::uint32_t type_;
   WireReader reader_;
   std::optional<std::uint32_t> request_id_;
@@ -332,13 +329,12 @@ void Write(FrameBuilder& out, const NewSession& m) {
   out.CString(m.command, kMaxCommandBytes);
   for (const std::string& entry : m.env) out.CString(entry, kMaxStringBytes);
 }
-void Write(FrameBuilder& out, const AliveCheck& m) { out.U32(m.request_id); }
-void Write(FrameBuilder& out, const Terminate& m) { out.U32(m.request_id); }
-void Write(FrameBuilder& out, const OpenForward& m) {
+template <typename Tag>
+void Write(FrameBuilder& out, const IdOnlyRequest<Tag>& m) {
   out.U32(m.request_id);
-  WriteForward(out, m.forward);
 }
-void Write(FrameBuilder& out, const CloseForward& m) {
+template <typename Tag>
+void Write(FrameBuilder& out, const ForwardRequest<Tag>& m) {
   out.U32(m.request_id);
   WriteForward(out, m.forward);
 }
@@ -348,33 +344,23 @@ void Write(FrameBuilder& out, const NewStdioForward& m) {
   out.CString(m.host, kMaxStringBytes);
   out.Port(m.port);
 }
-void Write(FrameBuilder& out, const StopListening& m) { out.U32(m.request_id); }
-void Write(FrameBuilder& out, const Proxy& m) { out.U32(m.request_id); }
 void Write(FrameBuilder& out, const Ok& m) { out.U32(m.request_id); }
-void Write(FrameBuilder& out, const PermissionDenied& m) {
+template <typename Tag>
+void Write(FrameBuilder& out, const Refusal<Tag>& m) {
   out.U32(m.request_id);
   out.CString(m.reason, kMaxStringBytes);
 }
-void Write(FrameBuilder& out, const Failure& m) {
-  out.U32(m.request_id);
-  out.CString(m.reason, kMaxStringBytes);
+// The replies whose body is two uint32s, in the order the struct declares them.
+template <typename Message>
+void WriteTwoU32(FrameBuilder& out, const Message& m) {
+  const auto& [first, second] = m;
+  out.U32(first);
+  out.U32(second);
 }
-void Write(FrameBuilder& out, const ExitMessage& m) {
-  out.U32(m.session_id);
-  out.U32(m.exit_value);
-}
-void Write(FrameBuilder& out, const Alive& m) {
-  out.U32(m.request_id);
-  out.U32(m.pid);
-}
-void Write(FrameBuilder& out, const SessionOpened& m) {
-  out.U32(m.request_id);
-  out.U32(m.session_id);
-}
-void Write(FrameBuilder& out, const RemotePort& m) {
-  out.U32(m.request_id);
-  out.U32(m.port);
-}
+void Write(FrameBuilder& out, const ExitMessage& m) { WriteTwoU32(out, m); }
+void Write(FrameBuilder& out, const Alive& m) { WriteTwoU32(out, m); }
+void Write(FrameBuilder& out, const SessionOpened& m) { WriteTwoU32(out, m); }
+void Write(FrameBuilder& out, const RemotePort& m) { WriteTwoU32(out, m); }
 void Write(FrameBuilder& out, const TtyAllocFail& m) { out.U32(m.session_id); }
 
 template <typename Message>
@@ -505,11 +491,8 @@ std::optional<std::string_view> InvalidForwardReason(const ForwardSpec& forward)
 }
 
 std::string_view EncodeErrorName(EncodeError error) {
-  switch (error) {
-    case EncodeError::kTooLong: return "field or frame over its limit";
-    case EncodeError::kBadValue: return "NUL in a string or port out of range";
-  }
-  return "unknown";
+  return NameIn(error, {{EncodeError::kTooLong, "field or frame over its limit"},
+                        {EncodeError::kBadValue, "NUL in a string or port out of range"}});
 }
 
 std::vector<std::uint8_t> EncodeHello(std::uint32_t version) { return EncodeInfallible(Hello{version, {}}); }

@@ -165,17 +165,17 @@ struct NewSession {
   bool operator==(const NewSession&) const = default;
 };
 
-// MUX_C_ALIVE_CHECK: uint32 request_id. Answered by ALIVE with the master's pid.
-struct AliveCheck {
+// A request whose body is its request_id alone; the tag keeps each kind a type of its own.
+template <typename Tag>
+struct IdOnlyRequest {
   std::uint32_t request_id = 0;
-  bool operator==(const AliveCheck&) const = default;
+  bool operator==(const IdOnlyRequest&) const = default;
 };
 
+// MUX_C_ALIVE_CHECK: uint32 request_id. Answered by ALIVE with the master's pid.
+using AliveCheck = IdOnlyRequest<struct AliveCheckTag>;
 // MUX_C_TERMINATE: uint32 request_id. Answered by OK (or PERMISSION_DENIED).
-struct Terminate {
-  std::uint32_t request_id = 0;
-  bool operator==(const Terminate&) const = default;
-};
+using Terminate = IdOnlyRequest<struct TerminateTag>;
 
 // The forward named by OPEN_FWD / CLOSE_FWD:
 //   uint32 type | cstring listen_host | uint32 listen_port | cstring connect_host |
@@ -193,20 +193,19 @@ struct ForwardSpec {
   bool operator==(const ForwardSpec&) const = default;
 };
 
-// MUX_C_OPEN_FWD: uint32 request_id | forward. Answered by OK, REMOTE_PORT (a -R with listen
-// port 0), PERMISSION_DENIED or FAILURE.
-struct OpenForward {
+// uint32 request_id | forward; the tag keeps opening and closing apart as types.
+template <typename Tag>
+struct ForwardRequest {
   std::uint32_t request_id = 0;
   ForwardSpec forward;
-  bool operator==(const OpenForward&) const = default;
+  bool operator==(const ForwardRequest&) const = default;
 };
 
-// MUX_C_CLOSE_FWD: uint32 request_id | forward (as it was opened). Answered by OK or FAILURE.
-struct CloseForward {
-  std::uint32_t request_id = 0;
-  ForwardSpec forward;
-  bool operator==(const CloseForward&) const = default;
-};
+// MUX_C_OPEN_FWD: Answered by OK, REMOTE_PORT (a -R with listen port 0), PERMISSION_DENIED or
+// FAILURE.
+using OpenForward = ForwardRequest<struct OpenForwardTag>;
+// MUX_C_CLOSE_FWD (the forward as it was opened): Answered by OK or FAILURE.
+using CloseForward = ForwardRequest<struct CloseForwardTag>;
 
 // MUX_C_NEW_STDIO_FWD (ssh -W):
 //   uint32 request_id | string reserved | cstring host | uint32 port
@@ -221,17 +220,10 @@ struct NewStdioForward {
 };
 
 // MUX_C_STOP_LISTENING: uint32 request_id. Answered by OK once the socket is gone.
-struct StopListening {
-  std::uint32_t request_id = 0;
-  bool operator==(const StopListening&) const = default;
-};
-
+using StopListening = IdOnlyRequest<struct StopListeningTag>;
 // MUX_C_PROXY: uint32 request_id. Asks to switch the socket to raw SSH connection-protocol
 // packets; a master that does not do that answers FAILURE.
-struct Proxy {
-  std::uint32_t request_id = 0;
-  bool operator==(const Proxy&) const = default;
-};
+using Proxy = IdOnlyRequest<struct ProxyTag>;
 
 using ClientMessage = std::variant<Hello, NewSession, AliveCheck, Terminate, OpenForward, CloseForward,
                                    NewStdioForward, StopListening, Proxy>;
@@ -254,16 +246,15 @@ struct Ok {
   std::uint32_t request_id = 0;
   bool operator==(const Ok&) const = default;
 };
-struct PermissionDenied {
+// PERMISSION_DENIED and FAILURE: the same body; the tag keeps them apart as types.
+template <typename Tag>
+struct Refusal {
   std::uint32_t request_id = 0;
   std::string reason;
-  bool operator==(const PermissionDenied&) const = default;
+  bool operator==(const Refusal&) const = default;
 };
-struct Failure {
-  std::uint32_t request_id = 0;
-  std::string reason;
-  bool operator==(const Failure&) const = default;
-};
+using PermissionDenied = Refusal<struct PermissionDeniedTag>;
+using Failure = Refusal<struct FailureTag>;
 struct ExitMessage {
   std::uint32_t session_id = 0;
   std::uint32_t exit_value = 0;

@@ -105,18 +105,9 @@ Result<std::optional<std::string>> ReadKnownHostsFile(const std::string& file) {
     if (errno == ENOENT) return std::nullopt;
     return Fail("cannot read known_hosts file {}: {}", file, std::strerror(errno));
   }
-  std::string text;
-  char buffer[16384];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail("cannot read known_hosts file {}: {}", file, std::strerror(errno));
-    if (n == 0) return text;
-    if (text.size() + static_cast<std::size_t>(n) > kMaxKnownHostsBytes) {
-      return Fail("cannot read known_hosts file {}: larger than {} MiB", file, kMaxKnownHostsBytes >> 20);
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
+  auto text = ReadToEnd(fd.get(), kMaxKnownHostsBytes);
+  if (!text) return Fail("cannot read known_hosts file {}: {}", file, text.error().message);
+  return std::move(*text);
 }
 
 // Adds every line of `text` that libssh2 understands. A line it does not (a @cert-authority

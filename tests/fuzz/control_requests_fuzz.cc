@@ -46,13 +46,12 @@ namespace {
 using namespace mconnect;
 using std::chrono::milliseconds;
 
-// The validators' caps that mux/control/requests.h does not export (see requests.cc).
-constexpr std::size_t kMaxStrategyBytes = 4096;
-constexpr std::size_t kMaxLocaleEntries = 32;
-constexpr std::size_t kMaxLocaleBytes = 256;
-constexpr std::size_t kMaxWordBytes = 4096;
-constexpr std::size_t kMaxCommandWords = 256;
-constexpr std::size_t kMaxReasonBytes = 200;
+using mux::kMaxCommandWords;
+using mux::kMaxLocaleBytes;
+using mux::kMaxLocaleEntries;
+using mux::kMaxReasonBytes;
+using mux::kMaxStrategyBytes;
+using mux::kMaxWordBytes;
 // The longest line BuildMoshServerCommand can make of a request the validator let through: every
 // word quoted at worst (4 bytes per byte, as ' becomes '\'', plus the two quotes) after a space.
 constexpr std::size_t Quoted(std::size_t bytes) { return 1 + 4 * bytes + 2; }
