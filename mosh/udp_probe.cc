@@ -64,37 +64,91 @@ std::optional<ProbeResult> SocketErrorOutcome(int error, const std::string& wher
   }
 }
 
+struct Peer {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  std::string where;  // "192.0.2.1:60001", "[2001:db8::1]:60001"
+};
+
+Result<Peer> PeerOf(const std::string& address, std::uint16_t port) {
+  Peer peer;
+  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&peer.address);
+      ::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    peer.length = sizeof(sockaddr_in);
+    peer.where = fmt::format("{}:{}", address, port);
+  } else if (auto* v6 = reinterpret_cast<sockaddr_in6*>(&peer.address);
+             ::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    peer.length = sizeof(sockaddr_in6);
+    peer.where = fmt::format("[{}]:{}", address, port);
+  } else {
+    return Fail("mosh probe: \"{}\" is not an IP address", address);
+  }
+  return peer;
+}
+
+// Datagrams that did not authenticate, so far.
+struct Heard {
+  int unauthenticated = 0;
+  std::string last_rejection;
+};
+
+// Reads what waits on the socket. The first authentic datagram ends the probe, as does an error
+// that decides it; nullopt: nothing yet (the rest is counted in `heard`).
+std::optional<ProbeResult> ReadAnswers(int socket, const MoshKey& key, const std::string& where,
+                                       Clock::time_point start, Clock::time_point last_send, Heard& heard) {
+  std::array<std::uint8_t, kMoshMaxDatagram + 1> buffer;
+  for (;;) {
+    ssize_t received = ::recv(socket, buffer.data(), buffer.size(), 0);
+    if (received < 0) {
+      if (errno == EAGAIN) return std::nullopt;
+      if (auto outcome = SocketErrorOutcome(errno, where)) return outcome;
+      continue;  // EINTR
+    }
+    const Clock::time_point arrival = Clock::now();
+    auto packet = DecodeServerPacket(key, std::span(buffer.data(), static_cast<std::size_t>(received)));
+    if (!packet) {
+      ++heard.unauthenticated;
+      heard.last_rejection = packet.error().message;
+      continue;
+    }
+    // mosh's own RTT sample: our timestamp echoed back, advanced by the time the server held
+    // it. It is right even when the reply answers an earlier datagram than the last one.
+    milliseconds rtt = CeilMs(arrival - last_send);
+    if (packet->timestamp_reply != kMoshNoTimestamp) {
+      milliseconds echoed{static_cast<std::uint16_t>(Timestamp16(arrival) - packet->timestamp_reply)};
+      if (echoed > rtt && echoed <= CeilMs(arrival - start)) rtt = echoed;
+    }
+    std::string detail = fmt::format("mosh-server answered in {} ms", rtt.count());
+    if (heard.unauthenticated > 0) {
+      detail += fmt::format(" (and {} datagrams failed authentication)", heard.unauthenticated);
+    }
+    return ProbeResult{true, rtt, std::move(detail)};
+  }
+}
+
 }  // namespace
 
 Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t port, std::string_view key_text,
                                     milliseconds budget) {
   if (port == 0) return Fail("mosh probe: port 0 is not a UDP port");
-  sockaddr_storage peer{};
-  socklen_t peer_length = 0;
-  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&peer); ::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    peer_length = sizeof(sockaddr_in);
-  } else if (auto* v6 = reinterpret_cast<sockaddr_in6*>(&peer);
-             ::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    peer_length = sizeof(sockaddr_in6);
-  } else {
-    return Fail("mosh probe: \"{}\" is not an IP address", address);
-  }
-  const std::string where = peer.ss_family == AF_INET6 ? fmt::format("[{}]:{}", address, port)
-                                                        : fmt::format("{}:{}", address, port);
+  auto peer_or = PeerOf(address, port);
+  if (!peer_or) return Fail(peer_or.error());
+  const Peer& peer = *peer_or;
+  const std::string& where = peer.where;
 
   auto key = DecodeMoshKey(key_text);
   if (!key) return Fail("mosh probe: {}", key.error().message);
   KeyWiper wiper{*key};
 
-  UniqueFd socket(::socket(peer.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd socket(::socket(peer.address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!socket) return Fail("mosh probe: cannot create a UDP socket: {}", std::strerror(errno));
   // Connected, so that the kernel delivers only the server's datagrams and reports ICMP errors
   // (port unreachable) as ECONNREFUSED on the next recv or send.
-  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&peer), peer_length) != 0) {
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&peer.address), peer.length) != 0) {
     if (auto outcome = SocketErrorOutcome(errno, where)) return *outcome;
     return Fail("mosh probe: cannot connect a UDP socket to {}: {}", where, std::strerror(errno));
   }
@@ -109,9 +163,7 @@ Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t po
   const milliseconds spacing = std::clamp(budget / 6, milliseconds{20}, milliseconds{1000});
   int sent = 0;
   Clock::time_point last_send = start;
-  int unauthenticated = 0;
-  std::string last_rejection;
-  std::array<std::uint8_t, kMoshMaxDatagram + 1> buffer;
+  Heard heard;
 
   for (;;) {
     Clock::time_point now = Clock::now();
@@ -136,40 +188,14 @@ Result<ProbeResult> ProbeMoshServer(const std::string& address, std::uint16_t po
     if (ready < 0 && errno != EINTR) return Fail("mosh probe: poll: {}", std::strerror(errno));
     if (ready <= 0) continue;
 
-    for (;;) {
-      ssize_t received = ::recv(socket.get(), buffer.data(), buffer.size(), 0);
-      if (received < 0) {
-        if (errno == EAGAIN) break;
-        if (auto outcome = SocketErrorOutcome(errno, where)) return *outcome;
-        continue;  // EINTR
-      }
-      const Clock::time_point arrival = Clock::now();
-      auto packet = DecodeServerPacket(*key, std::span(buffer.data(), static_cast<std::size_t>(received)));
-      if (!packet) {
-        ++unauthenticated;
-        last_rejection = packet.error().message;
-        continue;
-      }
-      // mosh's own RTT sample: our timestamp echoed back, advanced by the time the server held
-      // it. It is right even when the reply answers an earlier datagram than the last one.
-      milliseconds rtt = CeilMs(arrival - last_send);
-      if (packet->timestamp_reply != kMoshNoTimestamp) {
-        milliseconds echoed{static_cast<std::uint16_t>(Timestamp16(arrival) - packet->timestamp_reply)};
-        if (echoed > rtt && echoed <= CeilMs(arrival - start)) rtt = echoed;
-      }
-      std::string detail = fmt::format("mosh-server answered in {} ms", rtt.count());
-      if (unauthenticated > 0) {
-        detail += fmt::format(" (and {} datagrams failed authentication)", unauthenticated);
-      }
-      return ProbeResult{true, rtt, std::move(detail)};
-    }
+    if (auto outcome = ReadAnswers(socket.get(), *key, where, start, last_send, heard)) return *outcome;
   }
 
-  if (unauthenticated > 0) {
+  if (heard.unauthenticated > 0) {
     return Unanswered(fmt::format(
         "no authentic answer: {} datagrams from {} failed authentication (another service on that port, "
         "or a different mosh-server's key): {}",
-        unauthenticated, where, last_rejection));
+        heard.unauthenticated, where, heard.last_rejection));
   }
   return Unanswered(fmt::format("no answer from {} within {} ms (UDP blocked or filtered?)", where, budget.count()));
 }

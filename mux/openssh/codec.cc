@@ -350,17 +350,15 @@ void Write(FrameBuilder& out, const Refusal<Tag>& m) {
   out.U32(m.request_id);
   out.CString(m.reason, kMaxStringBytes);
 }
-// The replies whose body is two uint32s, in the order the struct declares them.
-template <typename Message>
-void WriteTwoU32(FrameBuilder& out, const Message& m) {
-  const auto& [first, second] = m;
-  out.U32(first);
-  out.U32(second);
+void Write(FrameBuilder& out, const ExitMessage& m) {
+  out.U32(m.session_id);
+  out.U32(m.exit_value);
 }
-void Write(FrameBuilder& out, const ExitMessage& m) { WriteTwoU32(out, m); }
-void Write(FrameBuilder& out, const Alive& m) { WriteTwoU32(out, m); }
-void Write(FrameBuilder& out, const SessionOpened& m) { WriteTwoU32(out, m); }
-void Write(FrameBuilder& out, const RemotePort& m) { WriteTwoU32(out, m); }
+template <typename Tag>
+void Write(FrameBuilder& out, const NumberReply<Tag>& m) {
+  out.U32(m.request_id);
+  out.U32(m.value);
+}
 void Write(FrameBuilder& out, const TtyAllocFail& m) { out.U32(m.session_id); }
 
 template <typename Message>

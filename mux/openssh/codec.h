@@ -260,21 +260,17 @@ struct ExitMessage {
   std::uint32_t exit_value = 0;
   bool operator==(const ExitMessage&) const = default;
 };
-struct Alive {
+// A reply of request_id and one number: ALIVE's pid, SESSION_OPENED's session id, REMOTE_PORT's
+// allocated port. The tag keeps each kind a type of its own.
+template <typename Tag>
+struct NumberReply {
   std::uint32_t request_id = 0;
-  std::uint32_t pid = 0;
-  bool operator==(const Alive&) const = default;
+  std::uint32_t value = 0;
+  bool operator==(const NumberReply&) const = default;
 };
-struct SessionOpened {
-  std::uint32_t request_id = 0;
-  std::uint32_t session_id = 0;
-  bool operator==(const SessionOpened&) const = default;
-};
-struct RemotePort {
-  std::uint32_t request_id = 0;
-  std::uint32_t port = 0;
-  bool operator==(const RemotePort&) const = default;
-};
+using Alive = NumberReply<struct AliveTag>;
+using SessionOpened = NumberReply<struct SessionOpenedTag>;
+using RemotePort = NumberReply<struct RemotePortTag>;
 struct TtyAllocFail {
   std::uint32_t session_id = 0;
   bool operator==(const TtyAllocFail&) const = default;
