@@ -25,6 +25,7 @@
 #include "base/subprocess.h"
 #include "base/text.h"
 #include "base/unique_fd.h"
+#include "launcher/ssh_g_cache.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -100,7 +101,9 @@ std::string FirstLine(std::string_view text) {
   while (!text.empty()) {
     auto end = text.find('\n');
     auto line = Trim(text.substr(0, end));
-    if (!line.empty()) return Sanitize(line);
+    // ssh -v's version banner and debug lines come before the line that says what failed.
+    bool verbose = line.starts_with("OpenSSH_") || line.starts_with("debug");
+    if (!line.empty() && !verbose) return Sanitize(line);
     if (end == std::string_view::npos) break;
     text.remove_prefix(end + 1);
   }
@@ -296,7 +299,7 @@ Result<SshSettings> ParseSshG(std::string_view output, std::string_view alias) {
   return settings;
 }
 
-Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host) {
+Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host, const SshGCache* cache) {
   std::string ssh(Trim(ssh_command));
   if (ssh.empty()) ssh = "ssh";
   if (host.empty()) return Fail("no host given");
@@ -304,10 +307,21 @@ Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string
   if (host.find('\0') != std::string_view::npos || ssh.find('\0') != std::string::npos) {
     return Fail("host or ssh command contains a NUL byte");
   }
+  const bool cacheable = cache != nullptr && SshCommandCacheable(ssh);
+  if (cacheable) {
+    if (auto kept = cache->Find(ssh, host)) {
+      auto settings = ParseSshG(*kept, host);
+      if (settings) settings->kept_answer = true;
+      return settings;
+    }
+  }
 
   CommandOptions options;
   options.timeout = kSshGTimeout;
-  auto result = RunCommand(ShellCommand("exec " + ssh + " -G \"$1\"", {std::string(host)}), options);
+  const auto started = std::chrono::system_clock::now();
+  // -v names the files ssh read, which is what a kept answer is checked against.
+  const std::string flags = cacheable ? " -v -G" : " -G";
+  auto result = RunCommand(ShellCommand("exec " + ssh + flags + " \"$1\"", {std::string(host)}), options);
   std::string shown = fmt::format("{} -G {}", Sanitize(ssh), Sanitize(host));
   if (!result) return Fail("cannot run {}: {}", shown, result.error().message);
   if (result->timed_out) {
@@ -320,7 +334,9 @@ Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string
     if (why.empty()) return Fail("{} failed ({})", shown, status);
     return Fail("{} failed ({}): {}", shown, status, why);
   }
-  return ParseSshG(result->out, host);
+  auto settings = ParseSshG(result->out, host);
+  if (settings && cacheable) cache->Keep(ssh, host, result->out, result->err, started);
+  return settings;
 }
 
 std::string DestinationName(const SshSettings& settings) {

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "base/result.h"
+#include "launcher/ssh_g_cache.h"
 
 namespace mconnect::launcher {
 
 struct SshSettings {
   std::string host_alias;  // what the user typed (the argument of ssh -G)
+  bool kept_answer = false;  // ssh -G's answer came from the cache, not from running ssh
   std::string hostname;
   std::string user;
   std::uint16_t port = 22;
@@ -53,8 +55,11 @@ Result<SshSettings> ParseSshG(std::string_view output, std::string_view alias);
 
 // Runs `exec SSH_COMMAND -G "$1"` through /bin/sh with `host` as $1, so a mosh-style
 // --ssh='ssh -F FILE' works, with a 10 s limit, and parses its output. On failure: one line
-// with ssh's first line of stderr.
-Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host);
+// with ssh's first line of stderr. With a cache, an answer kept there whose sources have not
+// changed is used without running ssh, and a new answer (then from `ssh -v -G`, which names the
+// files it read) is kept.
+Result<SshSettings> ResolveSshSettings(std::string_view ssh_command, std::string_view host,
+                                       const SshGCache* cache = nullptr);
 
 // "user@host:port", with an IPv6 host in brackets: "bob@[2001:db8::1]:22".
 std::string DestinationName(const SshSettings& settings);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace mconnect::proto {
 
@@ -80,14 +81,26 @@ Result<void> ControlClient::Post(MessageType type, const google::protobuf::Messa
   return {};
 }
 
+Result<void> ControlClient::Send(MessageType type, const google::protobuf::MessageLite& request,
+                                 std::chrono::milliseconds timeout) {
+  // A master that refuses us (out of file descriptors) answers and closes before our request is
+  // sent: then its answer is still there to read, and says more than the failed send.
+  auto sent = SendRequest(type, request, std::chrono::steady_clock::now() + timeout);
+  if (!sent) return Fail(sent.error());
+  send_error_ = *sent;
+  return {};
+}
+
 Result<Frame> ControlClient::RoundTrip(MessageType type, const google::protobuf::MessageLite& request,
                                        MessageType reply_type, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  // A master that refuses us (out of file descriptors) answers and closes before our request is
-  // sent: then its answer is still there to read, and says more than the failed send.
-  auto sent = SendRequest(type, request, deadline);
-  if (!sent) return Fail(sent.error());
-  const std::string send_error = *sent;
+  if (auto sent = Send(type, request, timeout); !sent) return Fail(sent.error());
+  return ReceiveFrame(type, reply_type, deadline);
+}
+
+Result<Frame> ControlClient::ReceiveFrame(MessageType type, MessageType reply_type,
+                                          std::chrono::steady_clock::time_point deadline) {
+  const std::string send_error = std::exchange(send_error_, {});
   while (true) {
     auto parsed = ParseFrame(in_);
     if (!parsed) return Fail("the master sent a bad frame: {}", FrameErrorName(parsed.error()));

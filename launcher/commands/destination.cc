@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "base/terminal.h"
+#include "proto/socket_path.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -22,11 +25,24 @@ Error FixTheProfile(const Error& error, const std::string& path) {
   return Error{error.message, fmt::format("fix that line of {} (`man mconnect-config` lists every key)", path)};
 }
 
-// The profile's section for the destination, then `ssh -G`.
-Result<Resolved> ResolveWith(const Profile& profile, Options& options) {
+// Where `ssh -G`'s answers are kept: the runtime directory's ssh-G/, or nowhere when that
+// directory cannot be made private (the master's start then says why).
+std::optional<SshGCache> SshGCacheHere() {
+  const std::string runtime = proto::DefaultRuntimeDir();
+  const std::string directory = runtime + "/ssh-G";
+  if (!proto::EnsurePrivateDirectory(runtime) || !proto::EnsurePrivateDirectory(directory)) return std::nullopt;
+  return SshGCache(directory);
+}
+
+enum class Cached { kNo, kYes };
+
+// The profile's section for the destination, then `ssh -G` (its kept answer for a session,
+// which is the start a user waits for; subcommands that report or change things ask ssh).
+Result<Resolved> ResolveWith(const Profile& profile, Options& options, Cached cached) {
   HostProfile host = profile.ForHost(SplitDestination(options.destination).host);
   ApplyProfile(options, host);
-  auto ssh = ResolveSshSettings(SshWithFamily(options), options.destination);
+  const auto cache = cached == Cached::kYes ? SshGCacheHere() : std::nullopt;
+  auto ssh = ResolveSshSettings(SshWithFamily(options), options.destination, cache ? &*cache : nullptr);
   if (!ssh) {
     return Fail(Error{ssh.error().message,
                       fmt::format("check the host name and what `{} -G {}` prints", options.ssh, options.destination)});
@@ -50,7 +66,7 @@ std::string SshWithFamily(const Options& options) {
 Result<Resolved> Resolve(Options& options) {
   auto profile = LoadProfileFor(options);
   if (!profile) return Fail(FixTheProfile(profile.error(), ProfilePathOf(options)));
-  return ResolveWith(*profile, options);
+  return ResolveWith(*profile, options, Cached::kNo);
 }
 
 std::expected<Resolved, int> ResolveOrExit(Options& options) {
@@ -67,7 +83,7 @@ std::expected<Resolved, int> ResolveOrExit(Options& options) {
     term::PrintFailure("mconnect", FixTheProfile(profile.error(), path));
     return std::unexpected(1);
   }
-  auto resolved = ResolveWith(*profile, options);
+  auto resolved = ResolveWith(*profile, options, Cached::kYes);
   if (!resolved) {
     term::PrintFailure("mconnect", resolved.error());
     return std::unexpected(kExitConnectionFailed);

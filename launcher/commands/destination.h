@@ -34,6 +34,7 @@ std::string SshWithFamily(const Options& options);
 // Resolve() for a session and `mconnect ip`, which print its failure and exit with the status
 // it calls for: a profile error is the user's file to fix (1; 2 when --config names no file, a
 // bad command line), not a failed connection; ssh's settings failing is 255, as ssh exits.
+// `ssh -G`'s answer may come from the cache in the runtime directory (launcher/ssh_g_cache.h).
 std::expected<Resolved, int> ResolveOrExit(Options& options);
 
 // The hint for a failure to reach or authenticate to the destination: the doctor command with the

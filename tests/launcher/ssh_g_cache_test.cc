@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/subprocess.h"
+#include "launcher/ssh_config.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -173,6 +174,66 @@ TEST_F(SshGCacheTest, ADamagedEntryIsAMiss) {
   EXPECT_FALSE(cache().Find(command_, "lab"));
   Write(entry, "");
   EXPECT_FALSE(cache().Find(command_, "lab"));
+}
+
+// The launcher's way in: with a cache, a warm start runs no ssh at all. An "ssh" on a path of
+// its own counts its runs and runs the real one.
+class ResolveWithCacheTest : public SshGCacheTest {
+ protected:
+  void SetUp() override {
+    SshGCacheTest::SetUp();
+    fs::create_directories(root_ / "bin");
+    const fs::path wrapper = root_ / "bin" / "ssh";
+    Write(wrapper, "#!/bin/sh\necho run >> " + (root_ / "runs").string() + "\nexec ssh \"$@\"\n");
+    fs::permissions(wrapper, fs::perms::owner_all);
+    command_ = wrapper.string() + " -F " + config_.string();
+  }
+  int Runs() const {
+    std::ifstream in(root_ / "runs");
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    return lines;
+  }
+  Result<SshSettings> Resolve() {
+    // Past the slack a just-written file is given before an answer from it is kept.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const SshGCache here = cache();
+    return ResolveSshSettings(command_, "lab", &here);
+  }
+};
+
+TEST_F(ResolveWithCacheTest, AWarmStartRunsNoSshAndAnEditRunsItAgain) {
+  auto first = Resolve();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_FALSE(first->kept_answer);
+  EXPECT_EQ(Runs(), 1);
+  auto second = Resolve();
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_TRUE(second->kept_answer);
+  EXPECT_EQ(Runs(), 1) << "the kept answer is used";
+  EXPECT_EQ(second->hostname, "192.0.2.7");
+  EXPECT_EQ(second->port, 2222);
+  Write(config_, "Host lab\n  HostName 192.0.2.7\n  Port 2200\n");
+  auto third = Resolve();
+  ASSERT_TRUE(third) << third.error().message;
+  EXPECT_FALSE(third->kept_answer);
+  EXPECT_EQ(Runs(), 2);
+  EXPECT_EQ(third->port, 2200);
+  // Without a cache (every subcommand but a session's start), ssh runs each time.
+  ASSERT_TRUE(ResolveSshSettings(command_, "lab"));
+  EXPECT_EQ(Runs(), 3);
+}
+
+// -v puts ssh's banner and debug lines first: the line shown is still the one that says what failed.
+TEST_F(ResolveWithCacheTest, AFailureStillSaysWhatFailed) {
+  Write(config_, "Host lab\n  NoSuchOption yes\n");
+  auto settings = Resolve();
+  ASSERT_FALSE(settings);
+  EXPECT_NE(settings.error().message.find("Bad configuration option: nosuchoption"), std::string::npos)
+      << settings.error().message;
+  EXPECT_EQ(settings.error().message.find("OpenSSH_"), std::string::npos) << settings.error().message;
+  EXPECT_EQ(settings.error().message.find("debug1"), std::string::npos) << settings.error().message;
+  EXPECT_EQ(std::distance(fs::directory_iterator(root_ / "cache"), fs::directory_iterator()), 0) << "nothing kept";
 }
 
 TEST(SshCommandCacheable, OnlySshWithOptionsTheShellLeavesAlone) {

@@ -1,7 +1,7 @@
-// What this machine must offer mosh-client is checked before the server is asked for a
-// mosh-server: a --client that cannot run, a locale that is not UTF-8 and standard input that is
-// no terminal each fail with one line and a hint, and leave no mosh-server behind on the server
-// (nor a line about starting one in the master's log).
+// What this machine must offer mosh-client is checked before the master or the server is asked
+// for anything: a --client that cannot run, a locale that is not UTF-8 and standard input that
+// is no terminal each fail with one line and a hint, start no master and leave no mosh-server
+// behind on the server.
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -83,15 +83,18 @@ TEST_F(ClientChecksTest, ALocaleThatIsNotUtf8FailsBeforeAnything) {
   ExpectNoMoshServer();
 }
 
-// Standard input is a pipe here. (The route is chosen first: with --transport=udp that asks the
-// server for nothing but the remote-ip chain.)
-TEST_F(ClientChecksTest, NoTerminalFailsBeforeTheServerStartsMoshServer) {
-  auto session = Session({"--transport=udp"}, lab_->env());
+// Standard input is a pipe here. With the default transport (auto), a session that reached the
+// master first would have had it connect, find the address and probe UDP with a throwaway
+// mosh-server: none of that happens.
+TEST_F(ClientChecksTest, NoTerminalFailsBeforeAnything) {
+  auto session = Session({}, lab_->env());
   EXPECT_EQ(session.exit_code, 1);
   EXPECT_EQ(session.err,
             "mconnect: mosh-client needs a terminal, and standard input is not one\n"
             "mconnect: hint: run mconnect in a terminal; for a command without one, use ssh through the master "
             "(`mconnect ssh-config lab` prints the lines)\n");
+  EXPECT_EQ(lab_->MasterPid(), 0) << "nothing was asked of the server, not even a connection";
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 0) << lab_->sshd().Log();
   ExpectNoMoshServer();
 }
 

@@ -211,7 +211,9 @@ TEST_F(DoctorTest, NothingListeningIsATcpFailureWithTheFix) {
 TEST_F(DoctorTest, TheHintOfAFailedConnectionCarriesItsOptions) {
   Start();
   const std::string ssh = "ssh -F " + lab_->sshd().ssh_config() + " -o Port=1";
-  auto failed = lab_->Run({"--ssh=" + ssh, "--transport=udp", "-p", "60001:60010", "-4", "lab"}, 60s);
+  // A client that needs no terminal: the session gets as far as the connection.
+  auto failed =
+      lab_->Run({"--ssh=" + ssh, "--transport=udp", "-p", "60001:60010", "-4", "--client=/bin/true", "lab"}, 60s);
   ASSERT_TRUE(failed) << failed.error().message;
   EXPECT_EQ(failed->exit_code, 255) << failed->err;
   // -4 too: doctor checks over the family the session asked for.
@@ -297,10 +299,12 @@ TEST_F(DoctorTest, ARemoteIpFailureNamesTheIpLineWithItsOptions) {
 }
 
 // A session with --transport=udp --probe-udp where no address answers still tries UDP, as told,
-// and says which line would carry mosh over SSH instead.
+// and says which line would carry mosh over SSH instead. (The client is one that needs no
+// terminal, and exits at once.)
 TEST_F(DoctorTest, ASessionWithTransportUdpWhereUdpDoesNotPassNamesTheWayOverSsh) {
   Start();
-  auto session = lab_->Run({lab_->SshOption(), "--transport=udp", "--probe-udp", "--remote-ip=static:127.0.0.2", "lab"},
+  auto session = lab_->Run({lab_->SshOption(), "--transport=udp", "--probe-udp", "--remote-ip=static:127.0.0.2",
+                            "--client=/bin/true", "lab"},
                            60s);
   ASSERT_TRUE(session) << session.error().message;
   EXPECT_THAT(session->err, HasSubstr("mconnect: no address answered over UDP (127.0.0.2: "));
