@@ -80,3 +80,10 @@ mconnect_test(openssh_env_test
   LIBS mconnect_lab_support
   LABELS integration)
 add_dependencies(openssh_env_test mconnect mconnect-mux)
+
+# Where -L, -D and -R listen: both loopback families, as ssh does.
+mconnect_test(openssh_bind_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openssh_bind_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(openssh_bind_test mconnect mconnect-mux)
