@@ -73,7 +73,8 @@ Result<std::vector<UniqueFd>> ListenTcp(const BindAddress& bind, std::uint32_t p
     if (fd && ::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) {
       fds.push_back(std::move(fd));
     } else {
-      errors.push_back(fmt::format("{}: {}", NumericAddress(*ai), std::strerror(errno)));
+      int error = errno;  // before getnameinfo may change it
+      errors.push_back(fmt::format("{}: {}", NumericAddress(*ai), std::strerror(error)));
     }
   }
   if (fds.empty()) {
