@@ -179,9 +179,10 @@ Result<UniqueFd> AcceptOwnUid(int listen_fd) {
   if (::getsockopt(client.get(), SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
     return Fail("cannot read the client's credentials: {}", std::strerror(errno));
   }
-  if (credentials.uid != ::getuid()) {
-    log::Warn("refused a client running as uid {} (pid {}): only uid {} may use this master", credentials.uid,
-              credentials.pid, ::getuid());
+  // As OpenSSH's mux (mux.c): the master's own user, or root, who may use any user's master.
+  if (credentials.uid != ::getuid() && credentials.uid != 0) {
+    log::Warn("refused a client running as uid {} (pid {}): only uid {} and root may use this master",
+              credentials.uid, credentials.pid, ::getuid());
     return UniqueFd();
   }
   log::Debug("client pid {} connected", credentials.pid);

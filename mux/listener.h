@@ -1,5 +1,5 @@
 // The master's Unix socket: the per-destination lock, atomic publication of the socket, and
-// accepting only clients that run as our own uid (SO_PEERCRED, as OpenSSH's mux does).
+// accepting only clients that run as our own uid or as root (SO_PEERCRED, as OpenSSH's mux does).
 #pragma once
 
 #include <string>
@@ -28,7 +28,8 @@ void ReleaseLock(const std::string& lock_path, UniqueFd lock);
 // path (a regular file, a symlink) is refused and left alone.
 Result<UniqueFd> Listen(const std::string& socket_path);
 
-// Accepts one client; refuses (closes) one whose uid is not ours. Empty fd: nothing to accept.
+// Accepts one client; refuses (closes) one whose uid is neither ours nor root's, and logs its
+// uid and pid. Empty fd: nothing to accept.
 //
 // Out of file descriptors (EMFILE, ENFILE), accept() fails and leaves the client queued, so the
 // listening socket stays readable and a poll loop would spin on it. Listen() therefore keeps one

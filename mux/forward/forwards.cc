@@ -9,7 +9,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/log.h"
 #include "mux/fd_budget/fd_budget.h"
@@ -17,38 +23,70 @@
 namespace mconnect::mux {
 namespace {
 
-// OpenSSH's default: forwards listen on loopback unless the spec names an address ("*": all).
-std::string BindAddress(const std::string& listen_host) {
-  if (listen_host.empty() || listen_host == "localhost") return "127.0.0.1";
-  if (listen_host == "*") return "0.0.0.0";
-  return listen_host;
+// Addresses one forward listens on: "localhost" is two; a name with more addresses stops there.
+constexpr std::size_t kMaxListenAddresses = 8;
+
+// Where a -L or -D forward listens, as ssh decides for its own listeners (channels.c,
+// channel_fwd_bind_addr, with GatewayPorts no): no address or "localhost" is every loopback
+// address (127.0.0.1 and ::1), "*" every address of each family, anything else that address.
+struct BindAddress {
+  std::optional<std::string> node;  // nullopt: getaddrinfo's own loopback or wildcard addresses
+  bool wildcard = false;
+  std::string described;            // for messages: "localhost", "*" or the address
+};
+
+BindAddress BindAddressOf(const std::string& listen_host) {
+  if (listen_host.empty() || listen_host == "localhost") return {std::nullopt, false, "localhost"};
+  if (listen_host == "*") return {std::nullopt, true, "*"};
+  return {listen_host, false, listen_host};
 }
 
-Result<UniqueFd> ListenTcp(const std::string& host, std::uint32_t port) {
+std::string NumericAddress(const addrinfo& ai) {
+  char host[NI_MAXHOST] = "?";
+  ::getnameinfo(ai.ai_addr, ai.ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+  return host;
+}
+
+// One listening socket per address the bind address stands for. As ssh does, an address that
+// cannot be bound (its port taken, its family missing) is no error while another binds; each
+// address binds `port` on its own (port 0: each family gets a port of its own, as with ssh -L 0).
+Result<std::vector<UniqueFd>> ListenTcp(const BindAddress& bind, std::uint32_t port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  hints.ai_flags = AI_NUMERICSERV | (bind.wildcard ? AI_PASSIVE : 0);
   addrinfo* found = nullptr;
   std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
-    return Fail("cannot resolve listen address {}: {}", host, ::gai_strerror(rc));
+  if (int rc = ::getaddrinfo(bind.node ? bind.node->c_str() : nullptr, service.c_str(), &hints, &found); rc != 0) {
+    return Fail("cannot resolve listen address {}: {}", bind.described, ::gai_strerror(rc));
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  std::string error = "no address";
-  for (addrinfo* ai = addresses.get(); ai != nullptr; ai = ai->ai_next) {
+  std::vector<UniqueFd> fds;
+  std::vector<std::string> errors;
+  for (addrinfo* ai = addresses.get(); ai != nullptr && fds.size() < kMaxListenAddresses; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-    if (!fd) continue;
     int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) return fd;
-    error = std::strerror(errno);
+    if (fd) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // The IPv6 socket leaves the IPv4 addresses to the IPv4 one (the wildcard :: would take both).
+    if (fd && ai->ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (fd && ::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) {
+      fds.push_back(std::move(fd));
+    } else {
+      int error = errno;  // before getnameinfo may change it
+      errors.push_back(fmt::format("{}: {}", NumericAddress(*ai), std::strerror(error)));
+    }
   }
-  return Fail("cannot listen on {}:{}: {}", host, port, error);
+  if (fds.empty()) {
+    return Fail("cannot listen on {} port {}: {}", bind.described, port,
+                errors.empty() ? std::string("no address") : fmt::format("{}", fmt::join(errors, "; ")));
+  }
+  for (const auto& error : errors) log::Info("forward on {} port {}: not on {}", bind.described, port, error);
+  return fds;
 }
 
 bool SameListen(const openssh::ForwardSpec& a, const openssh::ForwardSpec& b) {
-  return a.type == b.type && BindAddress(a.listen_host) == BindAddress(b.listen_host) &&
+  return a.type == b.type && BindAddressOf(a.listen_host).described == BindAddressOf(b.listen_host).described &&
          a.listen_port == b.listen_port;
 }
 
@@ -119,12 +157,13 @@ Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
   for (const auto& listener : listeners_) {
     if (SameListen(listener.spec, spec)) return {};  // OpenSSH answers OK to a repeat too
   }
-  auto fd = ListenTcp(BindAddress(spec.listen_host), spec.listen_port);
-  if (!fd) return Fail(fd.error());
-  log::Info("forward {} listening on {}:{}{}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
-            BindAddress(spec.listen_host), spec.listen_port,
+  BindAddress bind = BindAddressOf(spec.listen_host);
+  auto fds = ListenTcp(bind, spec.listen_port);
+  if (!fds) return Fail(fds.error());
+  log::Info("forward {} listening on {} port {} ({} socket{}){}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
+            bind.described, spec.listen_port, fds->size(), fds->size() == 1 ? "" : "s",
             spec.type == openssh::kMuxFwdDynamic ? "" : fmt::format(" -> {}:{}", spec.connect_host, spec.connect_port));
-  listeners_.push_back({next_id_++, spec, std::move(*fd)});
+  listeners_.push_back({next_id_++, spec, std::move(*fds)});
   return {};
 }
 
@@ -157,10 +196,12 @@ Forwards::Connection& Forwards::NewConnection() {
 void Forwards::Watch(Poller& poller) {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& listener : listeners_) {
-    poller.Watch(listener.fd.get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN),
-                 [this, id = listener.id](short revents) {
-                   if (revents & POLLIN) OnListenerReady(id);
-                 });
+    for (std::size_t index = 0; index < listener.fds.size(); ++index) {
+      poller.Watch(listener.fds[index].get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN),
+                   [this, id = listener.id, index](short revents) {
+                     if (revents & POLLIN) OnListenerReady(id, index);
+                   });
+    }
   }
   std::vector<pollfd> fds;
   for (const auto& connection : connections_) {
@@ -180,9 +221,9 @@ void Forwards::Watch(Poller& poller) {
   poller.WakeBy(NextDeadline());
 }
 
-void Forwards::OnListenerReady(std::uint64_t id) {
+void Forwards::OnListenerReady(std::uint64_t id, std::size_t index) {
   auto listener = std::ranges::find(listeners_, id, &Listener::id);
-  if (listener != listeners_.end()) Accept(*listener);
+  if (listener != listeners_.end() && index < listener->fds.size()) Accept(*listener, listener->fds[index].get());
 }
 
 void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine) {
@@ -218,7 +259,7 @@ std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() co
   return next;
 }
 
-void Forwards::Accept(Listener& listener) {
+void Forwards::Accept(Listener& listener, int listen_fd) {
   std::size_t room = FdBudget::Room();
   for (int i = 0; i < 16; ++i) {
     if (room == 0) {
@@ -229,7 +270,7 @@ void Forwards::Accept(Listener& listener) {
     --room;
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
-    UniqueFd socket(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length,
+    UniqueFd socket(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &length,
                               SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!socket) return;
     Connection& connection = NewConnection();

@@ -1,6 +1,8 @@
 // The master's port forwards, each a local socket relayed to a channel through ChannelPipes:
 //  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination;
 //  -D  listens here, SOCKS4/4a/5 names the destination per connection;
+//      both listen where ssh would: with no address (or "localhost") on 127.0.0.1 and ::1, a
+//      family that cannot bind (its port taken) being no error while the other binds;
 //  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
 //      connected here to the spec's destination.
 // They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
@@ -51,7 +53,7 @@ class Forwards {
   struct Listener {
     std::uint64_t id = 0;
     openssh::ForwardSpec spec;
-    UniqueFd fd;
+    std::vector<UniqueFd> fds;  // one per address it listens on (127.0.0.1 and ::1 for "localhost")
     // Out of fds (mux/fd_budget/fd_budget.h): connections wait in the backlog, unpolled until then.
     std::chrono::steady_clock::time_point paused_until{};
   };
@@ -77,14 +79,14 @@ class Forwards {
   Result<void> OpenLocal(const openssh::ForwardSpec& spec);
   void OpenRemote(const openssh::ForwardSpec& spec, Opened done);
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
-  void Accept(Listener& listener);
+  void Accept(Listener& listener, int listen_fd);
   void Negotiate(Connection& connection);
   // When a listener paused for lack of fds is to be polled again.
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   // A listener's or a connection's turn in a round. Between Watch and these, listeners and
   // connections may be removed (a cancel from a client, a finished connection): each is looked up
   // by its id, never reached through something kept from Watch.
-  void OnListenerReady(std::uint64_t id);
+  void OnListenerReady(std::uint64_t id, std::size_t index);
   // With the connection's three poll entries (socket in, socket out, unused).
   void OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine);
   void StartChannel(Connection& connection, const std::string& host, int port);

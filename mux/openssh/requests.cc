@@ -4,12 +4,10 @@
 
 namespace mconnect::mux {
 
-bool SessionEnvAllowed(std::string_view entry) {
+bool SessionEnvEntryValid(std::string_view entry) {
   std::size_t equals = entry.find('=');
-  if (equals == std::string_view::npos || equals == 0 || entry.size() > kMaxRequestBytes) return false;
-  std::string_view name = entry.substr(0, equals);
-  return name == "LANG" || name == "LANGUAGE" || name.starts_with("LC_") || name == "COLORTERM" ||
-         name == "TERM_PROGRAM" || name == "TZ";
+  return equals != std::string_view::npos && equals != 0 && equals <= kMaxEnvNameBytes &&
+         entry.size() <= kMaxRequestBytes;
 }
 
 std::expected<SessionRequest, std::string> SessionFromRequest(const openssh::NewSession& request) {
@@ -26,7 +24,7 @@ std::expected<SessionRequest, std::string> SessionFromRequest(const openssh::New
   session.want_tty = request.want_tty;
   for (const auto& entry : request.env) {
     if (session.env.size() == kMaxSessionEnv) break;
-    if (SessionEnvAllowed(entry)) session.env.push_back(entry);
+    if (SessionEnvEntryValid(entry)) session.env.push_back(entry);
   }
   return session;
 }

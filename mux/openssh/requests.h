@@ -21,15 +21,23 @@ namespace mconnect::mux {
 // A command, subsystem name or environment entry, and a -W or forward host, each fit one packet.
 inline constexpr std::size_t kMaxRequestBytes = 32 * 1024;
 inline constexpr std::size_t kMaxHostBytes = 1024;
-// Environment entries passed on (each costs a round trip before the command starts).
+// Environment entries passed on (each costs a round trip before the command starts); the
+// client's further entries are dropped, as OpenSSH's master drops those past its own cap.
 inline constexpr std::size_t kMaxSessionEnv = 64;
+// The longest variable name passed on: OpenSSH's mux drops a name of 1024 bytes or more.
+inline constexpr std::size_t kMaxEnvNameBytes = 1023;
 
-// Environment a session may set on the server, as OpenSSH's SendEnv defaults allow and sshd's
-// AcceptEnv usually accepts; everything else the client passes is dropped.
-bool SessionEnvAllowed(std::string_view entry);
+// Whether an environment entry a client sends is passed on to the server as an "env" request:
+// NAME=VALUE with a name of 1 to kMaxEnvNameBytes bytes, at most kMaxRequestBytes in all (what
+// OpenSSH's master checks). Which names come is the client's choice: OpenSSH's client sends what
+// its SendEnv patterns match (after `-PATTERN` removals) and then its SetEnv entries; sshd's
+// AcceptEnv decides what the session gets.
+bool SessionEnvEntryValid(std::string_view entry);
 
 // The session a NEW_SESSION asks for (without what the lent terminal tells: modes, size), or
-// why it cannot run, as one line the client's stderr shows.
+// why it cannot run, as one line the client's stderr shows. Its env holds the client's valid
+// entries in the client's order, duplicates included (the server applies them in turn), up to
+// kMaxSessionEnv of them.
 std::expected<SessionRequest, std::string> SessionFromRequest(const openssh::NewSession& request);
 
 // Why a stdio forward (ssh -W) or a port forward cannot be served; nullopt when it can.

@@ -314,6 +314,12 @@ void OpenSshMuxServer::StartSession(Client& client) {
   auto session = SessionFromRequest(client.request);
   if (!session) return RefuseSession(client, session.error());
   SessionRequest request = std::move(*session);
+  if (request.env.size() < client.request.env.size()) {
+    log::Info("OpenSSH mux session {}: {} of the client's {} environment entries not passed on (not NAME=VALUE, "
+              "a name of {} bytes or more, or past the first {})",
+              client.session_id, client.request.env.size() - request.env.size(), client.request.env.size(),
+              kMaxEnvNameBytes + 1, kMaxSessionEnv);
+  }
   if (request.want_tty && client.stdin_fd.is_tty()) {
     termios modes{};
     // libssh2 1.11 caps terminal name + modes at 256 bytes.

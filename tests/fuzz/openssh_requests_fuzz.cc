@@ -108,8 +108,16 @@ void CheckValidators(const ossh::Frame& frame) {
     FUZZ_CHECK(accepted->command == session->command && accepted->command.size() <= mux::kMaxRequestBytes);
     FUZZ_CHECK(accepted->term.size() <= kMaxTerm && accepted->term == session->term.substr(0, kMaxTerm));
     FUZZ_CHECK(accepted->env.size() <= mux::kMaxSessionEnv && accepted->env.size() <= session->env.size());
+    // Exactly the client's valid entries, in its order, up to the cap.
+    std::vector<std::string> valid;
+    for (const auto& entry : session->env) {
+      if (valid.size() < mux::kMaxSessionEnv && mux::SessionEnvEntryValid(entry)) valid.push_back(entry);
+    }
+    FUZZ_CHECK(accepted->env == valid);
     for (const auto& entry : accepted->env) {
-      FUZZ_CHECK(entry.size() <= mux::kMaxRequestBytes && mux::SessionEnvAllowed(entry));
+      std::size_t equals = entry.find('=');
+      FUZZ_CHECK(entry.size() <= mux::kMaxRequestBytes && equals != std::string::npos && equals >= 1 &&
+                 equals <= mux::kMaxEnvNameBytes);
     }
     FUZZ_CHECK(accepted->want_tty == session->want_tty && accepted->subsystem == session->subsystem);
   } else if (const auto* stdio = std::get_if<ossh::NewStdioForward>(&*message)) {

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/hardening/hardening.h"
+#include "tests/support/require.h"
 
 namespace mconnect::testing {
 namespace {
@@ -45,9 +46,9 @@ class AccessTest : public HardeningTest {
   // `ssh -O check lab` against the master's socket, run as nobody:nogroup with no groups, through
   // setpriv. `caps`: also give it CAP_DAC_OVERRIDE (inheritable + ambient, so it survives the
   // exec of ssh), which lets it past the socket's and directories' modes.
-  CommandOutput CheckAsNobody(bool caps) {
-    std::vector<std::string> argv{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
-    if (caps) argv.insert(argv.end(), {"--inh-caps=-all,+dac_override", "--ambient-caps=-all,+dac_override"});
+  CommandOutput CheckAsNobody(bool caps) { return CheckAs("nobody", "nogroup", caps); }
+  CommandOutput CheckAs(const std::string& user, const std::string& group, bool caps) {
+    std::vector<std::string> argv = AsUser(user, group, caps);
     argv.insert(argv.end(), {"env", "-i", "HOME=/", "PATH=/usr/bin:/bin", "ssh", "-F", "/dev/null", "-o",
                              "ControlPath=" + lab_->SocketPath(), "-O", "check", "lab"});
     CommandOptions options;
@@ -55,6 +56,12 @@ class AccessTest : public HardeningTest {
     auto result = RunCommand(argv, options);
     EXPECT_TRUE(result) << result.error().message;
     return result ? *result : CommandOutput{};
+  }
+  // The setpriv prefix that runs a command as USER:GROUP with no other groups.
+  static std::vector<std::string> AsUser(const std::string& user, const std::string& group, bool caps) {
+    std::vector<std::string> argv{"setpriv", "--reuid=" + user, "--regid=" + group, "--clear-groups"};
+    if (caps) argv.insert(argv.end(), {"--inh-caps=-all,+dac_override", "--ambient-caps=-all,+dac_override"});
+    return argv;
   }
 
   // `mconnect ip lab` that must fail; returns its stderr.
@@ -100,6 +107,42 @@ TEST_F(AccessTest, AnotherUidIsStoppedByTheModesAndThenBySoPeercred) {
       [&] { return MasterLog(*lab_).find("refused a client running as uid 65534") != std::string::npos; }, 5s))
       << MasterLog(*lab_);
   EXPECT_EQ(lab_->MasterPid(), master);
+}
+
+// As with OpenSSH's mux (a peer whose euid is 0 or the master's uid): root may use a user's
+// master, and another user still may not. The lab is handed to nobody, whose master it becomes.
+TEST_F(AccessTest, RootMayUseAUsersMasterAndAnotherUidMayNot) {
+  MCONNECT_REQUIRE_ROOT("to run a master as another user and a client as root");
+  auto chowned = RunCommand({"chown", "-R", "nobody:nogroup", lab_->dir().path()});
+  ASSERT_TRUE(chowned && chowned->exit_code == 0) << (chowned ? chowned->err : chowned.error().message);
+  std::vector<std::string> start = AsUser("nobody", "nogroup", false);
+  for (const auto& word : lab_->Command({"ip", lab_->SshOption(), "lab"})) start.push_back(word);
+  CommandOptions options;
+  options.timeout = Scaled(30s);
+  auto started = RunCommand(start, options);
+  ASSERT_TRUE(started) << started.error().message;
+  ASSERT_EQ(started->exit_code, 0) << started->err;
+  struct stat socket = Lstat(lab_->SocketPath());
+  ASSERT_EQ(socket.st_uid, kNobody) << "the master's socket is nobody's";
+
+  // root, through the file system's modes by right, and past SO_PEERCRED as OpenSSH's mux lets it.
+  auto check = RunCommand({"ssh", "-F", "/dev/null", "-o", "ControlPath=" + lab_->SocketPath(), "-O", "check", "lab"});
+  ASSERT_TRUE(check);
+  EXPECT_EQ(check->exit_code, 0) << check->err << "\n" << MasterLog(*lab_);
+  EXPECT_THAT(check->err, HasSubstr("Master running"));
+  auto session = RunCommand(Ssh({"lab", "echo through-nobodys-master"}), options);
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->exit_code, 0) << session->err;
+  EXPECT_EQ(session->out, "through-nobodys-master\n");
+
+  // A third user, even past the modes, is refused by the master.
+  auto daemon = CheckAs("daemon", "daemon", true);
+  EXPECT_EQ(daemon.exit_code, 255) << daemon.err;
+  EXPECT_THAT(daemon.err, Not(HasSubstr("Master running")));
+  EXPECT_TRUE(Eventually(
+      [&] { return MasterLog(*lab_).find("refused a client running as uid 1 ") != std::string::npos; }, 5s))
+      << MasterLog(*lab_);
+  EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), 1) << "every client used nobody's master";
 }
 
 TEST_F(AccessTest, SocketDirectoryLockAndLogBelongToTheUserAlone) {

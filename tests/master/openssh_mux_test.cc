@@ -168,8 +168,9 @@ TEST_F(OpenSshMuxTest, CommandKilledBySignalExits255AsSsh) {
 }
 
 TEST_F(OpenSshMuxTest, EnvironmentIsPassedFiltered) {
-  // SendEnv LANG is a locale variable the master passes on (sshd's AcceptEnv takes it); SetEnv
-  // of an arbitrary name is dropped by the master's filter, whatever the server accepts.
+  // The master passes on what the client sends (SendEnv LANG, SetEnv of any name); the lab's
+  // sshd accepts only the locale (AcceptEnv LANG LC_*). tests/master/openssh_env_test.cc shows
+  // the rest.
   auto result = Run({"-o", "SendEnv=LANG", "-o", "SetEnv=MCONNECT_SECRET_TEST=leak", "lab",
                      "echo \"lang=$LANG secret=${MCONNECT_SECRET_TEST:-unset}\""});
   EXPECT_EQ(result.exit_code, 0) << result.err;

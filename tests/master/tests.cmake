@@ -73,3 +73,17 @@ mconnect_test(ssh2_errors_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/ssh2_errors_test.cc
   LIBS mconnect_base
   LABELS unit)
+
+# The environment of sessions through the master (SendEnv, SetEnv, git's GIT_PROTOCOL).
+mconnect_test(openssh_env_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openssh_env_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(openssh_env_test mconnect mconnect-mux)
+
+# Where -L, -D and -R listen: both loopback families, as ssh does.
+mconnect_test(openssh_bind_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openssh_bind_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(openssh_bind_test mconnect mconnect-mux)

@@ -12,6 +12,12 @@ mconnect_test(socks_codec_test
   LIBS mconnect_mux_forward
   LABELS unit)
 
+# What the master passes on of a session request (the environment).
+mconnect_test(openssh_requests_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openssh_requests_test.cc
+  LIBS mconnect_mux_openssh
+  LABELS unit)
+
 mconnect_test(tty_modes_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/tty_modes_test.cc
   LIBS mconnect_mux_openssh
