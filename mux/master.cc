@@ -39,6 +39,10 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(MakeIpHost(pool_.main(), config_.host)),
       started_(Clock::now()) {
+  forwards_.SetAgentSocket(config_.agent_socket);
+  pool_.SetInbound([this](SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel) {
+    forwards_.AcceptInbound(driver, kind, channel);
+  });
   struct stat st{};
   if (::lstat(config_.socket_path.c_str(), &st) == 0) {
     socket_inode_ = st.st_ino;

@@ -4,7 +4,8 @@
 //  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
 //      connected here to the spec's destination.
 // They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
-// master keeps them.
+// master keeps them. The same relay serves the channels the server opens for a session's agent
+// forwarding (ssh -A: to the master's agent socket).
 #pragma once
 
 #include <chrono>
@@ -14,7 +15,10 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "base/poller.h"
 #include "base/result.h"
@@ -37,6 +41,12 @@ class Forwards {
   void Open(const openssh::ForwardSpec& spec, Opened done);
   // Stops listening for a spec opened before (connections already made go on).
   Result<void> Close(const openssh::ForwardSpec& spec);
+
+  // The agent that sessions asking for agent forwarding reach: a socket path; empty: none.
+  void SetAgentSocket(std::string path) { agent_socket_ = std::move(path); }
+  // A channel the server opened for a session that asked for it (SshDriver::SetInbound), on
+  // `driver`'s connection: relayed to the agent.
+  void AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel);
 
   // Registers the listeners and connections for this round, and a wake-up for when a listener
   // paused for lack of fds is to be polled again.
@@ -77,6 +87,10 @@ class Forwards {
   Result<void> OpenLocal(const openssh::ForwardSpec& spec);
   void OpenRemote(const openssh::ForwardSpec& spec, Opened done);
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
+  // A connection for a channel the server opened, relayed once our connect to `address` is done.
+  Connection& AcceptChannel(SshDriver& driver, LIBSSH2_CHANNEL* channel);
+  void ConnectLocal(Connection& connection, const sockaddr* address, socklen_t length, const std::string& what);
+  void ConnectUnix(Connection& connection, const std::string& path, const std::string& what);
   void Accept(Listener& listener);
   void Negotiate(Connection& connection);
   // When a listener paused for lack of fds is to be polled again.
@@ -92,6 +106,7 @@ class Forwards {
   Connection& NewConnection();
 
   SshDriver& driver_;
+  std::string agent_socket_;
   std::list<Listener> listeners_;
   std::list<RemoteListener> remote_listeners_;
   std::list<Connection> connections_;

@@ -20,6 +20,18 @@ ChannelTask::Step OpenSshSessionTask::Setup(LIBSSH2_SESSION* session, LIBSSH2_CH
         if (rc != 0) log::Debug("the server did not accept {}", name);
         ++env_index_;
       }
+      phase_ = Phase::kAgent;
+      return Step::kProgress;
+    case Phase::kAgent:
+      if (request_.forward_agent) {
+        int rc = libssh2_channel_request_auth_agent(channel);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+        // sshd answers only the first request of a connection with success, and gives the agent
+        // socket it made then to every later session of the connection: a refusal is no proof
+        // that no agent channel will come for this session (ssh does not even ask for a reply).
+        if (rc != 0) log::Debug("the server did not confirm agent forwarding: {}", Ssh2LastError(session));
+        agent_forwarded_ = true;
+      }
       phase_ = request_.want_tty ? Phase::kPty : Phase::kStart;
       return Step::kProgress;
     case Phase::kPty: {

@@ -23,6 +23,7 @@ struct SessionRequest {
   int width_px = 0;
   int height_px = 0;
   std::vector<std::string> env;  // NAME=VALUE, already filtered
+  bool forward_agent = false;    // ssh -A: auth-agent-req@openssh.com, then the master's agent
 };
 
 class OpenSshSessionTask : public ChannelPump {
@@ -30,15 +31,19 @@ class OpenSshSessionTask : public ChannelPump {
   OpenSshSessionTask(SessionRequest request, std::shared_ptr<ChannelPipes> pipes)
       : ChannelPump(std::move(pipes)), request_(std::move(request)) {}
 
+  // The session asked for an agent: the server's agent channels are taken while it lives.
+  bool forwards_agent() const override { return agent_forwarded_ && !pipes_->finished; }
+
  protected:
   Step Setup(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
   Step BeforePump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
 
  private:
-  enum class Phase { kEnv, kPty, kStart };
+  enum class Phase { kEnv, kAgent, kPty, kStart };
 
   SessionRequest request_;
   Phase phase_ = Phase::kEnv;
+  bool agent_forwarded_ = false;
   std::size_t env_index_ = 0;
   bool resizing_ = false;
 };

@@ -73,3 +73,10 @@ mconnect_test(ssh2_errors_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/ssh2_errors_test.cc
   LIBS mconnect_base
   LABELS unit)
+
+# Agent forwarding (ssh -A) through the master, with a real ssh-agent.
+mconnect_test(agent_forwarding_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/agent_forwarding_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(agent_forwarding_test mconnect mconnect-mux)
