@@ -208,6 +208,11 @@ const Rules& LineRules() {
                                                    : ExpandTilde(v);
          return {};
        }},
+      {"forwardx11trusted",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.forward_x11_untrusted = v == "no";
+         return {};
+       }},
       {"userknownhostsfile",
        [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          AppendPaths(s.user_known_hosts_files, v);

@@ -57,6 +57,7 @@ struct Args {
   std::string alias;
   int verbosity = 0;
   std::string forward_agent;
+  bool forward_x11_untrusted = false;
 };
 
 // `config` has passed proto::CheckMasterConfig: every value is within its bounds and every
@@ -105,6 +106,7 @@ Args ArgsFrom(const control::MasterConfig& config) {
   args.alias = config.alias();
   args.verbosity = static_cast<int>(config.verbosity());
   args.forward_agent = config.forward_agent();
+  args.forward_x11_untrusted = config.forward_x11_untrusted();
   return args;
 }
 
@@ -269,6 +271,9 @@ mux::MasterConfig MasterConfigOf(const Args& args, const std::string& socket, co
   config.connect = args.connect;
   const char* agent = std::getenv("SSH_AUTH_SOCK");
   config.agent_socket = !args.forward_agent.empty() ? args.forward_agent : agent != nullptr ? agent : "";
+  const char* display = std::getenv("DISPLAY");
+  config.display = display != nullptr ? display : "";
+  config.x11_trusted = !args.forward_x11_untrusted;
   return config;
 }
 

@@ -106,10 +106,7 @@ void Forwards::ConnectLocal(Connection& connection, const sockaddr* address, soc
 
 void Forwards::AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel) {
   Connection& connection = AcceptChannel(driver, channel);
-  if (kind != SshDriver::Inbound::kAgent) {
-    log::Warn("the server opened an X11 channel; X11 forwarding is not served");
-    return Finish(connection);
-  }
+  if (kind == SshDriver::Inbound::kX11) return AcceptX11(connection);
   if (agent_socket_.empty()) {
     log::Warn("a session's agent connection closed: the master has no agent (SSH_AUTH_SOCK was unset when it "
               "started, and ForwardAgent names no socket)");
@@ -117,6 +114,37 @@ void Forwards::AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2
   }
   log::Debug("agent connection from the server to {}", agent_socket_);
   ConnectUnix(connection, agent_socket_, "the agent at " + agent_socket_);
+}
+
+void Forwards::AcceptX11(Connection& connection) {
+  auto local = x11_.Local();
+  if (!local) {
+    log::Warn("the server opened an X11 channel, but the master has no local display");
+    return Finish(connection);
+  }
+  log::Debug("X11 connection from the server to {}", local->socket_path);
+  connection.x11_setup_pending = true;
+  ConnectUnix(connection, local->socket_path, "the X display at " + local->socket_path);
+}
+
+void Forwards::SpoofX11(Connection& connection) {
+  ChannelPipes& pipes = *connection.pipes;
+  if (pipes.stdout_data.empty()) return;
+  // The setup is at most 12 + 2 × 65538 bytes, within what the pipes hold (kBufferLimit).
+  std::string head = pipes.stdout_data.ToString();
+  auto step = x11::Spoof(head, x11_.grants());
+  if (!step) {
+    log::Warn("X11 connection from the server closed: {}", step.error());
+    return Finish(connection);
+  }
+  if (std::holds_alternative<x11::NeedMore>(*step)) {
+    if (pipes.remote_eof) Finish(connection);
+    return;
+  }
+  const auto& spoofed = std::get<x11::Spoofed>(*step);
+  pipes.stdout_data.consume(spoofed.consumed);
+  pipes.stdout_data.prepend(spoofed.setup);
+  connection.x11_setup_pending = false;
 }
 
 void Forwards::ConnectUnix(Connection& connection, const std::string& path, const std::string& what) {
@@ -213,8 +241,7 @@ void Forwards::Watch(Poller& poller) {
       fds.push_back({-1, 0, 0});
       fds.push_back({-1, 0, 0});
     } else {
-      LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-      AddLocalPollFds(ends, *connection.pipes, fds);
+      AddLocalPollFds(EndsOf(connection), *connection.pipes, fds);
     }
     poller.Watch(fds, [this, id = connection.id](std::span<const pollfd> mine) { OnConnectionReady(id, mine); });
   }
@@ -247,8 +274,12 @@ void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine)
     if (mine[0].revents) Negotiate(connection);
     return;
   }
-  LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-  if (!PumpLocalEnds(ends, *connection.pipes, mine.data())) connection.pipes->client_gone = true;
+  if (!PumpLocalEnds(EndsOf(connection), *connection.pipes, mine.data())) connection.pipes->client_gone = true;
+}
+
+LocalEnds Forwards::EndsOf(const Connection& connection) {
+  int socket = connection.socket.get();
+  return LocalEnds{socket, connection.x11_setup_pending ? -1 : socket, -1, nullptr};
 }
 
 std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() const {
@@ -343,6 +374,10 @@ void Forwards::Update() {
   for (auto& connection : connections_) {
     if (connection.done || !connection.pipes) continue;
     ChannelPipes& pipes = *connection.pipes;
+    if (connection.x11_setup_pending) {
+      SpoofX11(connection);
+      if (connection.done) continue;
+    }
     bool socks_pending = connection.dynamic && !connection.replied;
     if (socks_pending && (pipes.opened || !pipes.failure.empty())) {
       bool granted = pipes.opened;
