@@ -188,6 +188,8 @@ Result<control::MasterConfig> MasterConfigFor(const SshSettings& settings, const
   for (const auto& file : settings.identity_files) config.add_identity_files(file);
   config.set_identities_only(settings.identities_only);
   config.set_identity_agent(settings.identity_agent);
+  config.set_forward_agent(settings.forward_agent);
+  config.set_forward_x11_untrusted(settings.forward_x11_untrusted);
   config.set_ciphers(settings.ciphers);
   AddMethods(settings.preferred_authentications, config);
   config.set_pubkey_authentication(settings.pubkey_authentication);

@@ -203,6 +203,19 @@ const Rules& LineRules() {
          s.identity_agent = v == "none" || v == "SSH_AUTH_SOCK" ? std::string(v) : ExpandTilde(v);
          return {};
        }},
+      {"forwardagent",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         const char* named = v.starts_with('$') ? std::getenv(std::string(v.substr(1)).c_str()) : nullptr;
+         s.forward_agent = v == "yes" || v == "no" ? ""
+                           : v.starts_with('$')    ? std::string(named != nullptr ? named : "")
+                                                   : ExpandTilde(v);
+         return {};
+       }},
+      {"forwardx11trusted",
+       [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
+         s.forward_x11_untrusted = v == "no";
+         return {};
+       }},
       {"userknownhostsfile",
        [](SshSettings& s, std::string_view, std::string_view v) -> Result<void> {
          AppendPaths(s.user_known_hosts_files, v);

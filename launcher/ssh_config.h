@@ -24,6 +24,9 @@ struct SshSettings {
   std::vector<std::string> identity_files;  // in ssh's order; "~/" expanded
   bool identities_only = false;
   std::string identity_agent;  // empty: $SSH_AUTH_SOCK; "none": no agent; else a socket path
+  // ForwardAgent when it names a socket (a path, or $VAR's value); empty for yes, no or unset.
+  std::string forward_agent;
+  bool forward_x11_untrusted = false;  // ForwardX11Trusted no
   // Empty when configured as "none" (ssh -G always prints the defaults otherwise).
   std::vector<std::string> user_known_hosts_files;
   std::vector<std::string> global_known_hosts_files;

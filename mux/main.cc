@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <expected>
@@ -55,6 +56,8 @@ struct Args {
   bool chosen_socket = false;
   std::string alias;
   int verbosity = 0;
+  std::string forward_agent;
+  bool forward_x11_untrusted = false;
 };
 
 // `config` has passed proto::CheckMasterConfig: every value is within its bounds and every
@@ -102,6 +105,8 @@ Args ArgsFrom(const control::MasterConfig& config) {
   args.chosen_socket = config.chosen_socket();
   args.alias = config.alias();
   args.verbosity = static_cast<int>(config.verbosity());
+  args.forward_agent = config.forward_agent();
+  args.forward_x11_untrusted = config.forward_x11_untrusted();
   return args;
 }
 
@@ -264,6 +269,11 @@ mux::MasterConfig MasterConfigOf(const Args& args, const std::string& socket, co
   config.reconnect_wait = std::chrono::seconds(args.reconnect_wait_s);
   config.remote_ip_ttl = std::chrono::seconds(args.remote_ip_ttl_s);
   config.connect = args.connect;
+  const char* agent = std::getenv("SSH_AUTH_SOCK");
+  config.agent_socket = !args.forward_agent.empty() ? args.forward_agent : agent != nullptr ? agent : "";
+  const char* display = std::getenv("DISPLAY");
+  config.display = display != nullptr ? display : "";
+  config.x11_trusted = !args.forward_x11_untrusted;
   return config;
 }
 

@@ -34,11 +34,17 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
           [this](std::unique_ptr<ChannelTask> task) { pool_.main().Start(std::move(task)); },
           {[this] { stopping_ = true; }, [this] { StopListening(); },
            [this](const openssh::ForwardSpec& spec, Forwards::Opened done) { forwards_.Open(spec, std::move(done)); },
-           [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); }}),
+           [this](const openssh::ForwardSpec& spec) { return forwards_.Close(spec); },
+           [this] { return forwards_.GrantX11(); }}),
       listen_fd_(std::move(listen_fd)),
       ip_cache_(config_.remote_ip_ttl),
       ip_host_(MakeIpHost(pool_.main(), config_.host)),
       started_(Clock::now()) {
+  forwards_.SetAgentSocket(config_.agent_socket);
+  forwards_.SetDisplay(config_.display, config_.x11_trusted);
+  pool_.SetInbound([this](SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel) {
+    forwards_.AcceptInbound(driver, kind, channel);
+  });
   struct stat st{};
   if (::lstat(config_.socket_path.c_str(), &st) == 0) {
     socket_inode_ = st.st_ino;

@@ -44,6 +44,13 @@ struct MasterConfig {
   bool reconnect = true;
   std::chrono::seconds reconnect_wait{30};
   std::chrono::seconds remote_ip_ttl{300};
+  // The agent a session's agent forwarding (ssh -A) reaches: ForwardAgent's socket, else the
+  // master's $SSH_AUTH_SOCK; empty: none (such sessions' agent channels are closed).
+  std::string agent_socket;
+  // The display a session's X11 forwarding (ssh -X/-Y) reaches: the master's DISPLAY; empty:
+  // none. Trusted: the display's own cookie; else an untrusted one (ForwardX11Trusted no).
+  std::string display;
+  bool x11_trusted = true;
   // How to open more connections to the same destination, when the server's MaxSessions is
   // reached or the connection was lost (authentication without a person: agent or unencrypted
   // keys; the host key is known by now, so it is checked strictly).

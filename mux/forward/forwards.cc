@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,10 +124,84 @@ void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
       [this, listener](LIBSSH2_CHANNEL* channel) { AcceptRemote(listener->spec, channel); }));
 }
 
-void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
+Forwards::Connection& Forwards::AcceptChannel(SshDriver& driver, LIBSSH2_CHANNEL* channel) {
   Connection& connection = NewConnection();
   connection.pipes = std::make_shared<ChannelPipes>();
-  driver_.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
+  driver.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
+  return connection;
+}
+
+void Forwards::ConnectLocal(Connection& connection, const sockaddr* address, socklen_t length,
+                            const std::string& what) {
+  UniqueFd socket(::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket || (::connect(socket.get(), address, length) != 0 && errno != EINPROGRESS)) {
+    log::Info("cannot connect to {}: {}", what, std::strerror(errno));
+    return Finish(connection);
+  }
+  connection.socket = std::move(socket);
+  connection.connecting = true;
+}
+
+void Forwards::AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel) {
+  Connection& connection = AcceptChannel(driver, channel);
+  if (kind == SshDriver::Inbound::kX11) return AcceptX11(connection);
+  if (agent_socket_.empty()) {
+    log::Warn("a session's agent connection closed: the master has no agent (SSH_AUTH_SOCK was unset when it "
+              "started, and ForwardAgent names no socket)");
+    return Finish(connection);
+  }
+  log::Debug("agent connection from the server to {}", agent_socket_);
+  ConnectUnix(connection, agent_socket_, "the agent at " + agent_socket_);
+}
+
+void Forwards::AcceptX11(Connection& connection) {
+  auto local = x11_.Local();
+  if (!local) {
+    log::Warn("the server opened an X11 channel, but the master has no local display");
+    return Finish(connection);
+  }
+  log::Debug("X11 connection from the server to {}", local->socket_path);
+  connection.x11_setup_pending = true;
+  ConnectUnix(connection, local->socket_path, "the X display at " + local->socket_path);
+}
+
+void Forwards::SpoofX11(Connection& connection) {
+  ChannelPipes& pipes = *connection.pipes;
+  if (pipes.stdout_data.empty()) return;
+  // The setup is at most 12 + 2 × 65538 bytes, within what the pipes hold (kBufferLimit).
+  std::string head = pipes.stdout_data.ToString();
+  auto step = x11::Spoof(head, x11_.grants());
+  if (!step) {
+    log::Warn("X11 connection from the server closed: {}", step.error());
+    return Finish(connection);
+  }
+  if (std::holds_alternative<x11::NeedMore>(*step)) {
+    if (pipes.remote_eof) Finish(connection);
+    return;
+  }
+  const auto& spoofed = std::get<x11::Spoofed>(*step);
+  pipes.stdout_data.consume(spoofed.consumed);
+  pipes.stdout_data.prepend(spoofed.setup);
+  connection.x11_setup_pending = false;
+}
+
+void Forwards::ConnectUnix(Connection& connection, const std::string& path, const std::string& what) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) {
+    log::Warn("cannot connect to {}: the path is too long for a Unix socket", what);
+    return Finish(connection);
+  }
+  if (FdBudget::Room() == 0) {
+    log::Warn("out of file descriptors; refusing a connection to {}", what);
+    return Finish(connection);
+  }
+  std::memcpy(address.sun_path, path.data(), path.size());
+  ConnectLocal(connection, reinterpret_cast<const sockaddr*>(&address), sizeof address, what);
+}
+
+void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
+  Connection& connection = AcceptChannel(driver_, channel);
   if (FdBudget::Room() == 0) {
     log::Warn("-R: out of file descriptors; refusing a connection to {}:{}", spec.connect_host, spec.connect_port);
     return Finish(connection);
@@ -141,13 +216,8 @@ void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* c
     return Finish(connection);
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  UniqueFd socket(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!socket || (::connect(socket.get(), found->ai_addr, found->ai_addrlen) != 0 && errno != EINPROGRESS)) {
-    log::Info("-R: cannot connect to {}:{}: {}", spec.connect_host, spec.connect_port, std::strerror(errno));
-    return Finish(connection);
-  }
-  connection.socket = std::move(socket);
-  connection.connecting = true;
+  ConnectLocal(connection, found->ai_addr, found->ai_addrlen,
+               fmt::format("-R's destination {}:{}", spec.connect_host, spec.connect_port));
 }
 
 Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
@@ -212,8 +282,7 @@ void Forwards::Watch(Poller& poller) {
       fds.push_back({-1, 0, 0});
       fds.push_back({-1, 0, 0});
     } else {
-      LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-      AddLocalPollFds(ends, *connection.pipes, fds);
+      AddLocalPollFds(EndsOf(connection), *connection.pipes, fds);
     }
     poller.Watch(fds, [this, id = connection.id](std::span<const pollfd> mine) { OnConnectionReady(id, mine); });
   }
@@ -236,7 +305,7 @@ void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine)
     socklen_t length = sizeof error;
     ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
     if (error != 0) {
-      log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
+      log::Info("connecting a forwarded channel's local end failed: {}", std::strerror(error));
       Finish(connection);
     }
     connection.connecting = false;
@@ -246,8 +315,12 @@ void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine)
     if (mine[0].revents) Negotiate(connection);
     return;
   }
-  LocalEnds ends{connection.socket.get(), connection.socket.get(), -1, nullptr};
-  if (!PumpLocalEnds(ends, *connection.pipes, mine.data())) connection.pipes->client_gone = true;
+  if (!PumpLocalEnds(EndsOf(connection), *connection.pipes, mine.data())) connection.pipes->client_gone = true;
+}
+
+LocalEnds Forwards::EndsOf(const Connection& connection) {
+  int socket = connection.socket.get();
+  return LocalEnds{socket, connection.x11_setup_pending ? -1 : socket, -1, nullptr};
 }
 
 std::optional<std::chrono::steady_clock::time_point> Forwards::NextDeadline() const {
@@ -342,6 +415,10 @@ void Forwards::Update() {
   for (auto& connection : connections_) {
     if (connection.done || !connection.pipes) continue;
     ChannelPipes& pipes = *connection.pipes;
+    if (connection.x11_setup_pending) {
+      SpoofX11(connection);
+      if (connection.done) continue;
+    }
     bool socks_pending = connection.dynamic && !connection.replied;
     if (socks_pending && (pipes.opened || !pipes.failure.empty())) {
       bool granted = pipes.opened;

@@ -6,7 +6,9 @@
 //  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
 //      connected here to the spec's destination.
 // They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
-// master keeps them.
+// master keeps them. The same relay serves the channels the server opens for a session's agent
+// forwarding (ssh -A: to the master's agent socket) and X11 forwarding (ssh -X/-Y: to the
+// master's display, once the connection's fake cookie is swapped for the real one).
 #pragma once
 
 #include <chrono>
@@ -16,12 +18,16 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "mux/forward/socks_codec.h"
+#include "mux/forward/x11_display.h"
 #include "mux/openssh/codec.h"
 #include "mux/openssh/session.h"
 #include "mux/ssh/channel_pump.h"
@@ -39,6 +45,17 @@ class Forwards {
   void Open(const openssh::ForwardSpec& spec, Opened done);
   // Stops listening for a spec opened before (connections already made go on).
   Result<void> Close(const openssh::ForwardSpec& spec);
+
+  // The agent that sessions asking for agent forwarding reach: a socket path; empty: none.
+  void SetAgentSocket(std::string path) { agent_socket_ = std::move(path); }
+  // The display that sessions asking for X11 forwarding reach (DISPLAY; empty: none), and
+  // whether they get its own cookie (ForwardX11Trusted) or an untrusted one.
+  void SetDisplay(std::string display, bool trusted) { x11_ = X11Display(std::move(display), trusted); }
+  // ssh -X/-Y: the fake cookie for a session's x11-req, or why not.
+  Result<X11Request> GrantX11() { return x11_.Grant(); }
+  // A channel the server opened for a session that asked for it (SshDriver::SetInbound), on
+  // `driver`'s connection: relayed to the agent or the display.
+  void AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel);
 
   // Registers the listeners and connections for this round, and a wake-up for when a listener
   // paused for lack of fds is to be polled again.
@@ -73,6 +90,8 @@ class Forwards {
     std::shared_ptr<ChannelPipes> pipes;    // set once the channel is requested
     bool replied = false;
     bool output_shut = false;  // the server's direction ended and reached the socket: SHUT_WR sent
+    // X11: nothing goes to the display before the X client's setup, with its cookie swapped.
+    bool x11_setup_pending = false;
     bool done = false;
   };
 
@@ -80,6 +99,11 @@ class Forwards {
   void OpenRemote(const openssh::ForwardSpec& spec, Opened done);
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
   void Accept(Listener& listener, int listen_fd);
+  // A connection for a channel the server opened, relayed once our connect to `address` is done.
+  Connection& AcceptChannel(SshDriver& driver, LIBSSH2_CHANNEL* channel);
+  void ConnectLocal(Connection& connection, const sockaddr* address, socklen_t length, const std::string& what);
+  void ConnectUnix(Connection& connection, const std::string& path, const std::string& what);
+  void AcceptX11(Connection& connection);
   void Negotiate(Connection& connection);
   // When a listener paused for lack of fds is to be polled again.
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
@@ -91,9 +115,16 @@ class Forwards {
   void OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine);
   void StartChannel(Connection& connection, const std::string& host, int port);
   void Finish(Connection& connection);
+  // The local ends to poll and pump: the socket both ways, but not its output while an X11
+  // setup waits for its cookie.
+  static LocalEnds EndsOf(const Connection& connection);
+  // An X11 connection's setup, once whole: its fake cookie swapped, or the connection closed.
+  void SpoofX11(Connection& connection);
   Connection& NewConnection();
 
   SshDriver& driver_;
+  std::string agent_socket_;
+  X11Display x11_{"", true};
   std::list<Listener> listeners_;
   std::list<RemoteListener> remote_listeners_;
   std::list<Connection> connections_;

@@ -22,6 +22,8 @@ std::expected<SessionRequest, std::string> SessionFromRequest(const openssh::New
   session.command = request.command;
   session.subsystem = request.subsystem;
   session.want_tty = request.want_tty;
+  session.forward_agent = request.want_agent;
+  session.want_x11 = request.want_x11;
   for (const auto& entry : request.env) {
     if (session.env.size() == kMaxSessionEnv) break;
     if (SessionEnvEntryValid(entry)) session.env.push_back(entry);

@@ -335,6 +335,12 @@ void OpenSshMuxServer::StartSession(Client& client) {
     }
   }
   if (request.tty_modes.empty()) request.tty_modes = std::string(1, '\0');  // TTY_OP_END only
+  if (request.want_x11) {
+    Result<X11Request> grant = Fail("not served here");
+    if (hooks_.grant_x11) grant = hooks_.grant_x11();
+    if (grant) request.x11 = std::move(*grant);
+    else client.pipes->stderr_data.append(fmt::format("mconnect: no X11 forwarding: {}\r\n", grant.error().message));
+  }
   if (request.want_tty && client.request.escape_char != ossh::kNoEscapeChar && client.request.escape_char < 256) {
     client.escapes.emplace(static_cast<char>(client.request.escape_char));
   }

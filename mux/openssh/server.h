@@ -19,6 +19,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "mux/openssh/codec.h"
+#include "mux/openssh/session.h"
 #include "mux/ssh/channel_task.h"
 
 namespace mconnect::mux {
@@ -33,6 +34,9 @@ class OpenSshMuxServer {
     std::function<void(const openssh::ForwardSpec&, std::function<void(Result<std::uint32_t>)>)> open_forward;
     // ssh -O cancel; the error is the reason sent.
     std::function<Result<void>(const openssh::ForwardSpec&)> close_forward;
+    // ssh -X/-Y: a fake cookie for the session's x11-req, or why the master cannot forward X11
+    // (said on the client's stderr; the session goes on without).
+    std::function<Result<X11Request>()> grant_x11;
   };
 
   // Takes each channel task this server makes (a session, an ssh -W forward) to whatever opens

@@ -20,6 +20,32 @@ ChannelTask::Step OpenSshSessionTask::Setup(LIBSSH2_SESSION* session, LIBSSH2_CH
         if (rc != 0) log::Debug("the server did not accept {}", name);
         ++env_index_;
       }
+      phase_ = Phase::kX11;
+      return Step::kProgress;
+    case Phase::kX11:
+      if (request_.x11) {
+        const X11Request& x11 = *request_.x11;
+        int rc = libssh2_channel_x11_req_ex(channel, 0, x11.proto.c_str(), x11.cookie_hex.c_str(), x11.screen);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+        if (rc != 0) {
+          // ssh's words; the session goes on without X11, as with ssh.
+          log::Info("the server refused X11 forwarding: {}", Ssh2LastError(session));
+          pipes_->stderr_data.append("X11 forwarding request failed on channel 0\r\n");
+        }
+        x11_forwarded_ = rc == 0;
+      }
+      phase_ = Phase::kAgent;
+      return Step::kProgress;
+    case Phase::kAgent:
+      if (request_.forward_agent) {
+        int rc = libssh2_channel_request_auth_agent(channel);
+        if (rc == LIBSSH2_ERROR_EAGAIN) return Step::kBlocked;
+        // sshd answers only the first request of a connection with success, and gives the agent
+        // socket it made then to every later session of the connection: a refusal is no proof
+        // that no agent channel will come for this session (ssh does not even ask for a reply).
+        if (rc != 0) log::Debug("the server did not confirm agent forwarding: {}", Ssh2LastError(session));
+        agent_forwarded_ = true;
+      }
       phase_ = request_.want_tty ? Phase::kPty : Phase::kStart;
       return Step::kProgress;
     case Phase::kPty: {

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,14 @@
 #include "mux/ssh/channel_pump.h"
 
 namespace mconnect::mux {
+
+// X11 forwarding the master granted a session (ssh -X/-Y): what its x11-req carries. The
+// cookie is a fake one (hex), which the master swaps for the real one when the server connects.
+struct X11Request {
+  std::string proto;       // "MIT-MAGIC-COOKIE-1"
+  std::string cookie_hex;
+  int screen = 0;
+};
 
 struct SessionRequest {
   std::string term;
@@ -23,6 +32,9 @@ struct SessionRequest {
   int width_px = 0;
   int height_px = 0;
   std::vector<std::string> env;  // NAME=VALUE, already filtered
+  bool forward_agent = false;    // ssh -A: auth-agent-req@openssh.com, then the master's agent
+  bool want_x11 = false;         // ssh -X/-Y asked; `x11` is set when the master can serve it
+  std::optional<X11Request> x11;
 };
 
 class OpenSshSessionTask : public ChannelPump {
@@ -30,15 +42,22 @@ class OpenSshSessionTask : public ChannelPump {
   OpenSshSessionTask(SessionRequest request, std::shared_ptr<ChannelPipes> pipes)
       : ChannelPump(std::move(pipes)), request_(std::move(request)) {}
 
+  // The session asked for an agent: the server's agent channels are taken while it lives.
+  bool forwards_agent() const override { return agent_forwarded_ && !pipes_->finished; }
+  // The server took the x11-req: its X11 channels are this session's, while it lives.
+  bool forwards_x11() const override { return x11_forwarded_ && !pipes_->finished; }
+
  protected:
   Step Setup(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
   Step BeforePump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) override;
 
  private:
-  enum class Phase { kEnv, kPty, kStart };
+  enum class Phase { kEnv, kX11, kAgent, kPty, kStart };
 
   SessionRequest request_;
   Phase phase_ = Phase::kEnv;
+  bool agent_forwarded_ = false;
+  bool x11_forwarded_ = false;
   std::size_t env_index_ = 0;
   bool resizing_ = false;
 };

@@ -52,6 +52,12 @@ class ChannelTask {
 
   // Counted in `mconnect status` (the master's own spare channel is not).
   virtual bool counts_as_busy() const { return true; }
+
+  // What this task's session asked the server for and got, so that channels the server opens on
+  // its own for it are taken: its agent (auth-agent@openssh.com) or X11 connections ("x11").
+  // The driver refuses such channels while no live task of its connection says so.
+  virtual bool forwards_agent() const { return false; }
+  virtual bool forwards_x11() const { return false; }
 };
 
 // Work on the session that is not one channel of ours: a remote forward's listener (the

@@ -20,6 +20,12 @@ ConnectionPool::ConnectionPool(Options options, std::unique_ptr<SshConnection> c
 
 ConnectionPool::~ConnectionPool() = default;
 
+void ConnectionPool::SetInbound(SshDriver::InboundHook hook) {
+  inbound_ = std::move(hook);
+  driver_.SetInbound(inbound_);
+  for (auto& driver : extra_) driver->SetInbound(inbound_);
+}
+
 bool ConnectionPool::Idle() const {
   return driver_.busy_channels() == 0 && extra_.empty() && overflow_waiting_.empty();
 }
@@ -245,6 +251,7 @@ void ConnectionPool::OnOverflowOpened(Reconnector& opener) {
   }
   auto driver = std::make_unique<SshDriver>(std::move(**outcome), options_.keepalive);
   driver->SetOverflow([this](std::unique_ptr<ChannelTask> next) { Overflow(std::move(next)); });
+  driver->SetInbound(inbound_);
   // As many as the server allows on one connection; the rest wait for the next (those opened
   // together share them out).
   const std::size_t share = std::min(overflow_waiting_.size(), SessionsPerConnection());

@@ -52,6 +52,9 @@ class ConnectionPool {
 
   // The main connection: the object stays the same when its connection is re-opened.
   SshDriver& main() { return driver_; }
+  // Where every connection's server-opened agent and X11 channels go (SshDriver::SetInbound),
+  // the main connection's and the overflow connections' alike.
+  void SetInbound(SshDriver::InboundHook hook);
   const SshDriver& main() const { return driver_; }
   std::vector<SshDriver*> Drivers();
   std::size_t connections() const { return 1 + extra_.size(); }
@@ -99,6 +102,7 @@ class ConnectionPool {
   void BalanceOpens(Clock::time_point now);
   // A task the server refused for lack of room on its connection: run it on another one.
   void Overflow(std::unique_ptr<ChannelTask> task);
+  SshDriver::InboundHook inbound_;
   void OnConnectionLost(Clock::time_point now);
   // Starts a reconnect attempt when one is due; returns when the next one is due, if any.
   std::optional<Clock::time_point> ScheduleReconnect(Clock::time_point now);

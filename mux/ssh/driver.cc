@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "mux/ssh/byte_stream.h"
+#include "mux/ssh/channel_pump.h"
 
 namespace mconnect::mux {
 namespace {
@@ -36,6 +37,16 @@ std::chrono::nanoseconds BootTime() {
   ::clock_gettime(CLOCK_BOOTTIME, &now);
   return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
 }
+
+// A channel the server opened that no session asked for: closed at once, nothing relayed.
+class RefusedChannel : public ChannelPump {
+ public:
+  RefusedChannel() : ChannelPump(std::make_shared<ChannelPipes>()) { pipes_->client_gone = true; }
+  bool counts_as_busy() const override { return false; }
+
+ protected:
+  Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
+};
 
 // Late or asleep by more than this counts as a pause (the loop itself is never this late).
 constexpr auto kPauseSlack = std::chrono::seconds(5);
@@ -63,6 +74,34 @@ ssize_t SshDriver::Received(libssh2_socket_t socket, void* buffer, size_t length
   return n;
 }
 
+void SshDriver::AgentOpened(LIBSSH2_SESSION*, LIBSSH2_CHANNEL* channel, void** abstract) {
+  static_cast<SshDriver*>(*abstract)->inbound_.emplace_back(Inbound::kAgent, channel);
+}
+
+void SshDriver::X11Opened(LIBSSH2_SESSION*, LIBSSH2_CHANNEL* channel, const char*, int, void** abstract) {
+  static_cast<SshDriver*>(*abstract)->inbound_.emplace_back(Inbound::kX11, channel);
+}
+
+void SshDriver::PlaceInbound() {
+  // Each is placed at once, so the queue holds what one round of reading brought: bounded by
+  // the server's packets in that round, as any channel's data is.
+  auto inbound = std::move(inbound_);
+  inbound_.clear();
+  for (auto [kind, channel] : inbound) {
+    const bool agent = kind == Inbound::kAgent;
+    const bool asked = std::any_of(slots_.begin(), slots_.end(), [agent](const Slot& slot) {
+      return slot.channel && slot.task && (agent ? slot.task->forwards_agent() : slot.task->forwards_x11());
+    });
+    if (asked && inbound_hook_) {
+      inbound_hook_(*this, kind, channel);
+      continue;
+    }
+    log::Warn("the server opened {} channel, but no session on this connection asked for {}; closed",
+              agent ? "an agent" : "an X11", agent ? "agent forwarding" : "X11 forwarding");
+    Adopt(channel, std::make_unique<RefusedChannel>());
+  }
+}
+
 SshDriver::Clock::duration SshDriver::Silence() const {
   // ssh: "Setting a zero ServerAliveCountMax disables connection termination."
   if (keepalive_count_max_ == 0) return Clock::duration::max() / 2;
@@ -73,6 +112,9 @@ void SshDriver::StartSession() {
   // Authentication is over, so the session's abstract pointer is free for the reads' hook.
   *libssh2_session_abstract(session_) = this;
   libssh2_session_callback_set2(session_, LIBSSH2_CALLBACK_RECV, reinterpret_cast<libssh2_cb_generic*>(&Received));
+  libssh2_session_callback_set2(session_, LIBSSH2_CALLBACK_AUTHAGENT,
+                                reinterpret_cast<libssh2_cb_generic*>(&AgentOpened));
+  libssh2_session_callback_set2(session_, LIBSSH2_CALLBACK_X11, reinterpret_cast<libssh2_cb_generic*>(&X11Opened));
   libssh2_session_set_blocking(session_, 0);
   libssh2_keepalive_config(session_, 1, static_cast<unsigned>(keepalive_interval_.count()));
   next_keepalive_ = Clock::now() + keepalive_interval_;
@@ -112,6 +154,7 @@ void SshDriver::Replace(std::unique_ptr<SshConnection> connection) {
   // socket shut down, their goodbyes fail at once instead of waiting on a dead path (a
   // non-blocking session_free that hits EAGAIN gives up half way).
   spare_.release();
+  inbound_.clear();
   ::shutdown(connection_->fd(), SHUT_RDWR);
   connection_ = std::move(connection);
   session_ = connection_->session();
@@ -304,6 +347,7 @@ void SshDriver::PumpRound() {
     if (send_owner_ == &*it) return;
     ++it;
   }
+  PlaceInbound();
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     if (send_owner_ != nullptr && send_owner_ != it->get()) {
       ++it;
@@ -326,6 +370,7 @@ void SshDriver::PumpRound() {
   }
   if (send_owner_ == nullptr) PumpSpare();
   if (send_owner_ == nullptr && Clock::now() >= next_keepalive_) PumpKeepalive();
+  PlaceInbound();
   if (dead()) PumpDown();
 }
 

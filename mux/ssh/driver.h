@@ -17,8 +17,9 @@
 #include <list>
 #include <memory>
 #include <optional>
-#include <vector>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/ssh2.h"
 #include "mux/ssh/channel_task.h"
@@ -47,6 +48,15 @@ class SshDriver {
   void StartJob(std::unique_ptr<SessionJob> job);
   // A channel the server opened (a connection to a remote forward): its task starts at once.
   void Adopt(LIBSSH2_CHANNEL* channel, std::unique_ptr<ChannelTask> task);
+
+  // Channels the server opens on its own for a session: an agent connection
+  // (auth-agent@openssh.com) or an X11 connection ("x11"). libssh2 accepts them (its own refusal
+  // of an agent channel sends a malformed packet), and hands them here; one that a live task of
+  // this connection asked for (ChannelTask::forwards_agent/forwards_x11) goes to the hook, which
+  // must Adopt it; any other is closed at once.
+  enum class Inbound { kAgent, kX11 };
+  using InboundHook = std::function<void(SshDriver&, Inbound, LIBSSH2_CHANNEL*)>;
+  void SetInbound(InboundHook hook) { inbound_hook_ = std::move(hook); }
 
   int fd() const { return connection_->fd(); }
   short PollEvents() const;
@@ -112,6 +122,12 @@ class SshDriver {
   void CheckForPause();
   // libssh2's socket reads go through here: anything read is news from the server.
   static ssize_t Received(libssh2_socket_t socket, void* buffer, size_t length, int flags, void** abstract);
+  // libssh2's callbacks for the server's channel opens (inside a libssh2 call: they only queue).
+  static void AgentOpened(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, void** abstract);
+  static void X11Opened(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, const char* host, int port,
+                        void** abstract);
+  // Hands the queued server-opened channels to the hook, or closes them.
+  void PlaceInbound();
   // Dead: aborts what had a channel, and what waited for one longer than the hold allows.
   void PumpDown();
   // One turn for everyone (Pump repeats it while turns hear from the server).
@@ -142,6 +158,8 @@ class SshDriver {
   std::string refusal_;
   std::uint64_t tasks_started_ = 0;
   std::function<void(std::unique_ptr<ChannelTask>)> overflow_;
+  std::vector<std::pair<Inbound, LIBSSH2_CHANNEL*>> inbound_;  // opened by the server, not yet placed
+  InboundHook inbound_hook_;
   bool full_ = false;
   Clock::time_point last_busy_ = Clock::now();
   std::string death_;

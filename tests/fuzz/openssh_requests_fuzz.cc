@@ -262,6 +262,12 @@ class Harness {
           if (options_.fail_forwards) return Fail("fuzz: no such forward");
           return {};
         },
+        // ssh -X: granted, or refused with a reason the client reads, as the input chooses.
+        [this]() -> Result<mux::X11Request> {
+          FUZZ_CHECK(!options_.refused);
+          if (options_.fail_forwards) return Fail("fuzz: no display");
+          return mux::X11Request{"MIT-MAGIC-COOKIE-1", "00112233445566778899aabbccddeeff", 0};
+        },
     };
   }
 

@@ -254,6 +254,18 @@ TEST(ParseSshG, ReadsTheFieldsWeUse) {
   EXPECT_EQ(DestinationName(*settings), "bob@[2001:db8::5]:2222");
 }
 
+TEST(ParseSshG, ForwardAgentSocketAndForwardX11Trusted) {
+  // `ssh -G` prints ForwardAgent as yes/no, or the socket it names; only a socket is kept.
+  auto yes = ParseSshG("hostname h\nuser u\nforwardagent yes\nforwardx11trusted yes\n", "h");
+  ASSERT_TRUE(yes) << yes.error().message;
+  EXPECT_EQ(yes->forward_agent, "");
+  EXPECT_FALSE(yes->forward_x11_untrusted);
+  auto path = ParseSshG("hostname h\nuser u\nforwardagent /run/agent.sock\nforwardx11trusted no\n", "h");
+  ASSERT_TRUE(path) << path.error().message;
+  EXPECT_EQ(path->forward_agent, "/run/agent.sock");
+  EXPECT_TRUE(path->forward_x11_untrusted);
+}
+
 TEST(ParseSshG, NoneMeansEmpty) {
   auto settings = ParseSshG("hostname h\nuser u\nproxycommand none\nproxyjump none\ncontrolpath none\n"
                             "identityagent none\nstricthostkeychecking false\nconnecttimeout none\n",

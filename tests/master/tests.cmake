@@ -87,3 +87,16 @@ mconnect_test(openssh_bind_test
   LIBS mconnect_lab_support
   LABELS integration)
 add_dependencies(openssh_bind_test mconnect mconnect-mux)
+# Agent forwarding (ssh -A) through the master, with a real ssh-agent.
+mconnect_test(agent_forwarding_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/agent_forwarding_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(agent_forwarding_test mconnect mconnect-mux)
+
+# X11 forwarding (ssh -X/-Y) through the master, with a real Xvfb and xauth.
+mconnect_test(x11_forwarding_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/x11_forwarding_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(x11_forwarding_test mconnect mconnect-mux)

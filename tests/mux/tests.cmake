@@ -33,3 +33,9 @@ mconnect_test(cipher_order_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cipher_order_test.cc
   LIBS mconnect_mux_ssh
   LABELS unit)
+
+# X11 forwarding's cookie spoofing, xauth's output and DISPLAY (mux/forward/x11_auth.h).
+mconnect_test(x11_auth_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/x11_auth_test.cc
+  LIBS mconnect_mux_forward
+  LABELS unit)
