@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "launcher/forward_spec.h"
 #include "proto/master_config.h"
 #include "proto/master_record.h"
 #include "proto/socket_path.h"
@@ -58,6 +59,23 @@ void AddMethods(std::string_view list, control::MasterConfig& config) {
     }
     list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
   }
+}
+
+// The ssh config's forwards (ssh -G prints none under ClearAllForwardings, which leaves the
+// profile's alone: they are mconnect's own), then the profile's, and ExitOnForwardFailure.
+Result<void> AddForwards(const SshSettings& settings, const HostProfile& profile, control::MasterConfig& config) {
+  for (const auto& forward : settings.forwards) *config.add_forwards() = forward;
+  for (const auto& entry : profile.forward) {
+    auto forward = ParseProfileForward(entry);
+    if (!forward) return Fail("profile forward \"{}\": {}", entry, forward.error().message);
+    *config.add_forwards() = std::move(*forward);
+  }
+  if (config.forwards_size() > proto::kMaxConfiguredForwards) {
+    return Fail("{} forwards for {} (ssh config and profile); at most {}", config.forwards_size(),
+                settings.host_alias, proto::kMaxConfiguredForwards);
+  }
+  config.set_exit_on_forward_failure(settings.exit_on_forward_failure);
+  return {};
 }
 
 // Runs the master in the foreground on our terminal (it may ask about the host key) until it
@@ -211,6 +229,7 @@ Result<control::MasterConfig> MasterConfigFor(const SshSettings& settings, const
   config.set_foreground(options.foreground_master);
   config.set_progress(true);
   config.set_verbosity(static_cast<std::uint32_t>(std::max(0, options.verbosity)));
+  if (auto added = AddForwards(settings, profile, config); !added) return Fail(added.error());
   return config;
 }
 

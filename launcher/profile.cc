@@ -24,6 +24,7 @@
 #include <toml++/toml.h>
 
 #include "base/unique_fd.h"
+#include "launcher/forward_spec.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -190,6 +191,29 @@ Result<void> ReadTransport(const std::string& path, std::string_view key, const 
   return ReadChecked(path, key, node, "transport", OneOf({"udp", "ssh", "auto"}, "udp, ssh or auto"), layer.transport);
 }
 
+// Port forwards: an array of "KIND SPEC" strings, each as ssh's -L, -R or -D takes it.
+Result<void> ReadForward(const std::string& path, std::string_view key, const toml::node& node,
+                         Profile::Layer& layer) {
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    return FailAt(At(path, node.source()), "{} must be an array of forwards like [\"L 8080:localhost:80\"], not {}", key,
+                  TypeName(node.type()));
+  }
+  std::vector<std::string> forwards;
+  for (const toml::node& element : *array) {
+    auto checked = GetChecked(path, key, element, "forward",
+                              [](std::string_view entry) -> Result<void> {
+                                auto forward = ParseProfileForward(entry);
+                                if (!forward) return Fail(forward.error());
+                                return {};
+                              });
+    if (!checked) return Fail(checked.error());
+    forwards.push_back(std::move(*checked));
+  }
+  layer.forward = std::move(forwards);
+  return {};
+}
+
 // OpenSSH's ControlPersist: a number of seconds (0: stay until stopped), "yes" (the same as 0)
 // or "no" (exit as soon as the last client has gone).
 Result<void> ReadPersist(const std::string& path, std::string_view key, const toml::node& node,
@@ -239,6 +263,7 @@ constexpr KeySpec kKeys[] = {
     {"socket-dir", ReadSocketDir},
     {"host-key-policy", ReadHostKeyPolicy},
     {"transport", ReadTransport},
+    {"forward", ReadForward},
 };
 
 std::size_t EditDistance(std::string_view a, std::string_view b) {
@@ -388,6 +413,7 @@ void Merge(const Profile::Layer& layer, HostProfile& host) {
   Merge(layer.socket_dir, host.socket_dir);
   Merge(layer.host_key_policy, host.host_key_policy);
   Merge(layer.transport, host.transport);
+  Merge(layer.forward, host.forward);
 }
 
 }  // namespace

@@ -38,6 +38,9 @@ struct HostProfile {
   // How mosh's datagrams travel: udp, ssh (over the master) or auto (udp when a UDP probe hears
   // mosh-server at the chosen address, else ssh).
   std::string transport = "auto";
+  // Port forwards the master opens and keeps across reconnects, as written ("L 8080:localhost:80",
+  // "R 9000:localhost:9000", "D 1080"); each checked by ParseProfileForward (forward_spec.h).
+  std::vector<std::string> forward;
 };
 
 class Profile {
@@ -56,6 +59,7 @@ class Profile {
     std::optional<std::string> socket_dir;
     std::optional<std::string> host_key_policy;
     std::optional<std::string> transport;
+    std::optional<std::vector<std::string>> forward;
   };
   struct HostTable {
     std::string pattern;  // fnmatch(3) glob, matched case-blind as ssh matches Host patterns

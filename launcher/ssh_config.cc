@@ -26,6 +26,7 @@
 #include "base/text.h"
 #include "base/unique_fd.h"
 #include "launcher/ssh_g_cache.h"
+#include "proto/master_config.h"
 
 namespace mconnect::launcher {
 namespace {
@@ -171,6 +172,16 @@ Result<void> SetPubkeyAuthentication(SshSettings& s, std::string_view key, std::
   return {};
 }
 
+// Forward lines are read once all are in (an OpenSSH 9.2 dynamicforward line may be an echo of
+// a localforward line printed after it: forward_spec.h).
+Result<void> AddForwardLine(SshSettings& s, std::string_view key, std::string_view value) {
+  if (s.forward_lines.size() >= static_cast<std::size_t>(proto::kMaxConfiguredForwards)) {
+    return Fail("ssh -G printed more than {} forwards", proto::kMaxConfiguredForwards);
+  }
+  s.forward_lines.push_back({std::string(key), std::string(value)});
+  return {};
+}
+
 // What one `KEY VALUE` line of `ssh -G` does to the settings, for the keys mconnect reads (the
 // others are ignored).
 using LineRule = Result<void> (*)(SshSettings& s, std::string_view key, std::string_view value);
@@ -275,6 +286,13 @@ const Rules& LineRules() {
        }},
       {"passwordauthentication",
        [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.password_authentication, k, v); }},
+      {"localforward", AddForwardLine},
+      {"remoteforward", AddForwardLine},
+      {"dynamicforward", AddForwardLine},
+      {"exitonforwardfailure",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.exit_on_forward_failure, k, v); }},
+      {"clearallforwardings",
+       [](SshSettings& s, std::string_view k, std::string_view v) { return SetFlag(s.clear_all_forwardings, k, v); }},
       {"numberofpasswordprompts",
        [](SshSettings& s, std::string_view k, std::string_view v) {
          return SetNumber(s.number_of_password_prompts, k, v, 0, kMaxSeconds, "a count");
@@ -309,6 +327,11 @@ Result<SshSettings> ParseSshG(std::string_view output, std::string_view alias) {
   }
   if (settings.hostname.empty()) return Fail("ssh -G printed no hostname for {}", Sanitize(alias));
   if (settings.user.empty()) return Fail("ssh -G printed no user for {}", Sanitize(alias));
+  if (!settings.clear_all_forwardings) {
+    auto forwards = ParseSshGForwards(settings.forward_lines);
+    if (!forwards) return Fail(forwards.error());
+    settings.forwards = std::move(*forwards);
+  }
   return settings;
 }
 

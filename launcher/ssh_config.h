@@ -11,6 +11,7 @@
 
 #include "base/result.h"
 #include "launcher/ssh_g_cache.h"
+#include "launcher/forward_spec.h"
 
 namespace mconnect::launcher {
 
@@ -46,6 +47,13 @@ struct SshSettings {
   bool kbd_interactive_authentication = true;
   bool password_authentication = true;
   int number_of_password_prompts = 3;
+  // LocalForward, RemoteForward, DynamicForward in ssh's order (none with ClearAllForwardings:
+  // ssh -G already prints none then), and ExitOnForwardFailure.
+  std::vector<ConfiguredForward> forwards;
+  bool exit_on_forward_failure = false;
+  bool clear_all_forwardings = false;
+  // Those lines as ssh -G printed them; read into `forwards` once every line is in.
+  std::vector<SshGForwardLine> forward_lines;
 };
 
 // Parses the output of `ssh -G`: one "key value" per line, keys lowercase (compared without

@@ -3,8 +3,8 @@
 // by hand, `--config=FILE` reads the same message in text format. Authenticates in the
 // foreground on the user's terminal, then publishes its socket and detaches, like OpenSSH's
 // ControlPersist. Exit status 0 means a master (this one, or one that was already starting) is
-// serving the socket; 255 means the config was refused or the connection or authentication
-// failed, with one line on stderr saying why.
+// serving the socket; 255 means the config was refused, the connection or authentication failed,
+// or (ExitOnForwardFailure) a forward could not be opened, with one line on stderr saying why.
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
@@ -58,7 +58,25 @@ struct Args {
   int verbosity = 0;
   std::string forward_agent;
   bool forward_x11_untrusted = false;
+  std::vector<mux::ConfiguredForward> forwards;
+  bool exit_on_forward_failure = false;
 };
+
+// A configured forward as the master's forwards take it: OpenSSH's mux ForwardSpec.
+mux::ConfiguredForward ForwardFrom(const control::ConfiguredForward& forward) {
+  using Forward = control::ConfiguredForward;
+  mux::ConfiguredForward out;
+  out.spec.type = forward.kind() == Forward::KIND_REMOTE    ? mux::openssh::kMuxFwdRemote
+                  : forward.kind() == Forward::KIND_DYNAMIC ? mux::openssh::kMuxFwdDynamic
+                                                            : mux::openssh::kMuxFwdLocal;
+  out.spec.listen_host = forward.listen_host();
+  out.spec.listen_port = forward.listen_port();
+  out.spec.connect_host = forward.connect_host();
+  out.spec.connect_port = forward.connect_port();
+  out.text = forward.text();
+  out.origin = forward.origin() == Forward::ORIGIN_PROFILE ? "profile" : "ssh config";
+  return out;
+}
 
 // `config` has passed proto::CheckMasterConfig: every value is within its bounds and every
 // optional field is set.
@@ -107,6 +125,8 @@ Args ArgsFrom(const control::MasterConfig& config) {
   args.verbosity = static_cast<int>(config.verbosity());
   args.forward_agent = config.forward_agent();
   args.forward_x11_untrusted = config.forward_x11_untrusted();
+  for (const auto& forward : config.forwards()) args.forwards.push_back(ForwardFrom(forward));
+  args.exit_on_forward_failure = config.exit_on_forward_failure();
   return args;
 }
 
@@ -274,6 +294,8 @@ mux::MasterConfig MasterConfigOf(const Args& args, const std::string& socket, co
   const char* display = std::getenv("DISPLAY");
   config.display = display != nullptr ? display : "";
   config.x11_trusted = !args.forward_x11_untrusted;
+  config.forwards = args.forwards;
+  config.exit_on_forward_failure = args.exit_on_forward_failure;
   return config;
 }
 
@@ -342,14 +364,21 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "mconnect: %s\n", listener.error().message.c_str());
     return 255;
   }
+  log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
+  // Made before detaching (it starts no thread) so that its forwards' failures reach the terminal,
+  // as ssh's do, and ExitOnForwardFailure stops it here.
+  mux::Master master(MasterConfigOf(args, paths.socket, destination), std::move(*connection), std::move(*listener));
+  if (auto opened = master.OpenConfiguredForwards(); !opened) {
+    std::fprintf(stderr, "mconnect: %s\n", opened.error().message.c_str());
+    ::unlink(paths.socket.c_str());  // published a moment ago, and served by no one
+    return 255;
+  }
   if (!args.foreground && !Detach(paths.log, args.verbosity)) {
     std::fprintf(stderr, "mconnect: cannot detach the master: fork failed\n");
     return 255;
   }
   mux::SetAskingHook(nullptr);  // nobody to ask from here on (reconnects ask nothing)
   presence.Set("serving");
-  log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
-  mux::Master master(MasterConfigOf(args, paths.socket, destination), std::move(*connection), std::move(*listener));
   return master.Run();  // then `presence` removes the record and the lock file
 }
 

@@ -30,6 +30,7 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
             std::move(connection), [this] { return FdBudget::Room(server_.promised_fds() + openssh_.promised_fds()); }),
       server_(*this),
       forwards_(pool_.main()),
+      configured_forwards_(forwards_, config_.forwards, config_.exit_on_forward_failure),
       openssh_(
           [this](std::unique_ptr<ChannelTask> task) { pool_.main().Start(std::move(task)); },
           {[this] { stopping_ = true; }, [this] { StopListening(); },
@@ -53,6 +54,12 @@ Master::Master(MasterConfig config, std::unique_ptr<SshConnection> connection, U
 }
 
 Master::~Master() = default;
+
+Result<void> Master::OpenConfiguredForwards() {
+  configured_forwards_.Start();
+  if (configured_forwards_.fatal()) return Fail("{}", *configured_forwards_.fatal());
+  return {};
+}
 
 void Master::AdoptOpenSshClient(UniqueFd fd, std::vector<std::uint8_t> first_bytes, std::string refusal) {
   openssh_.Adopt(std::move(fd), std::move(first_bytes), std::move(refusal));
@@ -179,7 +186,9 @@ void Master::Watch(Poller& poller, Clock::time_point now, bool accepting) {
     pool_.Pump();
     openssh_.Update();
     forwards_.Update();
+    configured_forwards_.Update(pool_.link() == Link::kUp && !pool_.main().dead(), pool_.reconnects(), Clock::now());
   });
+  poller.WakeBy(configured_forwards_.NextDeadline());
   server_.Watch(poller);
   openssh_.Watch(poller);
   forwards_.Watch(poller);
@@ -224,6 +233,10 @@ std::optional<int> Master::ExitReason(Clock::time_point now) {
     return 0;
   }
   if (pool_.CheckLink(now)) return 255;  // lost, and not to be re-opened
+  if (configured_forwards_.fatal()) {
+    log::Error("{}: exiting", *configured_forwards_.fatal());
+    return 255;
+  }
   return std::nullopt;
 }
 

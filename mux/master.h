@@ -17,6 +17,7 @@
 #include "base/poller.h"
 #include "base/unique_fd.h"
 #include "mux/control/server.h"
+#include "mux/forward/configured_forwards.h"
 #include "mux/forward/forwards.h"
 #include "mux/mosh_over_ssh/mosh_over_ssh.h"
 #include "mux/openssh/server.h"
@@ -55,6 +56,9 @@ struct MasterConfig {
   // reached or the connection was lost (authentication without a person: agent or unencrypted
   // keys; the host key is known by now, so it is checked strictly).
   ConnectParams connect;
+  // Forwards opened at start and kept (ssh config, profile); ExitOnForwardFailure.
+  std::vector<ConfiguredForward> forwards;
+  bool exit_on_forward_failure = false;
 };
 
 class Master : public MasterServices {
@@ -64,6 +68,10 @@ class Master : public MasterServices {
   Master(MasterConfig config, std::unique_ptr<SshConnection> connection, UniqueFd listen_fd);
   ~Master() override;
 
+  // Opens the configured forwards, before the master detaches: the local ones listen when this
+  // returns. Fails (one line) when one cannot and ExitOnForwardFailure says the master must not
+  // go on; else each failure is a warning and the forward is tried again later.
+  Result<void> OpenConfiguredForwards();
   // Serves until it is time to go; returns the process exit status.
   int Run();
 
@@ -111,6 +119,7 @@ class Master : public MasterServices {
   std::uint64_t relay_dropped_ = 0;  // by relays that have finished
   ControlServer server_;
   Forwards forwards_;
+  ConfiguredForwards configured_forwards_;
   OpenSshMuxServer openssh_;
   UniqueFd listen_fd_;
   // After an accept() that failed and may have left a client queued (out of fds with no spare):

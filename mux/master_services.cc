@@ -184,6 +184,15 @@ control::StatusReply Master::Status() {
       break;
   }
   reply.set_link_detail(pool_.link_detail());
+  for (const auto& entry : configured_forwards_.entries()) {
+    control::ConfiguredForwardStatus& forward = *reply.add_configured_forwards();
+    forward.set_kind(std::string(ConfiguredForwards::KindName(entry.forward.spec)));
+    forward.set_text(entry.forward.text);
+    forward.set_origin(entry.forward.origin);
+    forward.set_state(std::string(ConfiguredForwards::StateName(entry.state)));
+    forward.set_detail(entry.detail);
+    forward.set_server_port(entry.bound_port);
+  }
   reply.set_reconnects(pool_.reconnects());
   reply.set_relays(static_cast<std::uint32_t>(relays_.size()));
   std::uint64_t dropped = relay_dropped_;

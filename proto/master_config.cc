@@ -100,6 +100,42 @@ Result<void> BoundsAndDefaults(MasterConfig& config) {
   return {};
 }
 
+// A configured forward as OpenSSH's mux client would send it (what the master's forwards take):
+// known kind, ports in range, the fields its kind needs, no NUL (NoNulBytes sees only the top
+// level).
+Result<void> CheckForward(const control::ConfiguredForward& forward, int index) {
+  using Forward = control::ConfiguredForward;
+  const auto fail = [index](std::string_view why) { return Fail("MasterConfig.forwards[{}]: {}", index, why); };
+  if (!Forward::Kind_IsValid(forward.kind())) return fail("unknown kind");
+  if (!Forward::Origin_IsValid(forward.origin())) return fail("unknown origin");
+  for (const std::string* field : {&forward.listen_host(), &forward.connect_host(), &forward.text()}) {
+    if (field->size() > kMaxForwardField) return fail(fmt::format("a field is over {} bytes", kMaxForwardField));
+    if (field->find('\0') != std::string::npos) return fail("holds a NUL byte");
+  }
+  const auto port_ok = [](std::uint32_t port) { return port <= 65535 || port == kPortStreamLocal; };
+  if (!port_ok(forward.listen_port()) || !port_ok(forward.connect_port())) return fail("port out of range");
+  const bool listen_path = forward.listen_port() == kPortStreamLocal;
+  if (listen_path && forward.listen_host().empty()) return fail("a Unix socket forward without a path");
+  if (forward.listen_port() == 0 && forward.kind() != Forward::KIND_REMOTE) return fail("listen port 0");
+  if (forward.kind() == Forward::KIND_DYNAMIC) {
+    if (listen_path) return fail("a dynamic forward cannot listen on a Unix socket");
+    return {};
+  }
+  if (forward.connect_host().empty()) return fail("missing connect host");
+  if (forward.kind() == Forward::KIND_LOCAL && forward.connect_port() == 0) return fail("connect port 0");
+  return {};
+}
+
+Result<void> CheckForwards(const MasterConfig& config) {
+  if (config.forwards_size() > kMaxConfiguredForwards) {
+    return Fail("MasterConfig.forwards has {}; at most {}", config.forwards_size(), kMaxConfiguredForwards);
+  }
+  for (int i = 0; i < config.forwards_size(); ++i) {
+    if (auto ok = CheckForward(config.forwards(i), i); !ok) return ok;
+  }
+  return {};
+}
+
 // Reads `fd` to its end, refusing more than kMaxMasterConfigBytes.
 Result<std::string> ReadToEnd(int fd, std::string_view what) {
   auto bytes = mconnect::ReadToEnd(fd, kMaxMasterConfigBytes);
@@ -126,6 +162,7 @@ Result<MasterConfig> CheckMasterConfig(MasterConfig config) {
   if (auto ok = NoNulBytes(config); !ok) return Fail(ok.error());
   if (auto ok = KnownEnums(config); !ok) return Fail(ok.error());
   if (auto ok = BoundsAndDefaults(config); !ok) return Fail(ok.error());
+  if (auto ok = CheckForwards(config); !ok) return Fail(ok.error());
   return config;
 }
 

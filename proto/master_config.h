@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,13 @@ namespace mconnect::proto {
 
 // The most bytes read as one MasterConfig (serialized or text); a real one is a few hundred.
 inline constexpr std::size_t kMaxMasterConfigBytes = 256 * 1024;
+
+// The most configured forwards a master takes (ssh config and profile together), and the most
+// bytes of a forward's host, path or text.
+inline constexpr int kMaxConfiguredForwards = 64;
+inline constexpr std::size_t kMaxForwardField = 1024;
+// OpenSSH's PORT_STREAMLOCAL: the host beside this port is a Unix socket path.
+inline constexpr std::uint32_t kPortStreamLocal = 0xfffffffe;
 
 // Every field within its bounds and the required ones present (user, host, socket_path); the
 // unset optional fields get their defaults, so the master reads every value from the result.

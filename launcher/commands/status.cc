@@ -110,6 +110,13 @@ void PrintDetails(const control::StatusReply& m) {
                 stored->key.c_str(),
                 HumanDuration(static_cast<std::uint64_t>(std::max<long long>(0, stored->age.count()))).c_str());
   }
+  for (const auto& f : m.configured_forwards()) {
+    const std::string state = f.state() == "waiting" ? "waiting for the connection" : f.state();
+    std::string extra = f.detail().empty() ? "" : " (" + f.detail() + ")";
+    if (f.state() == "failed") extra = ": " + f.detail() + " (tried again later)";
+    if (f.kind() == "R" && f.state() == "up") extra = fmt::format(" (server port {})", f.server_port());
+    std::printf("    forward %s (%s): %s%s\n", f.text().c_str(), f.origin().c_str(), state.c_str(), extra.c_str());
+  }
   for (const auto& r : m.relay_sessions()) {
     std::printf(
         "    mosh over SSH: 127.0.0.1:%u -> server UDP %u (mosh-server pid %u, %s relay%s): %s; "

@@ -81,7 +81,9 @@ Result<Config> ThroughFile(const Config& config) {
   return proto::ReadMasterConfig(file->get());
 }
 
-bool Same(const Config& a, const Config& b) { return google::protobuf::util::MessageDifferencer::Equals(a, b); }
+bool Same(const google::protobuf::Message& a, const google::protobuf::Message& b) {
+  return google::protobuf::util::MessageDifferencer::Equals(a, b);
+}
 
 TEST(MasterConfig, TheLauncherFillsEverySettingFromItsInputs) {
   auto config = MasterConfigFor(FullSettings(), FullOptions(), FullProfile(), "/tmp/s.sock", "ssh -W %h:%p jump", true);
@@ -268,6 +270,44 @@ const std::vector<Refusal>& Refusals() {
        "MasterConfig.identity_files holds a NUL byte"},
       {[](Config& c) { c.set_socket_path(std::string("/tmp/s\0.sock", 12)); },
        "MasterConfig.socket_path holds a NUL byte"},
+      // Configured forwards: as OpenSSH's mux client could send them, and no more than a few.
+      {[](Config& c) { c.add_forwards()->set_listen_port(70000); }, "MasterConfig.forwards[0]: port out of range"},
+      {[](Config& c) { c.add_forwards()->set_listen_port(8080); }, "MasterConfig.forwards[0]: missing connect host"},
+      {[](Config& c) {
+         auto* f = c.add_forwards();
+         f->set_listen_port(8080);
+         f->set_connect_host("db");
+       },
+       "MasterConfig.forwards[0]: connect port 0"},
+      {[](Config& c) {
+         auto* f = c.add_forwards();
+         f->set_kind(control::ConfiguredForward::KIND_DYNAMIC);
+       },
+       "MasterConfig.forwards[0]: listen port 0"},
+      {[](Config& c) {
+         auto* f = c.add_forwards();
+         f->set_kind(control::ConfiguredForward::KIND_DYNAMIC);
+         f->set_listen_port(proto::kPortStreamLocal);
+         f->set_listen_host("/tmp/socks");
+       },
+       "MasterConfig.forwards[0]: a dynamic forward cannot listen on a Unix socket"},
+      {[](Config& c) { c.add_forwards()->set_kind(static_cast<control::ConfiguredForward::Kind>(9)); },
+       "MasterConfig.forwards[0]: unknown kind"},
+      {[](Config& c) {
+         auto* f = c.add_forwards();
+         f->set_kind(control::ConfiguredForward::KIND_DYNAMIC);
+         f->set_listen_port(1080);
+         f->set_text(std::string("D\0", 2));
+       },
+       "MasterConfig.forwards[0]: holds a NUL byte"},
+      {[](Config& c) {
+         for (int i = 0; i <= proto::kMaxConfiguredForwards; ++i) {
+           auto* f = c.add_forwards();
+           f->set_kind(control::ConfiguredForward::KIND_DYNAMIC);
+           f->set_listen_port(1080);
+         }
+       },
+       "MasterConfig.forwards has 65; at most 64"},
   };
   return refusals;
 }
@@ -280,6 +320,30 @@ TEST(MasterConfig, EachOutOfRangeOrMissingValueIsRefusedWithALineNamingIt) {
     ASSERT_FALSE(checked) << "accepted: " << config.ShortDebugString();
     EXPECT_EQ(checked.error().message, refusal.line);
   }
+}
+
+// The ssh config's forwards, then the profile's, and ExitOnForwardFailure.
+TEST(MasterConfig, ForwardsFromTheSshConfigAndTheProfile) {
+  SshSettings settings = FullSettings();
+  auto ssh_forwards = ParseSshGForwards({{"localforward", "8080 [localhost]:80"}, {"remoteforward", "0 [db]:5432"}});
+  ASSERT_TRUE(ssh_forwards) << ssh_forwards.error().message;
+  settings.forwards = *ssh_forwards;
+  settings.exit_on_forward_failure = true;
+  HostProfile profile = FullProfile();
+  profile.forward = {"D 127.0.0.1:1080"};
+  Config config = ConfigFor(settings, {}, profile);
+  ASSERT_EQ(config.forwards_size(), 3);
+  EXPECT_EQ(config.forwards(0).text(), "L 8080 [localhost]:80");
+  EXPECT_EQ(config.forwards(1).kind(), control::ConfiguredForward::KIND_REMOTE);
+  EXPECT_EQ(config.forwards(1).listen_port(), 0u);
+  EXPECT_EQ(config.forwards(2).origin(), control::ConfiguredForward::ORIGIN_PROFILE);
+  EXPECT_EQ(config.forwards(2).listen_host(), "127.0.0.1");
+  EXPECT_TRUE(config.exit_on_forward_failure());
+  auto read = ThroughFile(config);
+  ASSERT_TRUE(read) << read.error().message;
+  ASSERT_EQ(read->forwards_size(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Same(read->forwards(i), config.forwards(i))) << i;
+  EXPECT_TRUE(read->exit_on_forward_failure());
 }
 
 TEST(MasterConfig, TheBoundsThemselvesAreAccepted) {

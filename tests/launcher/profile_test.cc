@@ -367,6 +367,23 @@ TEST_F(ProfileTest, EmptyMoshPortsMeansMoshServerDefault) {
   EXPECT_EQ(Load("[defaults]\nmosh-ports = \"\"\n").ForHost("x").mosh_ports, "");
 }
 
+TEST_F(ProfileTest, ForwardsAreCheckedEntryByEntry) {
+  const Profile profile = Load("[defaults]\nforward = [\"D 1080\"]\n[host.bebou]\n"
+                               "forward = [\"L 8080:localhost:80\", \"R 9000:localhost:9000\"]\n");
+  EXPECT_THAT(profile.ForHost("bebou").forward, ElementsAre("L 8080:localhost:80", "R 9000:localhost:9000"));
+  EXPECT_THAT(profile.ForHost("other").forward, ElementsAre("D 1080"));
+  EXPECT_TRUE(Profile().ForHost("x").forward.empty());
+  EXPECT_EQ(LoadError("[host.bebou]\nforward = [\"L 8080:localhost:80\",\n  \"X 80\"]\n"),
+            "config.toml:3: forward \"X 80\" is not a forward: expected L, R or D, a blank, then the forward as "
+            "ssh's -L, -R or -D take it (\"L 8080:localhost:80\")");
+  EXPECT_EQ(LoadError("[defaults]\nforward = [\"L 8080:localhost:0\"]\n"),
+            "config.toml:2: forward \"L 8080:localhost:0\" is not a forward: L: destination port \"0\" is not a "
+            "number from 1 to 65535");
+  EXPECT_EQ(LoadError("[defaults]\nforward = \"L 8080:localhost:80\"\n"),
+            "config.toml:2: forward must be an array of forwards like [\"L 8080:localhost:80\"], not a string");
+  EXPECT_EQ(LoadError("[defaults]\nforward = [1080]\n"), "config.toml:2: forward must be a string, not an integer");
+}
+
 TEST_F(ProfileTest, ExampleProfileLoads) {
   const std::string example = std::string(MCONNECT_SOURCE_DIR) + "/contrib/config.toml.example";
   ASSERT_TRUE(std::filesystem::exists(example)) << example;
@@ -378,6 +395,7 @@ TEST_F(ProfileTest, ExampleProfileLoads) {
   EXPECT_EQ(defaults.mosh_ports, "60001:60999");
   const HostProfile bebou = profile->ForHost("bebou");
   EXPECT_THAT(bebou.remote_ip, ElementsAre("command:curl -sS https://ipinfo.io/ip", "peer"));
+  EXPECT_THAT(bebou.forward, ElementsAre("L 8080:localhost:80", "R 9000:localhost:9000", "D 1080"));
 }
 
 // Saves an environment variable and puts it back.

@@ -9,6 +9,7 @@ mconnect_test(launcher_cli_test
 # `ssh -G` output read into the launcher's view of the host, and the cache that keeps it.
 mconnect_test(ssh_config_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/ssh_config_test.cc ${CMAKE_CURRENT_LIST_DIR}/ssh_g_cache_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/forward_spec_test.cc
   LIBS mconnect_launcher
   LABELS unit)
 

@@ -100,3 +100,10 @@ mconnect_test(x11_forwarding_test
   LIBS mconnect_lab_support
   LABELS integration)
 add_dependencies(x11_forwarding_test mconnect mconnect-mux)
+# Port forwards the master opens by itself (the ssh config's LocalForward/RemoteForward/
+# DynamicForward, the profile's `forward`), across a reconnect, and in `mconnect status`.
+mconnect_test(configured_forwards_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/configured_forwards_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(configured_forwards_test mconnect mconnect-mux)
