@@ -1,8 +1,14 @@
 // The master's port forwards, each a local socket relayed to a channel through ChannelPipes:
-//  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination;
+//  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination
+//      (direct-streamlocal when the destination is a Unix socket path on the server);
 //  -D  listens here, SOCKS4/4a/5 names the destination per connection;
 //  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
-//      connected here to the spec's destination.
+//      connected here to the spec's destination;
+//  -R  with no destination (connect port 0, OpenSSH's remote dynamic forward): the same, and
+//      SOCKS4/4a/5 read from the channel names each connection's destination here.
+// Whatever listens or connects here may be a Unix socket path (local_sockets.h). A server-side
+// Unix socket listener (-R PATH:...) needs streamlocal-forward@openssh.com, which libssh2 does
+// not send: it is refused with that reason.
 // They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
 // master keeps them.
 #pragma once
@@ -19,6 +25,7 @@
 #include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "mux/forward/local_sockets.h"
 #include "mux/forward/socks_codec.h"
 #include "mux/openssh/codec.h"
 #include "mux/openssh/session.h"
@@ -51,7 +58,7 @@ class Forwards {
   struct Listener {
     std::uint64_t id = 0;
     openssh::ForwardSpec spec;
-    UniqueFd fd;
+    LocalListener socket;
     // Out of fds (mux/fd_budget/fd_budget.h): connections wait in the backlog, unpolled until then.
     std::chrono::steady_clock::time_point paused_until{};
   };
@@ -64,6 +71,8 @@ class Forwards {
     UniqueFd socket;
     bool connecting = false;  // -R: our connect to the destination is in progress
     bool dynamic = false;
+    // Remote dynamic: the SOCKS client is on the server, its messages come over the channel.
+    bool socks_on_channel = false;
     // SOCKS negotiation (dynamic only): bytes not yet consumed, and where the parser is.
     std::vector<std::uint8_t> negotiation;
     socks::Stage stage = socks::Stage::kFirst;
@@ -79,6 +88,15 @@ class Forwards {
   void AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel);
   void Accept(Listener& listener);
   void Negotiate(Connection& connection);
+  // Remote dynamic: SOCKS from what the channel brought, then the connect here.
+  void NegotiateOnChannel(Connection& connection);
+  // Parses the SOCKS bytes kept in the connection; `send` carries answers to the SOCKS client.
+  // kRequest leaves the destination in `request` and what followed it in `negotiation`.
+  enum class SocksProgress { kNeedMore, kRequest, kRefused };
+  SocksProgress AdvanceSocks(Connection& connection, socks::Request& request,
+                             const std::function<void(std::span<const std::uint8_t>)>& send);
+  // The connect to the destination here ended (-R): pump, or answer the SOCKS client and end.
+  void Connected(Connection& connection, int error);
   // When a listener paused for lack of fds is to be polled again.
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   // A listener's or a connection's turn in a round. Between Watch and these, listeners and
@@ -87,7 +105,7 @@ class Forwards {
   void OnListenerReady(std::uint64_t id);
   // With the connection's three poll entries (socket in, socket out, unused).
   void OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine);
-  void StartChannel(Connection& connection, const std::string& host, int port);
+  void StartChannel(Connection& connection, const std::string& host, std::uint32_t port);
   void Finish(Connection& connection);
   Connection& NewConnection();
 
