@@ -173,6 +173,16 @@ TEST_F(OpenSshForwardTest, RemoteDynamicForwardServesSocksHere) {
   // A destination nobody listens on: the SOCKS client hears the refusal, the master goes on.
   auto refused = Fetch("--socks5-hostname", port, FreeTcpPort());
   EXPECT_NE(refused.exit_code, 0);
+  // Not SOCKS at all: that connection is closed without an answer, and the next one works.
+  CommandOptions options;
+  options.timeout = 20s;
+  auto garbage = RunCommand({"bash", "-c",
+                             "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+                                 " && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3 && echo closed"},
+                            options);
+  ASSERT_TRUE(garbage) << garbage.error().message;
+  EXPECT_EQ(garbage->out, "closed\n") << garbage->err;
+  EXPECT_EQ(Fetch("--socks5-hostname", port, tcp.port()).out, "mconnect-forward-ok\n");
   auto cancel = Run({"-O", "cancel", "-R", spec, "lab"});
   EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_TRUE(Eventually([&] { return Fetch("--socks5", port, tcp.port()).exit_code != 0; }))
