@@ -47,7 +47,8 @@ Result<LocalListener> ListenLocal(const std::string& host, std::uint32_t port);
 
 // Starts a non-blocking connect to host:port, or to the Unix socket `host`. The fd is writable
 // once the connect is done; SO_ERROR then says whether it succeeded. Resolves names with
-// getaddrinfo, in the loop, as the -R destinations always were.
+// getaddrinfo, in the loop, as the -R destinations always were and as OpenSSH's ssh resolves a
+// remote dynamic forward's (channels.c connect_to_helper): a slow resolver stalls the loop.
 Result<UniqueFd> ConnectLocal(const std::string& host, std::uint32_t port);
 
 }  // namespace mconnect::mux
