@@ -12,6 +12,8 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <span>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -24,71 +26,25 @@
 namespace mconnect::mux {
 namespace {
 
-// Addresses one forward listens on: "localhost" is two; a name with more addresses stops there.
-constexpr std::size_t kMaxListenAddresses = 8;
-
-// Where a -L or -D forward listens, as ssh decides for its own listeners (channels.c,
-// channel_fwd_bind_addr, with GatewayPorts no): no address or "localhost" is every loopback
-// address (127.0.0.1 and ::1), "*" every address of each family, anything else that address.
-struct BindAddress {
-  std::optional<std::string> node;  // nullopt: getaddrinfo's own loopback or wildcard addresses
-  bool wildcard = false;
-  std::string described;            // for messages: "localhost", "*" or the address
-};
-
-BindAddress BindAddressOf(const std::string& listen_host) {
-  if (listen_host.empty() || listen_host == "localhost") return {std::nullopt, false, "localhost"};
-  if (listen_host == "*") return {std::nullopt, true, "*"};
-  return {listen_host, false, listen_host};
-}
-
-std::string NumericAddress(const addrinfo& ai) {
-  char host[NI_MAXHOST] = "?";
-  ::getnameinfo(ai.ai_addr, ai.ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
-  return host;
-}
-
-// One listening socket per address the bind address stands for. As ssh does, an address that
-// cannot be bound (its port taken, its family missing) is no error while another binds; each
-// address binds `port` on its own (port 0: each family gets a port of its own, as with ssh -L 0).
-Result<std::vector<UniqueFd>> ListenTcp(const BindAddress& bind, std::uint32_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | (bind.wildcard ? AI_PASSIVE : 0);
-  addrinfo* found = nullptr;
-  std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(bind.node ? bind.node->c_str() : nullptr, service.c_str(), &hints, &found); rc != 0) {
-    return Fail("cannot resolve listen address {}: {}", bind.described, ::gai_strerror(rc));
-  }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  std::vector<UniqueFd> fds;
-  std::vector<std::string> errors;
-  for (addrinfo* ai = addresses.get(); ai != nullptr && fds.size() < kMaxListenAddresses; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-    int one = 1;
-    if (fd) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // The IPv6 socket leaves the IPv4 addresses to the IPv4 one (the wildcard :: would take both).
-    if (fd && ai->ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (fd && ::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) {
-      fds.push_back(std::move(fd));
-    } else {
-      int error = errno;  // before getnameinfo may change it
-      errors.push_back(fmt::format("{}: {}", NumericAddress(*ai), std::strerror(error)));
-    }
-  }
-  if (fds.empty()) {
-    return Fail("cannot listen on {} port {}: {}", bind.described, port,
-                errors.empty() ? std::string("no address") : fmt::format("{}", fmt::join(errors, "; ")));
-  }
-  for (const auto& error : errors) log::Info("forward on {} port {}: not on {}", bind.described, port, error);
-  return fds;
-}
-
 bool SameListen(const openssh::ForwardSpec& a, const openssh::ForwardSpec& b) {
-  return a.type == b.type && BindAddressOf(a.listen_host).described == BindAddressOf(b.listen_host).described &&
-         a.listen_port == b.listen_port;
+  if (a.type != b.type || a.listen_port != b.listen_port) return false;
+  if (a.listen_port == openssh::kPortStreamLocal) return a.listen_host == b.listen_host;
+  return BindAddressOf(a.listen_host).described == BindAddressOf(b.listen_host).described;
+}
+
+// OpenSSH's remote dynamic forward (-R [bind:]port alone): connect port 0, host "socks".
+bool RemoteDynamic(const openssh::ForwardSpec& spec) {
+  return spec.type == openssh::kMuxFwdRemote && spec.connect_port == 0;
+}
+
+std::vector<std::uint8_t> SocksAnswer(socks::Version version, bool granted) {
+  return version == socks::Version::kSocks5
+             ? socks::Socks5Reply(granted ? socks::kSocks5Succeeded : socks::kSocks5ConnectionRefused)
+             : socks::Socks4Reply(granted);
+}
+
+std::string_view AsText(std::span<const std::uint8_t> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
 }  // namespace
@@ -101,8 +57,9 @@ void Forwards::Open(const openssh::ForwardSpec& spec, Opened done) {
 }
 
 void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
-  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
-    return done(Fail("forwarding Unix sockets is not supported by mconnect yet"));
+  if (spec.listen_port == openssh::kPortStreamLocal) {
+    return done(Fail("mconnect cannot listen on a Unix socket on the server: libssh2 has no "
+                     "streamlocal-forward@openssh.com"));
   }
   // As ssh does: no address means the server's loopback, "*" every address.
   std::string host = spec.listen_host.empty() ? "localhost" : spec.listen_host == "*" ? "" : spec.listen_host;
@@ -117,8 +74,10 @@ void Forwards::OpenRemote(const openssh::ForwardSpec& spec, Opened done) {
           return done(Fail(bound.error()));
         }
         listener->spec.listen_port = static_cast<std::uint32_t>(*bound);
-        log::Info("forward -R listening on the server at {}:{} -> {}:{}", listener->spec.listen_host, *bound,
-                  listener->spec.connect_host, listener->spec.connect_port);
+        log::Info("forward -R listening on the server at {}:{} -> {}", listener->spec.listen_host, *bound,
+                  RemoteDynamic(listener->spec)
+                      ? std::string("SOCKS here")
+                      : Endpoint(listener->spec.connect_host, listener->spec.connect_port));
         done(static_cast<std::uint32_t>(*bound));
       },
       [this, listener](LIBSSH2_CHANNEL* channel) { AcceptRemote(listener->spec, channel); }));
@@ -129,17 +88,6 @@ Forwards::Connection& Forwards::AcceptChannel(SshDriver& driver, LIBSSH2_CHANNEL
   connection.pipes = std::make_shared<ChannelPipes>();
   driver.Adopt(channel, std::make_unique<AcceptedForwardTask>(connection.pipes));
   return connection;
-}
-
-void Forwards::ConnectLocal(Connection& connection, const sockaddr* address, socklen_t length,
-                            const std::string& what) {
-  UniqueFd socket(::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!socket || (::connect(socket.get(), address, length) != 0 && errno != EINPROGRESS)) {
-    log::Info("cannot connect to {}: {}", what, std::strerror(errno));
-    return Finish(connection);
-  }
-  connection.socket = std::move(socket);
-  connection.connecting = true;
 }
 
 void Forwards::AcceptInbound(SshDriver& driver, SshDriver::Inbound kind, LIBSSH2_CHANNEL* channel) {
@@ -186,54 +134,52 @@ void Forwards::SpoofX11(Connection& connection) {
 }
 
 void Forwards::ConnectUnix(Connection& connection, const std::string& path, const std::string& what) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path) {
-    log::Warn("cannot connect to {}: the path is too long for a Unix socket", what);
-    return Finish(connection);
-  }
   if (FdBudget::Room() == 0) {
     log::Warn("out of file descriptors; refusing a connection to {}", what);
     return Finish(connection);
   }
-  std::memcpy(address.sun_path, path.data(), path.size());
-  ConnectLocal(connection, reinterpret_cast<const sockaddr*>(&address), sizeof address, what);
+  auto socket = mux::ConnectLocal(path, openssh::kPortStreamLocal);
+  if (!socket) {
+    log::Info("{}: {}", what, socket.error().message);
+    return Finish(connection);
+  }
+  connection.socket = std::move(*socket);
+  connection.connecting = true;
 }
 
 void Forwards::AcceptRemote(const openssh::ForwardSpec& spec, LIBSSH2_CHANNEL* channel) {
   Connection& connection = AcceptChannel(driver_, channel);
+  std::string destination = RemoteDynamic(spec) ? "SOCKS" : Endpoint(spec.connect_host, spec.connect_port);
   if (FdBudget::Room() == 0) {
-    log::Warn("-R: out of file descriptors; refusing a connection to {}:{}", spec.connect_host, spec.connect_port);
+    log::Warn("-R: out of file descriptors; refusing a connection to {}", destination);
     return Finish(connection);
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string service = std::to_string(spec.connect_port);
-  if (::getaddrinfo(spec.connect_host.c_str(), service.c_str(), &hints, &found) != 0 || found == nullptr) {
-    log::Info("-R: cannot resolve {}", spec.connect_host);
+  if (RemoteDynamic(spec)) {
+    connection.dynamic = connection.socks_on_channel = true;
+    return;
+  }
+  auto socket = mux::ConnectLocal(spec.connect_host, spec.connect_port);
+  if (!socket) {
+    log::Info("-R: {}", socket.error().message);
     return Finish(connection);
   }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  ConnectLocal(connection, found->ai_addr, found->ai_addrlen,
-               fmt::format("-R's destination {}:{}", spec.connect_host, spec.connect_port));
+  connection.socket = std::move(*socket);
+  connection.connecting = true;
 }
 
 Result<void> Forwards::OpenLocal(const openssh::ForwardSpec& spec) {
-  if (spec.listen_port == openssh::kPortStreamLocal || spec.connect_port == openssh::kPortStreamLocal) {
-    return Fail("forwarding Unix sockets is not supported by mconnect yet");
-  }
   for (const auto& listener : listeners_) {
     if (SameListen(listener.spec, spec)) return {};  // OpenSSH answers OK to a repeat too
   }
-  BindAddress bind = BindAddressOf(spec.listen_host);
-  auto fds = ListenTcp(bind, spec.listen_port);
-  if (!fds) return Fail(fds.error());
-  log::Info("forward {} listening on {} port {} ({} socket{}){}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L",
-            bind.described, spec.listen_port, fds->size(), fds->size() == 1 ? "" : "s",
-            spec.type == openssh::kMuxFwdDynamic ? "" : fmt::format(" -> {}:{}", spec.connect_host, spec.connect_port));
-  listeners_.push_back({next_id_++, spec, std::move(*fds)});
+  auto socket = ListenLocal(spec.listen_host, spec.listen_port);
+  if (!socket) return Fail(socket.error());
+  const std::string where = spec.listen_port == openssh::kPortStreamLocal
+                                ? spec.listen_host
+                                : fmt::format("{} port {} ({} socket{})", BindAddressOf(spec.listen_host).described,
+                                              spec.listen_port, socket->fds.size(), socket->fds.size() == 1 ? "" : "s");
+  log::Info("forward {} listening on {}{}", spec.type == openssh::kMuxFwdDynamic ? "-D" : "-L", where,
+            spec.type == openssh::kMuxFwdDynamic ? "" : " -> " + Endpoint(spec.connect_host, spec.connect_port));
+  listeners_.push_back({next_id_++, spec, std::move(*socket)});
   return {};
 }
 
@@ -266,8 +212,8 @@ Forwards::Connection& Forwards::NewConnection() {
 void Forwards::Watch(Poller& poller) {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& listener : listeners_) {
-    for (std::size_t index = 0; index < listener.fds.size(); ++index) {
-      poller.Watch(listener.fds[index].get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN),
+    for (std::size_t index = 0; index < listener.socket.fds.size(); ++index) {
+      poller.Watch(listener.socket.fds[index].get(), static_cast<short>(now < listener.paused_until ? 0 : POLLIN),
                    [this, id = listener.id, index](short revents) {
                      if (revents & POLLIN) OnListenerReady(id, index);
                    });
@@ -276,7 +222,10 @@ void Forwards::Watch(Poller& poller) {
   std::vector<pollfd> fds;
   for (const auto& connection : connections_) {
     fds.clear();
-    if (connection.connecting || !connection.pipes) {
+    if (!connection.socket) {
+      // Remote dynamic before its connect here: only the channel moves.
+      fds.assign(3, pollfd{-1, 0, 0});
+    } else if (connection.connecting || !connection.pipes) {
       // Our connect in progress (-R), or the SOCKS negotiation.
       fds.push_back({connection.socket.get(), static_cast<short>(connection.connecting ? POLLOUT : POLLIN), 0});
       fds.push_back({-1, 0, 0});
@@ -292,24 +241,19 @@ void Forwards::Watch(Poller& poller) {
 
 void Forwards::OnListenerReady(std::uint64_t id, std::size_t index) {
   auto listener = std::ranges::find(listeners_, id, &Listener::id);
-  if (listener != listeners_.end() && index < listener->fds.size()) Accept(*listener, listener->fds[index].get());
+  if (listener != listeners_.end() && index < listener->socket.fds.size()) Accept(*listener, listener->socket.fds[index].get());
 }
 
 void Forwards::OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine) {
   auto found = std::ranges::find(connections_, id, &Connection::id);
-  if (found == connections_.end() || found->done) return;
+  if (found == connections_.end() || found->done || !found->socket) return;
   Connection& connection = *found;
   if (connection.connecting) {
     if (mine[0].revents == 0) return;
     int error = 0;
     socklen_t length = sizeof error;
     ::getsockopt(connection.socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
-    if (error != 0) {
-      log::Info("connecting a forwarded channel's local end failed: {}", std::strerror(error));
-      Finish(connection);
-    }
-    connection.connecting = false;
-    return;
+    return Connected(connection, error);
   }
   if (!connection.pipes) {
     if (mine[0].revents) Negotiate(connection);
@@ -336,7 +280,8 @@ void Forwards::Accept(Listener& listener, int listen_fd) {
   std::size_t room = FdBudget::Room();
   for (int i = 0; i < 16; ++i) {
     if (room == 0) {
-      log::Warn("forward on port {}: out of file descriptors; connections wait", listener.spec.listen_port);
+      log::Warn("forward on {}: out of file descriptors; connections wait",
+                Endpoint(listener.spec.listen_host, listener.spec.listen_port));
       listener.paused_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       return;
     }
@@ -350,47 +295,109 @@ void Forwards::Accept(Listener& listener, int listen_fd) {
     connection.socket = std::move(socket);
     connection.dynamic = listener.spec.type == openssh::kMuxFwdDynamic;
     if (!connection.dynamic) {
-      StartChannel(connection, listener.spec.connect_host, static_cast<int>(listener.spec.connect_port));
+      StartChannel(connection, listener.spec.connect_host, listener.spec.connect_port);
     }
   }
 }
 
 void Forwards::Negotiate(Connection& connection) {
-  std::uint8_t buffer[1024];
-  ssize_t n = ::read(connection.socket.get(), buffer, sizeof buffer);
+  std::uint8_t buffer[socks::kMaxMessageBytes];
+  std::size_t room = sizeof buffer - std::min(connection.negotiation.size(), sizeof buffer);
+  ssize_t n = ::read(connection.socket.get(), buffer, room);
   if (n <= 0) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     return Finish(connection);
   }
   connection.negotiation.insert(connection.negotiation.end(), buffer, buffer + n);
-  while (!connection.pipes && !connection.done) {
+  socks::Request request;
+  auto send = [&connection](std::span<const std::uint8_t> bytes) {
+    (void)::send(connection.socket.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  };
+  switch (AdvanceSocks(connection, request, send)) {
+    case SocksProgress::kNeedMore: return;
+    case SocksProgress::kRefused: return Finish(connection);
+    case SocksProgress::kRequest: break;
+  }
+  std::string early(connection.negotiation.begin(), connection.negotiation.end());
+  connection.negotiation.clear();
+  StartChannel(connection, request.host, request.port);
+  connection.pipes->to_remote.append(early);  // application data sent before our reply
+}
+
+void Forwards::NegotiateOnChannel(Connection& connection) {
+  ChannelPipes& pipes = *connection.pipes;
+  if (pipes.local_eof) return;  // refused: the answer drains, then the channel closes
+  // At most one message's worth is kept: ParseSocks never needs more (socks_codec.h).
+  while (!pipes.stdout_data.empty() && connection.negotiation.size() < socks::kMaxMessageBytes) {
+    std::string_view chunk = pipes.stdout_data.Front();
+    std::size_t take = std::min(chunk.size(), socks::kMaxMessageBytes - connection.negotiation.size());
+    connection.negotiation.insert(connection.negotiation.end(), chunk.begin(), chunk.begin() + take);
+    pipes.stdout_data.consume(take);
+  }
+  socks::Request request;
+  auto send = [&pipes](std::span<const std::uint8_t> bytes) { pipes.to_remote.append(AsText(bytes)); };
+  switch (AdvanceSocks(connection, request, send)) {
+    case SocksProgress::kNeedMore:
+      if (pipes.remote_eof) pipes.local_eof = true;  // the SOCKS client left before asking
+      return;
+    case SocksProgress::kRefused: pipes.local_eof = true; return;
+    case SocksProgress::kRequest: break;
+  }
+  pipes.stdout_data.prepend(AsText(connection.negotiation));  // sent ahead of our answer
+  connection.negotiation.clear();
+  auto socket = ConnectLocal(request.host, request.port);
+  if (!socket) {
+    log::Info("-R SOCKS: {}", socket.error().message);
+    send(SocksAnswer(*connection.version, false));
+    pipes.local_eof = true;
+    return;
+  }
+  log::Debug("-R SOCKS connection to {}:{}", request.host, request.port);
+  connection.socket = std::move(*socket);
+  connection.connecting = true;
+}
+
+Forwards::SocksProgress Forwards::AdvanceSocks(Connection& connection, socks::Request& request,
+                                               const std::function<void(std::span<const std::uint8_t>)>& send) {
+  while (true) {
     auto step = socks::ParseSocks(connection.negotiation, connection.stage);
     if (!step) {
       log::Info("SOCKS client refused: {}", socks::SocksErrorName(step.error().kind));
-      if (!step.error().reply.empty()) {
-        (void)::send(connection.socket.get(), step.error().reply.data(), step.error().reply.size(), MSG_NOSIGNAL);
-      }
-      return Finish(connection);
+      if (!step.error().reply.empty()) send(step.error().reply);
+      return SocksProgress::kRefused;
     }
-    if (std::holds_alternative<socks::NeedMore>(*step)) return;
+    if (std::holds_alternative<socks::NeedMore>(*step)) return SocksProgress::kNeedMore;
     if (auto* reply = std::get_if<socks::ReplyAndContinue>(&*step)) {
-      (void)::send(connection.socket.get(), reply->reply.data(), reply->reply.size(), MSG_NOSIGNAL);
+      send(reply->reply);
       connection.negotiation.erase(connection.negotiation.begin(),
                                    connection.negotiation.begin() + static_cast<std::ptrdiff_t>(reply->consumed));
       connection.stage = reply->next;
       continue;
     }
-    const auto& request = std::get<socks::Request>(*step);
+    request = std::get<socks::Request>(*step);
     connection.version = request.version;
-    std::string early(connection.negotiation.begin() + static_cast<std::ptrdiff_t>(request.consumed),
-                      connection.negotiation.end());
-    connection.negotiation.clear();
-    StartChannel(connection, request.host, request.port);
-    connection.pipes->to_remote.append(early);  // application data sent before our reply
+    connection.negotiation.erase(connection.negotiation.begin(),
+                                 connection.negotiation.begin() + static_cast<std::ptrdiff_t>(request.consumed));
+    return SocksProgress::kRequest;
   }
 }
 
-void Forwards::StartChannel(Connection& connection, const std::string& host, int port) {
+void Forwards::Connected(Connection& connection, int error) {
+  connection.connecting = false;
+  if (error != 0) log::Info("-R: connecting to the destination failed: {}", std::strerror(error));
+  if (connection.socks_on_channel) {
+    auto answer = SocksAnswer(*connection.version, error == 0);
+    connection.pipes->to_remote.append(AsText(answer));
+    connection.replied = true;
+    if (error == 0) return;
+    connection.socket.Reset();
+    connection.pipes->local_eof = true;  // the refusal drains, then the channel closes
+    return;
+  }
+  if (error != 0) Finish(connection);
+}
+
+void Forwards::StartChannel(Connection& connection, const std::string& host, std::uint32_t port) {
   connection.pipes = std::make_shared<ChannelPipes>();
   sockaddr_storage peer{};
   socklen_t length = sizeof peer;
@@ -407,8 +414,11 @@ void Forwards::StartChannel(Connection& connection, const std::string& host, int
       origin_port = ntohs(in6->sin6_port);
     }
   }
-  log::Debug("forwarded connection from {}:{} to {}:{}", address, origin_port, host, port);
-  driver_.Start(std::make_unique<ForwardTask>(host, port, address, origin_port, connection.pipes));
+  log::Debug("forwarded connection from {}:{} to {}", address, origin_port, Endpoint(host, port));
+  driver_.Start(port == openssh::kPortStreamLocal
+                    ? ForwardTask::ToUnixSocket(host, address, origin_port, connection.pipes)
+                    : std::make_unique<ForwardTask>(host, static_cast<int>(port), address, origin_port,
+                                                    connection.pipes));
 }
 
 void Forwards::Update() {
@@ -419,13 +429,12 @@ void Forwards::Update() {
       SpoofX11(connection);
       if (connection.done) continue;
     }
-    bool socks_pending = connection.dynamic && !connection.replied;
+    if (connection.socks_on_channel && !connection.socket && !connection.replied) NegotiateOnChannel(connection);
+    bool socks_pending = connection.dynamic && !connection.socks_on_channel && !connection.replied;
     if (socks_pending && (pipes.opened || !pipes.failure.empty())) {
       bool granted = pipes.opened;
-      auto reply = *connection.version == socks::Version::kSocks5
-                       ? socks::Socks5Reply(granted ? socks::kSocks5Succeeded : socks::kSocks5ConnectionRefused)
-                       : socks::Socks4Reply(granted);
-      pipes.stdout_data.prepend(std::string_view(reinterpret_cast<const char*>(reply.data()), reply.size()));
+      auto reply = SocksAnswer(*connection.version, granted);
+      pipes.stdout_data.prepend(AsText(reply));
       connection.replied = true;
       if (!granted) {
         (void)::send(connection.socket.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
@@ -433,7 +442,7 @@ void Forwards::Update() {
         continue;
       }
     }
-    if (pipes.remote_eof && pipes.stdout_data.empty() && !connection.output_shut) {
+    if (pipes.remote_eof && pipes.stdout_data.empty() && !connection.output_shut && connection.socket) {
       // The far end closed first (an HTTP/1.0 server): pass its EOF on, and keep reading what the
       // local client still sends until it closes too.
       ::shutdown(connection.socket.get(), SHUT_WR);
@@ -444,8 +453,8 @@ void Forwards::Update() {
       Finish(connection);
     } else if (pipes.finished && pipes.stdout_data.empty()) {
       Finish(connection);
-    } else if (pipes.client_gone && pipes.finished) {
-      Finish(connection);
+    } else if (pipes.finished && (pipes.client_gone || !connection.socket)) {
+      Finish(connection);  // the local side left, or never came (a refused remote SOCKS request)
     }
   }
   connections_.remove_if([](const Connection& connection) { return connection.done; });

@@ -1,10 +1,16 @@
 // The master's port forwards, each a local socket relayed to a channel through ChannelPipes:
-//  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination;
+//  -L  listens here, each connection opens a direct-tcpip channel to a fixed destination
+//      (direct-streamlocal when the destination is a Unix socket path on the server);
 //  -D  listens here, SOCKS4/4a/5 names the destination per connection;
 //      both listen where ssh would: with no address (or "localhost") on 127.0.0.1 and ::1, a
 //      family that cannot bind (its port taken) being no error while the other binds;
 //  -R  the server listens (tcpip-forward), each connection arrives as a channel and is
-//      connected here to the spec's destination.
+//      connected here to the spec's destination;
+//  -R  with no destination (connect port 0, OpenSSH's remote dynamic forward): the same, and
+//      SOCKS4/4a/5 read from the channel names each connection's destination here.
+// Whatever listens or connects here may be a Unix socket path (local_sockets.h). A server-side
+// Unix socket listener (-R PATH:...) needs streamlocal-forward@openssh.com, which libssh2 does
+// not send: it is refused with that reason.
 // They live in the master until cancelled (-O cancel) or the master exits, as OpenSSH's own
 // master keeps them. The same relay serves the channels the server opens for a session's agent
 // forwarding (ssh -A: to the master's agent socket) and X11 forwarding (ssh -X/-Y: to the
@@ -26,6 +32,7 @@
 #include "base/poller.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "mux/forward/local_sockets.h"
 #include "mux/forward/socks_codec.h"
 #include "mux/forward/x11_display.h"
 #include "mux/openssh/codec.h"
@@ -70,7 +77,7 @@ class Forwards {
   struct Listener {
     std::uint64_t id = 0;
     openssh::ForwardSpec spec;
-    std::vector<UniqueFd> fds;  // one per address it listens on (127.0.0.1 and ::1 for "localhost")
+    LocalListener socket;  // one fd per address (127.0.0.1 and ::1 for "localhost"), or a Unix socket
     // Out of fds (mux/fd_budget/fd_budget.h): connections wait in the backlog, unpolled until then.
     std::chrono::steady_clock::time_point paused_until{};
   };
@@ -83,6 +90,8 @@ class Forwards {
     UniqueFd socket;
     bool connecting = false;  // -R: our connect to the destination is in progress
     bool dynamic = false;
+    // Remote dynamic: the SOCKS client is on the server, its messages come over the channel.
+    bool socks_on_channel = false;
     // SOCKS negotiation (dynamic only): bytes not yet consumed, and where the parser is.
     std::vector<std::uint8_t> negotiation;
     socks::Stage stage = socks::Stage::kFirst;
@@ -101,10 +110,18 @@ class Forwards {
   void Accept(Listener& listener, int listen_fd);
   // A connection for a channel the server opened, relayed once our connect to `address` is done.
   Connection& AcceptChannel(SshDriver& driver, LIBSSH2_CHANNEL* channel);
-  void ConnectLocal(Connection& connection, const sockaddr* address, socklen_t length, const std::string& what);
   void ConnectUnix(Connection& connection, const std::string& path, const std::string& what);
   void AcceptX11(Connection& connection);
   void Negotiate(Connection& connection);
+  // Remote dynamic: SOCKS from what the channel brought, then the connect here.
+  void NegotiateOnChannel(Connection& connection);
+  // Parses the SOCKS bytes kept in the connection; `send` carries answers to the SOCKS client.
+  // kRequest leaves the destination in `request` and what followed it in `negotiation`.
+  enum class SocksProgress { kNeedMore, kRequest, kRefused };
+  SocksProgress AdvanceSocks(Connection& connection, socks::Request& request,
+                             const std::function<void(std::span<const std::uint8_t>)>& send);
+  // The connect to the destination here ended (-R): pump, or answer the SOCKS client and end.
+  void Connected(Connection& connection, int error);
   // When a listener paused for lack of fds is to be polled again.
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const;
   // A listener's or a connection's turn in a round. Between Watch and these, listeners and
@@ -113,7 +130,7 @@ class Forwards {
   void OnListenerReady(std::uint64_t id, std::size_t index);
   // With the connection's three poll entries (socket in, socket out, unused).
   void OnConnectionReady(std::uint64_t id, std::span<const pollfd> mine);
-  void StartChannel(Connection& connection, const std::string& host, int port);
+  void StartChannel(Connection& connection, const std::string& host, std::uint32_t port);
   void Finish(Connection& connection);
   // The local ends to poll and pump: the socket both ways, but not its output while an X11
   // setup waits for its cookie.

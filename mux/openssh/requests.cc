@@ -44,6 +44,13 @@ std::optional<std::string> InvalidForward(const openssh::ForwardSpec& spec) {
   if (spec.listen_host.size() > kMaxHostBytes || spec.connect_host.size() > kMaxHostBytes) {
     return fmt::format("a forward's host or path is longer than {} bytes", kMaxHostBytes);
   }
+  // The Unix sockets the master itself listens on (-L PATH:...) or connects to (-R ...:PATH).
+  const bool local_listen = spec.type == openssh::kMuxFwdLocal && spec.listen_port == openssh::kPortStreamLocal;
+  const bool local_connect = spec.type == openssh::kMuxFwdRemote && spec.connect_port == openssh::kPortStreamLocal;
+  const std::string* path = local_listen ? &spec.listen_host : local_connect ? &spec.connect_host : nullptr;
+  if (path != nullptr && (path->empty() || path->size() > kMaxUnixPathBytes)) {
+    return fmt::format("a Unix socket path here must be 1 to {} bytes", kMaxUnixPathBytes);
+  }
   return std::nullopt;
 }
 

@@ -21,6 +21,8 @@ namespace mconnect::mux {
 // A command, subsystem name or environment entry, and a -W or forward host, each fit one packet.
 inline constexpr std::size_t kMaxRequestBytes = 32 * 1024;
 inline constexpr std::size_t kMaxHostBytes = 1024;
+// A Unix socket path the master binds or connects to: sockaddr_un's sun_path less its NUL.
+inline constexpr std::size_t kMaxUnixPathBytes = 107;
 // Environment entries passed on (each costs a round trip before the command starts); the
 // client's further entries are dropped, as OpenSSH's master drops those past its own cap.
 inline constexpr std::size_t kMaxSessionEnv = 64;

@@ -62,7 +62,8 @@ class OpenSshSessionTask : public ChannelPump {
   bool resizing_ = false;
 };
 
-// A direct-tcpip channel to host:port (ssh -W, -L, -D): no setup, just the pump.
+// A direct-tcpip channel to host:port (ssh -W, -L, -D), or a direct-streamlocal channel to a
+// Unix socket path on the server (-L ...:PATH): no setup, just the pump.
 class ForwardTask : public ChannelPump {
  public:
   ForwardTask(std::string host, int port, std::string origin_host, int origin_port,
@@ -72,8 +73,18 @@ class ForwardTask : public ChannelPump {
         port_(port),
         origin_host_(std::move(origin_host)),
         origin_port_(origin_port) {}
+  static std::unique_ptr<ForwardTask> ToUnixSocket(std::string path, std::string origin_host, int origin_port,
+                                                   std::shared_ptr<ChannelPipes> pipes) {
+    auto task = std::make_unique<ForwardTask>(std::move(path), 0, std::move(origin_host), origin_port,
+                                              std::move(pipes));
+    task->unix_socket_ = true;
+    return task;
+  }
 
   LIBSSH2_CHANNEL* OpenChannel(LIBSSH2_SESSION* session, std::uint32_t) override {
+    if (unix_socket_) {
+      return libssh2_channel_direct_streamlocal_ex(session, host_.c_str(), origin_host_.c_str(), origin_port_);
+    }
     return libssh2_channel_direct_tcpip_ex(session, host_.c_str(), port_, origin_host_.c_str(), origin_port_);
   }
   bool UsesSessionChannel() const override { return false; }
@@ -82,10 +93,11 @@ class ForwardTask : public ChannelPump {
   Step Setup(LIBSSH2_SESSION*, LIBSSH2_CHANNEL*) override { return Step::kFinished; }
 
  private:
-  std::string host_;
+  std::string host_;  // or the path
   int port_;
   std::string origin_host_;
   int origin_port_;
+  bool unix_socket_ = false;
 };
 
 // A channel the server opened for a remote forward (-R): already open, nothing to set up.

@@ -136,6 +136,13 @@ void CheckForward(const ossh::ForwardSpec& spec) {
   FUZZ_CHECK(!mux::InvalidForward(spec));
   FUZZ_CHECK(spec.type >= ossh::kMuxFwdLocal && spec.type <= ossh::kMuxFwdDynamic);
   FUZZ_CHECK(spec.listen_host.size() <= mux::kMaxHostBytes && spec.connect_host.size() <= mux::kMaxHostBytes);
+  // A Unix socket the master binds (-L PATH:...) or connects to (-R ...:PATH) fits a sockaddr_un.
+  if (spec.type == ossh::kMuxFwdLocal && spec.listen_port == ossh::kPortStreamLocal) {
+    FUZZ_CHECK(!spec.listen_host.empty() && spec.listen_host.size() <= mux::kMaxUnixPathBytes);
+  }
+  if (spec.type == ossh::kMuxFwdRemote && spec.connect_port == ossh::kPortStreamLocal) {
+    FUZZ_CHECK(!spec.connect_host.empty() && spec.connect_host.size() <= mux::kMaxUnixPathBytes);
+  }
 }
 
 UniqueFd OpenOrDie(const char* path, int flags) {

@@ -406,6 +406,13 @@ void OpenSsh(const std::filesystem::path& dir) {
     seeds.Add(verb + "_unix", 0, 0, "",
               Forward(message, ossh::kMuxFwdLocal, "/tmp/sock", ossh::kPortStreamLocal, "/run/sock",
                       ossh::kPortStreamLocal));
+    for (std::size_t size : {mux::kMaxUnixPathBytes, mux::kMaxUnixPathBytes + 1}) {
+      seeds.Add(verb + "_unix_listen_" + std::to_string(size), 0, 0, "",
+                Forward(message, ossh::kMuxFwdLocal, std::string(size, 'p'), ossh::kPortStreamLocal, "h", 80));
+      seeds.Add(verb + "_remote_to_unix_" + std::to_string(size), 0, 0, "",
+                Forward(message, ossh::kMuxFwdRemote, "", 8000, std::string(size, 'p'), ossh::kPortStreamLocal));
+    }
+    seeds.Add(verb + "_remote_dynamic", 0, 0x02, "", Forward(message, ossh::kMuxFwdRemote, "", 1080, "socks", 0));
   }
   seeds.Add("forward_refused", kRefused, 0, "", Forward(ossh::kMuxCOpenFwd, ossh::kMuxFwdLocal, "", 8080, "h", 80));
   seeds.Add("forward_then_session", kPlay | kPipes, 0x02, "",

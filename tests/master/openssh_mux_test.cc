@@ -12,61 +12,13 @@
 #include <gtest/gtest.h>
 
 #include "proto/control.pb.h"
-#include "tests/support/mconnect_lab.h"
+#include "tests/master/openssh_mux_fixture.h"
 
 namespace mconnect::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
-
-class OpenSshMuxTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto lab = MconnectLab::StartWithMaster();
-    ASSERT_TRUE(lab) << lab.error().message;
-    lab_ = std::move(*lab);
-  }
-
-  void TearDown() override {
-    if (lab_) {
-      EXPECT_EQ(lab_->sshd().CountInLog("Accepted publickey"), expected_authentications_)
-          << "an OpenSSH client made its own connection instead of using the master";
-    }
-  }
-
-  // ssh through the master's socket, in the lab's environment.
-  std::vector<std::string> Ssh(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv{"ssh", "-F", lab_->sshd().ssh_config(), "-S", lab_->SocketPath(),
-                                  "-o", "ControlMaster=no"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return lab_->env().Command(argv);
-  }
-
-  CommandOutput Run(const std::vector<std::string>& args, std::string input = {},
-                    std::chrono::milliseconds timeout = 60s) const {
-    CommandOptions options;
-    options.timeout = timeout;
-    options.input = std::move(input);
-    auto result = RunCommand(Ssh(args), options);
-    EXPECT_TRUE(result) << result.error().message;
-    return result ? *result : CommandOutput{};
-  }
-
-  // A shell pipeline around ssh, for redirections from and to files.
-  CommandOutput Shell(const std::string& script, std::chrono::milliseconds timeout = 120s) const {
-    std::string ssh;
-    for (const auto& word : Ssh({})) ssh += ShellQuote(word) + " ";
-    CommandOptions options;
-    options.timeout = timeout;
-    auto result = RunCommand(ShellCommand("SSH=\"" + ssh + "\"; " + script), options);
-    EXPECT_TRUE(result) << result.error().message;
-    return result ? *result : CommandOutput{};
-  }
-
-  std::unique_ptr<MconnectLab> lab_;
-  int expected_authentications_ = 1;  // the master's connections, and nobody else's
-};
 
 TEST_F(OpenSshMuxTest, HundredConcurrentSessionsPastMaxSessions) {
   // sshd's default MaxSessions is 10 per connection: the master opens more connections itself
@@ -239,19 +191,6 @@ TEST_F(OpenSshMuxTest, StdioForwardCarriesAnHttpRequest) {
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("200 OK"));
   EXPECT_THAT(result.out, HasSubstr("mconnect-forward-ok"));
-}
-
-// GET through a local port, by a process that knows nothing of SSH.
-CommandOutput Fetch(const std::string& curl_proxy_args, int port, int http_port) {
-  std::string url = "http://127.0.0.1:" + std::to_string(http_port) + "/index.html";
-  std::string command = curl_proxy_args.empty()
-                            ? "curl -sS --max-time 10 http://127.0.0.1:" + std::to_string(port) + "/index.html"
-                            : "curl -sS --max-time 10 " + curl_proxy_args + " 127.0.0.1:" + std::to_string(port) +
-                                  " " + url;
-  CommandOptions options;
-  options.timeout = 20s;
-  auto result = RunCommand(ShellCommand(command), options);
-  return result ? *result : CommandOutput{};
 }
 
 TEST_F(OpenSshMuxTest, LocalForwardCarriesHttpAndCancelEndsIt) {

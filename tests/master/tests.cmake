@@ -15,6 +15,14 @@ mconnect_test(openssh_mux_test
   SERIAL "*HundredConcurrent*")
 add_dependencies(openssh_mux_test mconnect mconnect-mux)
 
+# Unix-socket forwards on either side and remote dynamic forwarding (SOCKS served by the master),
+# asked by unchanged OpenSSH clients.
+mconnect_test(openssh_forward_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openssh_forward_test.cc
+  LIBS mconnect_lab_support
+  LABELS integration)
+add_dependencies(openssh_forward_test mconnect mconnect-mux)
+
 # scp, rsync, git, sftp and plain file redirections through the master's socket, each with
 # unchanged OpenSSH clients (the tools run `ssh`, which reuses the master).
 mconnect_test(openssh_tools_test

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mux/openssh/codec.h"
+#include "mux/openssh/requests.h"
 #include "tests/mux/openssh_mux_frames.h"
 
 namespace mconnect::mux::openssh::codec_test {
@@ -240,6 +241,19 @@ TEST(OpenSshMuxDecode, BadForwardTypesDecodeAndAreReportedByInvalidForwardReason
   // -R 1080 (remote dynamic, OpenSSH >= 7.6): connect "socks" port 0 on a remote forward is fine.
   EXPECT_FALSE(InvalidForwardReason({kMuxFwdRemote, "", 1080, "socks", 0}).has_value());
   EXPECT_FALSE(InvalidForwardReason({kMuxFwdDynamic, "", 1080, "", 0}).has_value());
+}
+
+TEST(OpenSshMuxDecode, UnixSocketPathsTheMasterBindsOrConnectsFitASocketAddress) {
+  const std::string fits(kMaxUnixPathBytes, 'p');
+  const std::string too_long(kMaxUnixPathBytes + 1, 'p');
+  // -L PATH:host:port listens here, -R port:PATH connects here: both need a sockaddr_un.
+  EXPECT_EQ(InvalidForward({kMuxFwdLocal, fits, kPortStreamLocal, "localhost", 80}), std::nullopt);
+  EXPECT_NE(InvalidForward({kMuxFwdLocal, too_long, kPortStreamLocal, "localhost", 80}), std::nullopt);
+  EXPECT_NE(InvalidForward({kMuxFwdLocal, "", kPortStreamLocal, "localhost", 80}), std::nullopt);
+  EXPECT_EQ(InvalidForward({kMuxFwdRemote, "", 8000, fits, kPortStreamLocal}), std::nullopt);
+  EXPECT_NE(InvalidForward({kMuxFwdRemote, "", 8000, too_long, kPortStreamLocal}), std::nullopt);
+  // A path on the server is the server's to judge (up to the forward's general host cap).
+  EXPECT_EQ(InvalidForward({kMuxFwdLocal, "", 8000, too_long, kPortStreamLocal}), std::nullopt);
 }
 
 // ---- Master -> client ----

@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -257,30 +258,60 @@ bool WaitForTcp(int port, std::chrono::milliseconds timeout) {
   });
 }
 
+bool WaitForUnixSocket(const std::string& path, std::chrono::milliseconds timeout) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) return false;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return PollUntil(timeout, [&address] {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  });
+}
+
 // ---- HttpServer ------------------------------------------------------------------------------
 
-HttpServer::HttpServer(const std::string& root) : port_(FreeTcpPort()) {
+namespace {
+
+// http.server's handler on a Unix socket: the peer has no address to log.
+constexpr char kUnixHttpServer[] = R"(import http.server, socketserver, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def address_string(self): return "unix"
+handler = lambda *a: Handler(*a, directory=sys.argv[1])
+socketserver.UnixStreamServer(sys.argv[2], handler).serve_forever()
+)";
+
+}  // namespace
+
+HttpServer::HttpServer(const std::string& root, const std::string& unix_path) {
   std::filesystem::create_directories(root);
   std::ofstream(root + "/index.html") << "mconnect-forward-ok\n";
   // python3 starts in well under a second on an idle machine, in many on one busy with a
   // sanitizer build; and the free port may be taken by another test before python binds it,
   // when python exits at once: then again on another port.
   for (int attempt = 0; attempt < 3 && !ready_; ++attempt) {
-    if (attempt > 0) port_ = FreeTcpPort();
+    if (unix_path.empty()) port_ = FreeTcpPort();
     pid_ = ::fork();
     if (pid_ == 0) {
       ::setpgid(0, 0);
       int null = ::open("/dev/null", O_WRONLY);
       if (null >= 0) ::dup2(null, 2);  // one line per request otherwise
-      ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
-               std::to_string(port_).c_str(), static_cast<char*>(nullptr));
+      if (unix_path.empty()) {
+        ::execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root.c_str(),
+                 std::to_string(port_).c_str(), static_cast<char*>(nullptr));
+      } else {
+        ::execlp("python3", "python3", "-c", kUnixHttpServer, root.c_str(), unix_path.c_str(),
+                 static_cast<char*>(nullptr));
+      }
       ::_exit(127);
     }
     if (pid_ < 0) return;
     bool exited = false;
     ready_ = PollUntil(std::chrono::seconds(30), [&] {
       exited = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
-      return exited || WaitForTcp(port_, std::chrono::milliseconds(0));
+      if (exited) return true;
+      return unix_path.empty() ? WaitForTcp(port_, std::chrono::milliseconds(0))
+                               : WaitForUnixSocket(unix_path, std::chrono::milliseconds(0));
     }) && !exited;
     if (!exited) break;  // running but silent for 30 s: the destructor stops it
     pid_ = -1;

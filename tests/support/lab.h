@@ -71,9 +71,10 @@ bool WaitForTcp(int port, std::chrono::milliseconds timeout);
 // A real HTTP server for forwards to carry requests to: python3's http.server on 127.0.0.1 serving `root` (which gets an index.html holding
 // "mconnect-forward-ok"), in a process group of its own, stopped by pid. It speaks HTTP/1.0:
 // after each answer the server closes the connection first, the usual case for forwards.
+// With `unix_path`, the same server listens on that Unix socket instead (port() is then 0).
 class HttpServer {
  public:
-  explicit HttpServer(const std::string& root);
+  explicit HttpServer(const std::string& root, const std::string& unix_path = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -82,10 +83,13 @@ class HttpServer {
   bool ready() const { return ready_; }
 
  private:
-  int port_;
+  int port_ = 0;
   pid_t pid_ = -1;
   bool ready_ = false;
 };
+
+// Polls every 50 ms until the Unix socket at PATH accepts a connection or `timeout` passes.
+bool WaitForUnixSocket(const std::string& path, std::chrono::milliseconds timeout);
 
 // ---- files -----------------------------------------------------------------------------------
 
