@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "base/log.h"
 #include "base/terminal.h"
@@ -364,7 +365,8 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "mconnect: %s\n", listener.error().message.c_str());
     return 255;
   }
-  log::Info("authenticated to {} ({}) as {}", destination, (*connection)->peer_address(), (*connection)->auth_method());
+  const std::string authenticated = fmt::format("authenticated to {} ({}) as {}", destination,
+                                                (*connection)->peer_address(), (*connection)->auth_method());
   // Made before detaching (it starts no thread) so that its forwards' failures reach the terminal,
   // as ssh's do, and ExitOnForwardFailure stops it here.
   mux::Master master(MasterConfigOf(args, paths.socket, destination), std::move(*connection), std::move(*listener));
@@ -378,6 +380,7 @@ int Main(int argc, char** argv) {
     return 255;
   }
   mux::SetAskingHook(nullptr);  // nobody to ask from here on (reconnects ask nothing)
+  log::Info("{}", authenticated);  // in the log file, which the detached master writes
   presence.Set("serving");
   return master.Run();  // then `presence` removes the record and the lock file
 }

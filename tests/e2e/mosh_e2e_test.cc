@@ -172,5 +172,35 @@ TEST_F(MoshE2eTest, SessionOverSshThroughTheRelay) {
   EXPECT_THAT(table->out, HasSubstr("transport ssh chosen"));
 }
 
+// The session's mosh-server is asked for while the route is found, with a guess at the route:
+// `auto` with no remembered verdict guesses UDP. Here UDP does not pass (the address is
+// 127.0.0.2, where nothing answers), so the route goes over SSH: the early mosh-server is
+// stopped, and the session gets one bound for the relay. None is left behind.
+TEST_F(MoshE2eTest, AWrongGuessAtTheRouteLeavesNoMoshServerBehind) {
+  Tmux* tmux = StartSession("t1", {"--remote-ip=static:127.0.0.2"});
+  ASSERT_TRUE(tmux->WaitForRegex("[#$] ", 40s)) << Screen(*tmux);
+  ASSERT_TRUE(tmux->Type("echo GUESS-$((6*7))"));
+  ASSERT_TRUE(tmux->SendKeys("Enter"));
+  ASSERT_TRUE(tmux->WaitFor("GUESS-42", 30s)) << Screen(*tmux);
+  auto status = lab_->Status();
+  ASSERT_TRUE(status) << status.error().message;
+  ASSERT_EQ(status->relay_sessions_size(), 1);
+  EXPECT_THAT(status->relay_sessions(0).reason(), HasSubstr("no answer over UDP"));
+  const auto session_server = static_cast<pid_t>(status->relay_sessions(0).server_pid());
+  // The probe's, the early one and the session's own were started.
+  EXPECT_EQ(lab_->CountInMasterLog("mosh-server listening on UDP port"), 3) << lab_->MasterLog();
+  // mosh-servers detach: this process adopts them (tests/support/lab.h). Stopping the unused
+  // ones is asynchronous, so the check waits for it, bounded.
+  const pid_t self = ::getpid();
+  auto others = [&] {
+    return FindProcesses([&](const ProcessInfo& p) {
+      return p.ppid == self && p.exe == "mosh-server" && p.pid != session_server;
+    });
+  };
+  for (int i = 0; i < 100 && !others().empty(); ++i) std::this_thread::sleep_for(100ms);
+  for (const auto& process : others()) ADD_FAILURE() << "mosh-server pid " << process.pid << " was left running";
+  EXPECT_EQ(FindProcesses([&](const ProcessInfo& p) { return p.pid == session_server; }).size(), 1u);
+}
+
 }  // namespace
 }  // namespace mconnect::testing

@@ -146,7 +146,7 @@ TEST_F(ConfiguredForwardsTest, ExitOnForwardFailureStopsTheMasterOnABusyPort) {
 
   auto refused = Ip(SshConfig(line + "  ExitOnForwardFailure yes\n"));
   EXPECT_EQ(refused.exit_code, 255) << refused.err;
-  EXPECT_THAT(refused.err, HasSubstr("cannot listen on 127.0.0.1:" + std::to_string(busy)));
+  EXPECT_THAT(refused.err, HasSubstr("cannot listen on 127.0.0.1 port " + std::to_string(busy)));
   EXPECT_THAT(refused.err, HasSubstr("ExitOnForwardFailure"));
   EXPECT_EQ(lab_->MasterPid(), 0);
 
@@ -154,7 +154,7 @@ TEST_F(ConfiguredForwardsTest, ExitOnForwardFailureStopsTheMasterOnABusyPort) {
   EXPECT_EQ(served.exit_code, 0) << served.err;
   auto status = lab_->Run({"status"});
   ASSERT_TRUE(status);
-  EXPECT_THAT(status->out, HasSubstr("failed: cannot listen on 127.0.0.1:" + std::to_string(busy))) << status->out;
+  EXPECT_THAT(status->out, HasSubstr("failed: cannot listen on 127.0.0.1 port " + std::to_string(busy))) << status->out;
   ::close(holder);
 }
 

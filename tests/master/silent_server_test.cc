@@ -62,7 +62,7 @@ TEST_F(SilentServerTest, ASessionDuringSilenceNamesTheHostAndTheSilence) {
   SilencedSessions silence(lab_->sshd().pid());
   ASSERT_GT(silence.count(), 0u);
 
-  auto session = Run({"lab"}, keepalives);
+  auto session = Run({"--client=/bin/true", "lab"}, keepalives);
   EXPECT_NE(session.exit_code, 0);
   EXPECT_THAT(session.err, HasSubstr("mconnect: the connection to lab (127.0.0.1 port " + Port() +
                                      ") is not answering: nothing heard from the server for "))
@@ -101,7 +101,7 @@ TEST_F(SilentServerTest, ASessionWhileTheMasterReconnectsSaysSo) {
   }
   ASSERT_TRUE(status) << "the master must notice the silence\n" << lab_->MasterLog();
 
-  auto session = Run({"lab"}, fast);
+  auto session = Run({"--client=/bin/true", "lab"}, fast);
   EXPECT_NE(session.exit_code, 0);
   EXPECT_THAT(session.err, HasSubstr("mconnect: the master's connection to lab is down (no answer from the server "
                                      "for "));

@@ -341,12 +341,12 @@ TEST_F(NatLabTest, MasterAndMoshSessionSurviveAThirtySecondCut) {
   std::string log_path = socket.substr(0, socket.size() - 5) + ".log";
   auto log = ReadFile(log_path);
   ASSERT_TRUE(log) << log.error().message;
-  // The session's mosh-server is the last one started (`auto` probed UDP with a throwaway first).
+  // The session's mosh-server is the one at the port mosh-client talks to (`auto` probed UDP
+  // with a throwaway one while the session's was starting).
+  ASSERT_EQ(client->argv.size(), 4u) << "mosh-client -# ADDRESS PORT";
   pid_t mosh_server = 0;
-  const std::regex started(R"(mosh-server listening on UDP port \d+ \(pid (\d+)\))");
-  for (auto it = std::sregex_iterator(log->begin(), log->end(), started); it != std::sregex_iterator(); ++it) {
-    mosh_server = std::stoi((*it)[1]);
-  }
+  const std::regex started("mosh-server listening on UDP port " + client->argv[3] + R"( \(pid (\d+)\))");
+  if (std::smatch match; std::regex_search(*log, match, started)) mosh_server = std::stoi(match[1]);
   ASSERT_GT(mosh_server, 0) << *log;
 
   ASSERT_TRUE(Router({"-I", "FORWARD", "1", "-j", "DROP"})) << "could not cut the path at the router";
