@@ -103,6 +103,8 @@ class InteractiveCases:
                 if not found:
                     raise RuntimeError(f"{name}: no --timings line on the screen")
                 launcher_ms.append(float(found.group(1)))
+                line = re.search(rb"mconnect: [^\n]*total \d+ ms[^\n]*", pane.screen)
+                self.out["values"].setdefault("first_output_timings", []).append(line.group(0).decode(errors="replace"))
             # Let the session end by itself (its command ends after a second), so that no
             # mosh-server is left waiting for a client; bounded.
             try:
