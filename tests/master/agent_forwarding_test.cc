@@ -59,12 +59,9 @@ class AgentForwardingTest : public ::testing::Test {
   CommandOutput Ssh(const std::vector<std::string>& args) const {
     LabEnv env = lab_->env();
     env.Unset("SSH_AUTH_SOCK");
-    std::vector<std::string> argv{"ssh", "-F", lab_->sshd().ssh_config(), "-S", lab_->SocketPath(),
-                                  "-o", "ControlMaster=no"};
-    argv.insert(argv.end(), args.begin(), args.end());
     CommandOptions options;
     options.timeout = 60s;
-    auto result = RunCommand(env.Command(argv), options);
+    auto result = RunCommand(lab_->SshThroughMaster(env, args), options);
     EXPECT_TRUE(result) << result.error().message;
     return result ? *result : CommandOutput{};
   }

@@ -30,10 +30,7 @@ class OpenSshMuxTest : public ::testing::Test {
 
   // ssh through the master's socket, in the lab's environment.
   std::vector<std::string> Ssh(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv{"ssh", "-F", lab_->sshd().ssh_config(), "-S", lab_->SocketPath(),
-                                  "-o", "ControlMaster=no"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return lab_->env().Command(argv);
+    return lab_->SshThroughMaster(lab_->env(), args);
   }
 
   CommandOutput Run(const std::vector<std::string>& args, std::string input = {},

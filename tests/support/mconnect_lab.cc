@@ -58,6 +58,12 @@ Result<CommandOutput> MconnectLab::Run(const std::vector<std::string>& args, std
   return RunIn(env_, args, timeout);
 }
 
+std::vector<std::string> MconnectLab::SshThroughMaster(const LabEnv& env, const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"ssh", "-F", sshd_->ssh_config(), "-S", SocketPath(), "-o", "ControlMaster=no"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return env.Command(argv);
+}
+
 Result<CommandOutput> MconnectLab::RunIn(const LabEnv& env, const std::vector<std::string>& args,
                                          std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv{std::string(MCONNECT_BIN_DIR) + "/mconnect"};

@@ -43,6 +43,9 @@ class MconnectLab {
   Result<CommandOutput> RunIn(const LabEnv& env, const std::vector<std::string>& args,
                               std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
+  // OpenSSH's ssh through the master's socket (never a connection of its own), in `env`.
+  std::vector<std::string> SshThroughMaster(const LabEnv& env, const std::vector<std::string>& args) const;
+
   // Where the master for the lab's sshd listens.
   std::string SocketPath() const;
   // A control connection to that master.
